@@ -1,0 +1,355 @@
+"""The recurrent layers: vanilla RNN, LSTM and GRU, each with forward and backward over a whole chunk.
+
+Shapes are time-major: inputs (T, B) ids or (T, B, D) vectors, hidden states (T, B, H). We use the row
+convention `h @ W` (batch rows), so our `W_h` is the seed's W_hh transposed and our `W_x` is W_hx transposed:
+
+    seed:  h_t = tanh(W_hh h_{t-1} + W_hx x_t + b_h)
+    here:  h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)
+
+How the work is arranged (DESIGN.md): the gates of a cell are fused into one (H, G*H) matrix, so each time
+step is a single GEMM; the input projection of all T steps is one GEMM (or, for the first layer, one row
+lookup in the (V, G*H) table: x_t is one-hot, so x_t @ W_x is row x_t of W_x) before the time loop; in
+backward, every local derivative that does not depend on the incoming gradient is computed for all T at once
+before the reverse loop, and the weight gradients are one GEMM over the stacked chunk after it. Buffers are
+allocated once per (T, B) and reused; the loops only call NumPy with `out=`.
+"""
+
+import numpy as np
+
+State = list[np.ndarray]
+
+
+class Layer:
+    """Shared plumbing: parameter binding, buffers, the hoisted input projection and weight gradients."""
+
+    gates = 1
+    sigmoid_gates = 0
+
+    def __init__(self, input_size: int, hidden_size: int, lookup: bool, dtype: np.dtype) -> None:
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.lookup = lookup  # first layer: input is ids, W_x is a lookup table
+        self.dtype = np.dtype(dtype)
+        self.p: dict[str, np.ndarray] = {}
+        self.g: dict[str, np.ndarray] = {}
+        self._buffers: dict[tuple, np.ndarray] = {}
+        # sigmoid(x) = 0.5 tanh(x/2) + 0.5: the leading `sigmoid_gates` gate blocks get their pre-activations
+        # halved (`scale`, folded into the weights once per chunk), so a step takes one tanh of the whole
+        # block and then `* scale + shift` turns the sigmoid columns' tanh into the sigmoid.
+        gh, sig = self.gates * hidden_size, self.sigmoid_gates * hidden_size
+        self.scale = np.ones(gh, self.dtype)
+        self.scale[:sig] = 0.5
+        self.shift = np.zeros(gh, self.dtype)
+        self.shift[:sig] = 0.5
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        gh = self.gates * self.hidden_size
+        return {"W_x": (self.input_size, gh), "W_h": (self.hidden_size, gh), "b": (gh,)}
+
+    def bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Use these arrays (views into the model's flat buffers) as parameters and gradients."""
+        self.p, self.g = params, grads
+
+    def init(self, rng: np.random.Generator) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)) weights, as PyTorch's recurrent layers; zero biases."""
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        for name, w in self.p.items():
+            w[...] = rng.uniform(-bound, bound, w.shape) if name.startswith("W") else 0.0
+
+    def zero_state(self, batch_size: int) -> State:
+        return [np.zeros((batch_size, self.hidden_size), self.dtype)]
+
+    def buf(self, name: str, *shape: int) -> np.ndarray:
+        """A scratch array kept between calls: no allocation in the hot path after the first chunk."""
+        key = (name, shape)
+        if key not in self._buffers:
+            self._buffers[key] = np.empty(shape, self.dtype)
+        return self._buffers[key]
+
+    def project(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """(x_t @ W_x + b) * scale for all T steps at once, into `out` (T, B, G*H).
+
+        For the first layer, bias and scale are folded into a copy of the (V, G*H) table, so the whole
+        projection is one row lookup.
+        """
+        T, B = x.shape[:2]
+        W_x, b = self.p["W_x"], self.p["b"]
+        if self.lookup:
+            table = np.add(W_x, b, out=self.buf("table", *W_x.shape))
+            table *= self.scale
+            return np.take(table, x, axis=0, out=out)
+        np.matmul(x.reshape(T * B, -1), self.scaled(W_x, "W_x_scaled"), out=out.reshape(T * B, -1))
+        out += b * self.scale
+        return out
+
+    def scaled(self, W: np.ndarray, name: str) -> np.ndarray:
+        """W with its sigmoid-gate columns halved (a copy, once per chunk)."""
+        return np.multiply(W, self.scale, out=self.buf(name, *W.shape))
+
+    def transposed_W_h(self) -> np.ndarray:
+        """A contiguous copy of W_h.T, once per chunk: the per-step backward GEMM runs faster on it."""
+        W_h = self.p["W_h"]
+        W_h_T = self.buf("W_h_T", *W_h.shape[::-1])
+        W_h_T[...] = W_h.T
+        return W_h_T
+
+    def previous(self, h0: np.ndarray, H: np.ndarray, name: str = "H_prev") -> np.ndarray:
+        """h_{t-1} for every t: (T, B, H) = [h0, H[0], ..., H[T-2]]."""
+        prev = self.buf(name, *H.shape)
+        prev[0] = h0
+        prev[1:] = H[:-1]
+        return prev
+
+    def weight_grads(
+        self, x: np.ndarray, h_prev: np.ndarray, dz_in: np.ndarray, dz_rec: np.ndarray
+    ) -> np.ndarray | None:
+        """dW_h, dW_x, db as single GEMMs over the chunk; returns dL/dx for the layer below (None for ids)."""
+        T, B = x.shape[:2]
+        gh = dz_in.shape[-1]
+        dz_in2 = dz_in.reshape(T * B, gh)
+        np.matmul(h_prev.reshape(T * B, -1).T, dz_rec.reshape(T * B, gh), out=self.g["W_h"])
+        dz_in2.sum(axis=0, out=self.g["b"])
+        if self.lookup:
+            _rows_sum_by_id(x.reshape(-1), dz_in2, out=self.g["W_x"])
+            return None
+        np.matmul(x.reshape(T * B, -1).T, dz_in2, out=self.g["W_x"])
+        dx = self.buf("dx", T, B, self.input_size)
+        np.matmul(dz_in2, self.p["W_x"].T, out=dx.reshape(T * B, -1))
+        return dx
+
+
+class RNN(Layer):
+    """The seed's vanilla cell: h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)."""
+
+    gates = 1
+
+    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        T, B = x.shape[:2]
+        (h0,) = state
+        Z = self.project(x, self.buf("Z", T, B, self.hidden_size))
+        H = self.buf("H", T, B, self.hidden_size)
+        W_h, z = self.p["W_h"], self.buf("z", B, self.hidden_size)
+        h = h0
+        for t in range(T):
+            np.matmul(h, W_h, out=z)
+            z += Z[t]
+            h = np.tanh(z, out=H[t])
+        self.cache = (x, h0.copy(), H)
+        return H, [H[-1].copy()]
+
+    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+        """dH: dL/dh_t from above for all t (modified in place)."""
+        x, h0, H = self.cache
+        T, B, n = H.shape
+        W_h_T = self.transposed_W_h()
+        dZ = self.buf("dZ", T, B, n)
+        tanh_grad = self.buf("tanh_grad", T, B, n)  # 1 - h_t², for all t before the loop
+        np.square(H, out=tanh_grad)
+        np.subtract(1.0, tanh_grad, out=tanh_grad)
+        dh_next = self.buf("dh_next", B, n)
+        dh_next[...] = 0.0
+        for t in reversed(range(T)):
+            np.add(dH[t], dh_next, out=dZ[t])
+            dZ[t] *= tanh_grad[t]
+            if t:
+                np.matmul(dZ[t], W_h_T, out=dh_next)
+        return self.weight_grads(x, self.previous(h0, H), dZ, dZ)
+
+
+class LSTM(Layer):
+    """LSTM with gates fused in the order [o, i, f, g]:
+
+    o, i, f = sigmoid(.), g = tanh(.) of h_{t-1} @ W_h + x_t @ W_x + b
+    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+
+    The three sigmoid gates come first so that one tanh covers the whole block (sigmoid(x) = 0.5 tanh(x/2) + 0.5),
+    and i, f, g are adjacent so that their backward is one broadcast product.
+    """
+
+    gates = 4
+    sigmoid_gates = 3
+
+    def init(self, rng: np.random.Generator) -> None:
+        super().init(rng)
+        n = self.hidden_size
+        self.p["b"][2 * n : 3 * n] = 1.0  # forget-gate bias 1: remember by default
+
+    def zero_state(self, batch_size: int) -> State:
+        return [np.zeros((batch_size, self.hidden_size), self.dtype) for _ in range(2)]
+
+    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        T, B = x.shape[:2]
+        n = self.hidden_size
+        h0, c0 = state
+        Z = self.project(x, self.buf("Z", T, B, 4 * n))
+        A = self.buf("A", T, B, 4 * n)  # gate activations o, i, f, g
+        C = self.buf("C", T, B, n)
+        tanh_C = self.buf("tanh_C", T, B, n)
+        H = self.buf("H", T, B, n)
+        ig = self.buf("ig", B, n)
+        W_h, scale, shift = self.scaled(self.p["W_h"], "W_h_scaled"), self.scale, self.shift
+        h, c = h0, c0
+        for t in range(T):
+            a = A[t]
+            np.matmul(h, W_h, out=a)
+            a += Z[t]
+            np.tanh(a, out=a)
+            a *= scale
+            a += shift
+            o, i, f, g = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
+            c = np.multiply(f, c, out=C[t])
+            np.multiply(i, g, out=ig)
+            c += ig
+            np.tanh(c, out=tanh_C[t])
+            h = np.multiply(o, tanh_C[t], out=H[t])
+        self.cache = (x, h0.copy(), c0.copy(), A, C, tanh_C, H)
+        return H, [H[-1].copy(), C[-1].copy()]
+
+    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+        x, h0, c0, A, C, tanh_C, H = self.cache
+        T, B, n = H.shape
+        o, i, f, g = A[..., :n], A[..., n : 2 * n], A[..., 2 * n : 3 * n], A[..., 3 * n :]
+        c_prev = self.previous(c0, C, "c_prev")
+        # Local derivatives for all t at once (sigmoid' = s(1-s), tanh' = 1 - t²):
+        # dz_o = dh * tanh(c) * o'          dc = dh * o * tanh'(c) + dc_{t+1}
+        # dz_[i,f,g] = dc * [g * i', c_prev * f', i * g']   dc_{t-1} = dc * f
+        dz_o_of_dh = self.buf("dz_o_of_dh", T, B, n)
+        np.multiply(tanh_C, o, out=dz_o_of_dh)
+        dz_o_of_dh *= 1.0 - o
+        dc_of_dh = self.buf("dc_of_dh", T, B, n)
+        np.square(tanh_C, out=dc_of_dh)
+        np.subtract(1.0, dc_of_dh, out=dc_of_dh)
+        dc_of_dh *= o
+        ifg_of_dc = self.buf("ifg_of_dc", T, B, 3, n)
+        np.multiply(g, i, out=ifg_of_dc[:, :, 0])
+        ifg_of_dc[:, :, 0] *= 1.0 - i
+        np.multiply(c_prev, f, out=ifg_of_dc[:, :, 1])
+        ifg_of_dc[:, :, 1] *= 1.0 - f
+        np.square(g, out=ifg_of_dc[:, :, 2])
+        np.subtract(1.0, ifg_of_dc[:, :, 2], out=ifg_of_dc[:, :, 2])
+        ifg_of_dc[:, :, 2] *= i
+
+        dZ = self.buf("dZ", T, B, 4, n)
+        dc = self.buf("dc", B, n)
+        dc_next = self.buf("dc_next", B, n)
+        dh_next = self.buf("dh_next", B, n)
+        dc_next[...] = 0.0
+        dh_next[...] = 0.0
+        W_h_T = self.transposed_W_h()
+        for t in reversed(range(T)):
+            dh = dH[t]
+            dh += dh_next
+            np.multiply(dh, dz_o_of_dh[t], out=dZ[t, :, 0])
+            np.multiply(dh, dc_of_dh[t], out=dc)
+            dc += dc_next
+            np.multiply(dc[:, None, :], ifg_of_dc[t], out=dZ[t, :, 1:])
+            if t:
+                np.multiply(dc, f[t], out=dc_next)
+                np.matmul(dZ[t].reshape(B, 4 * n), W_h_T, out=dh_next)
+        dZ = dZ.reshape(T, B, 4 * n)
+        return self.weight_grads(x, self.previous(h0, H), dZ, dZ)
+
+
+class GRU(Layer):
+    """GRU with gates [r, z, n], the reset gate applied after the recurrent product (as cuDNN and PyTorch):
+
+    r, z = sigmoid(x_t @ W_x + b + h_{t-1} @ W_h)            (their columns)
+    n = tanh(x_t @ W_xn + b_n + r * (h_{t-1} @ W_hn + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1}
+
+    so all three recurrent products are still one (H, 3H) GEMM per step.
+    """
+
+    gates = 3
+    sigmoid_gates = 2
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {**super().shapes(), "b_hn": (self.hidden_size,)}
+
+    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        T, B = x.shape[:2]
+        n = self.hidden_size
+        (h0,) = state
+        Z = self.project(x, self.buf("Z", T, B, 3 * n))
+        Gh = self.buf("Gh", T, B, 3 * n)  # h_{t-1} @ W_h (+ b_hn on the n block)
+        A = self.buf("A", T, B, 3 * n)  # r, z, n
+        H = self.buf("H", T, B, n)
+        W_h, b_hn = self.scaled(self.p["W_h"], "W_h_scaled"), self.p["b_hn"]
+        h = h0
+        for t in range(T):
+            gh, a = Gh[t], A[t]
+            np.matmul(h, W_h, out=gh)  # r, z columns halved (see Layer.scale)
+            gh[:, 2 * n :] += b_hn
+            rz = a[:, : 2 * n]
+            np.add(Z[t, :, : 2 * n], gh[:, : 2 * n], out=rz)
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            r, z, cand = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
+            np.multiply(r, gh[:, 2 * n :], out=cand)
+            cand += Z[t, :, 2 * n :]
+            np.tanh(cand, out=cand)
+            h_new = H[t]
+            np.subtract(h, cand, out=h_new)
+            h_new *= z
+            h = np.add(h_new, cand, out=h_new)
+        self.cache = (x, h0.copy(), Gh, A, H)
+        return H, [H[-1].copy()]
+
+    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+        x, h0, Gh, A, H = self.cache
+        T, B, n = H.shape
+        r, z, cand = A[..., :n], A[..., n : 2 * n], A[..., 2 * n :]
+        h_prev = self.previous(h0, H)
+        # Local derivatives for all t at once:
+        # dz_z = dh * (h_prev - n) * z'     dz_n = dh * (1 - z) * tanh'(n)
+        # dz_r = dz_n * (h_prev @ W_hn + b_hn) * r'     d(h_prev @ W_hn + b_hn) = dz_n * r
+        dz_z_of_dh = self.buf("dz_z_of_dh", T, B, n)
+        np.subtract(h_prev, cand, out=dz_z_of_dh)
+        dz_z_of_dh *= z
+        dz_z_of_dh *= 1.0 - z
+        dz_n_of_dh = self.buf("dz_n_of_dh", T, B, n)
+        np.square(cand, out=dz_n_of_dh)
+        np.subtract(1.0, dz_n_of_dh, out=dz_n_of_dh)
+        dz_n_of_dh *= 1.0 - z
+        dz_r_of_dz_n = self.buf("dz_r_of_dz_n", T, B, n)
+        np.multiply(Gh[..., 2 * n :], r, out=dz_r_of_dz_n)
+        dz_r_of_dz_n *= 1.0 - r
+
+        dGh = self.buf("dGh", T, B, 3 * n)  # gradient of the recurrent pre-activations
+        dz_in = self.buf("dz_in", T, B, 3 * n)  # ... and of the input pre-activations
+        dh_next = self.buf("dh_next", B, n)
+        dh_next[...] = 0.0
+        W_h_T = self.transposed_W_h()
+        for t in reversed(range(T)):
+            dh = dH[t]
+            dh += dh_next
+            dn = dz_in[t, :, 2 * n :]
+            np.multiply(dh, dz_n_of_dh[t], out=dn)
+            np.multiply(dn, dz_r_of_dz_n[t], out=dGh[t, :, :n])
+            np.multiply(dh, dz_z_of_dh[t], out=dGh[t, :, n : 2 * n])
+            np.multiply(dn, r[t], out=dGh[t, :, 2 * n :])
+            if t:
+                np.matmul(dGh[t], W_h_T, out=dh_next)
+                dh *= z[t]
+                dh_next += dh
+        dz_in[..., : 2 * n] = dGh[..., : 2 * n]
+        dGh[..., 2 * n :].sum(axis=(0, 1), out=self.g["b_hn"])
+        return self.weight_grads(x, h_prev, dz_in, dGh)
+
+
+def _rows_sum_by_id(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """out[v] = sum of rows[k] where ids[k] == v: the gradient of a row lookup (onehot(ids).T @ rows).
+
+    Sorting the positions by id makes each id's rows one contiguous slice; that is several times faster
+    than `np.add.at` and, unlike a one-hot product, costs nothing extra for a large vocabulary.
+    """
+    order = np.argsort(ids, kind="stable")
+    sorted_ids, sorted_rows = ids[order], rows[order]
+    bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+    out[...] = 0.0
+    for start, end in zip([0, *bounds.tolist()], [*bounds.tolist(), len(ids)], strict=True):
+        sorted_rows[start:end].sum(axis=0, out=out[sorted_ids[start]])
+
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

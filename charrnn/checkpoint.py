@@ -1,0 +1,136 @@
+"""Checkpoints: one `.npz` file, written atomically, read without ever unpickling anything.
+
+Layout: `meta` is a uint8 array holding UTF-8 JSON (format, version, vocabulary, config, progress); every
+other entry is a plain numeric array: `param/<name>`, `optim/<name>`, `state/<layer>.<k>`.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charrnn import __version__
+from charrnn.config import TrainConfig, from_mapping
+from charrnn.data import Vocab
+from charrnn.errors import CharRNNError
+from charrnn.model import CharModel
+
+FORMAT = "charrnn-checkpoint"
+VERSION = 1
+LAST = "last.npz"
+
+
+def save(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write to a temporary file in the same folder, fsync it, then rename it over `path`.
+
+    A crash at any moment leaves either the old checkpoint or the new one, never a broken file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "version": VERSION, "charrnn_version": __version__, **meta}
+    blob = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=blob, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and check a checkpoint's metadata and arrays; every failure is one clear sentence."""
+    if not path.is_file():
+        raise CharRNNError(f"checkpoint {path} does not exist; check the path given to --checkpoint.")
+    if not zipfile.is_zipfile(path):
+        raise CharRNNError(f"{path} is not a charrnn checkpoint (it is not an .npz archive).")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CharRNNError(
+                f"{path} contains a pickled Python object; charrnn never unpickles files, so it refuses to load it."
+            ) from None
+        raise CharRNNError(f"checkpoint {path} is damaged ({e}); use another checkpoint.") from None
+    except Exception as e:  # a damaged archive can fail in many ways inside zipfile/zlib/numpy
+        raise CharRNNError(f"checkpoint {path} is damaged or truncated ({e}); use another checkpoint.") from None
+    blob = arrays.pop("meta", None)
+    if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise CharRNNError(f"{path} is not a charrnn checkpoint (it has no charrnn metadata).")
+    try:
+        meta = json.loads(blob.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CharRNNError(f"checkpoint {path} is damaged (its metadata is not valid JSON).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CharRNNError(f"{path} is not a charrnn checkpoint (its metadata names no charrnn format).")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CharRNNError(f"checkpoint {path} is damaged (format version {version!r} is not valid).")
+    if version > VERSION:
+        raise CharRNNError(
+            f"checkpoint {path} has format version {version}, newer than this charrnn reads ({VERSION}); "
+            "upgrade charrnn to load it."
+        )
+    return meta, arrays
+
+
+def load_model(path: Path) -> tuple[CharModel, Vocab, TrainConfig, dict[str, Any], dict[str, np.ndarray]]:
+    """Rebuild the model a checkpoint describes and fill in its weights, checking every shape."""
+    meta, arrays = load(path)
+    source = f"checkpoint {path}"
+    config = TrainConfig(**from_mapping(meta.get("config"), f"{source}: config"))
+    chars = meta.get("vocab")
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise CharRNNError(f"{source} is damaged (its vocabulary is not a list of characters).")
+    try:
+        vocab = Vocab(chars)
+    except CharRNNError as e:
+        raise CharRNNError(f"{source} is damaged ({e})") from None
+    model = CharModel(len(vocab), config.hidden, config.layers, config.cell, config.dtype)
+    expected = {f"param/{name}" for name in model.params}
+    unexpected = sorted(k for k in arrays if k.startswith("param/") and k not in expected)
+    if unexpected:
+        raise CharRNNError(f"{source} has array {unexpected[0]!r}, which its config ({config.cell}) has no place for.")
+    for name, param in model.params.items():
+        array = arrays.get(f"param/{name}")
+        if array is None:
+            raise CharRNNError(f"{source} is missing the array 'param/{name}'; it is damaged or incomplete.")
+        if array.shape != param.shape:
+            raise CharRNNError(
+                f"{source}: array 'param/{name}' has shape {array.shape} but its config implies {param.shape}."
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise CharRNNError(f"{source}: array 'param/{name}' holds {array.dtype}, not floating-point numbers.")
+        param[...] = array
+    if not np.all(np.isfinite(model.flat_params)):
+        raise CharRNNError(f"{source} holds NaN or infinite weights; use an earlier checkpoint.")
+    return model, vocab, config, meta, arrays
+
+
+def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None, root: Path = Path("runs")) -> Path:
+    """--checkpoint, else --run-dir's last.npz, else the most recently written runs/**/last.npz."""
+    if checkpoint is not None:
+        return checkpoint
+    if run_dir is not None:
+        path = run_dir / LAST
+        if not path.is_file():
+            raise CharRNNError(f"run directory {run_dir} holds no {LAST}; train into it first or pass --checkpoint.")
+        return path
+    found = sorted(root.glob(f"**/{LAST}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not found:
+        raise CharRNNError(
+            f"no checkpoint found under {root}/; train a model first (`charrnn train CORPUS`) or pass --checkpoint."
+        )
+    return found[-1]

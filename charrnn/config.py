@@ -1,0 +1,154 @@
+"""The run's settings: defaults <- YAML file <- command-line flags, each value checked once, here.
+
+Every key is a field of `TrainConfig`; its metadata holds the help text and the allowed values, so the
+YAML loader, the CLI's help and the README table all read the same definition.
+"""
+
+import contextlib
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from charrnn.errors import CharRNNError
+
+
+def _key(default: Any, help: str, **rule: Any) -> Any:
+    """A config field: `rule` may hold ge/gt/le/lt bounds or `choices`."""
+    factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(**factory, metadata={"help": help, **rule})
+
+
+@dataclass
+class TrainConfig:
+    corpus: list[str] = _key([], "text file(s) to train on, read in order and joined")
+    encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
+    val_frac: float = _key(0.1, "fraction of the corpus, from its end, held out for validation", ge=0.0, lt=1.0)
+    run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
+    cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    layers: int = _key(2, "number of stacked recurrent layers", ge=1)
+    hidden: int = _key(256, "hidden units per layer", ge=1)
+    dtype: str = _key("float32", "floating-point type of weights and activations", choices=("float32", "float64"))
+    batch_size: int = _key(32, "parallel streams per step (B)", ge=1)
+    seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1)
+    optimizer: str = _key("adam", "update rule", choices=("adam", "sgd", "adagrad"))
+    lr: float = _key(4e-3, "learning rate", gt=0.0)
+    clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0)
+    clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0)
+    max_steps: int = _key(0, "stop after this many steps (0: no limit, --epochs decides)", ge=0)
+    epochs: float = _key(10.0, "stop after this many passes over the training text", gt=0.0)
+    seed: int = _key(1234, "random seed for initialisation", ge=0)
+    eval_every: int = _key(500, "steps between validation passes (0: only at the end)", ge=0)
+    save_every: int = _key(500, "steps between checkpoints (0: only at the end)", ge=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def flag(key: str) -> str:
+    """The command-line spelling of a config key: `seq_len` -> `--seq-len`."""
+    return "--" + key.replace("_", "-")
+
+
+def describe(key: str) -> str:
+    """Help text with the default, for `--help` and the README table."""
+    f = FIELDS[key]
+    default = TrainConfig().to_dict()[key]
+    choices = f.metadata.get("choices")
+    allowed = f" ({'|'.join(choices)})" if choices else ""
+    return f"{f.metadata['help']}{allowed} [default: {default!r}]"
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Return `value` converted to the key's type, or raise ValueError saying what is allowed."""
+    f = FIELDS[key]
+    rule = f.metadata
+    if f.type is float:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # YAML 1.1 reads `2e-3` as a string; a user means a number
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number (got {value!r})")
+        value = float(value)
+    elif f.type is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number (got {value!r})")
+    elif f.type is str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string (got {value!r})")
+    else:  # list[str]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be a file name or a list of file names (got {value!r})")
+        value = list(value)
+    if "choices" in rule and value not in rule["choices"]:
+        raise ValueError(f"must be one of {', '.join(rule['choices'])} (got {value!r})")
+    for name, ok, word in (
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ):
+        if name in rule and not ok(value, rule[name]):
+            raise ValueError(f"must be {word} {rule[name]} (got {value!r})")
+    return value
+
+
+def from_mapping(mapping: Any, source: str) -> dict[str, Any]:
+    """Check a mapping of config keys (from YAML or a checkpoint); `source` names it in errors."""
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict):
+        raise CharRNNError(f"{source} must be a mapping of config keys to values, e.g. `hidden: 256`.")
+    checked = {}
+    for key, value in mapping.items():
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys are: {', '.join(FIELDS)}."
+            raise CharRNNError(f"{source}: unknown key '{key}'; {hint}")
+        try:
+            checked[key] = check_value(key, value)
+        except ValueError as e:
+            raise CharRNNError(f"{source}: key '{key}' {e}.") from None
+    return checked
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read and check a YAML config file."""
+    if not path.is_file():
+        raise CharRNNError(f"config file {path} does not exist; check the path given to --config.")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CharRNNError(f"config file {path} is not valid YAML{where}: {e.problem}.") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CharRNNError(f"config file {path} could not be read as YAML: {e}.") from None
+    return from_mapping(document, f"config file {path}")
+
+
+def build_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then command-line `overrides` (None means "not given")."""
+    values = read_yaml(config_file) if config_file else {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        try:
+            values[key] = check_value(key, value)
+        except ValueError as e:
+            raise CharRNNError(f"{flag(key)} {e}.") from None
+    return TrainConfig(**values)
+
+
+def dump_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,125 @@
+"""The stacked character model: recurrent layers, then y_t = h_t @ W_y + b_y and softmax cross-entropy.
+
+All parameters live in one flat array (and all gradients in another), and `params`/`grads` are named views
+into them, so clipping and the optimizer touch a handful of big arrays instead of dozens of small ones.
+"""
+
+import numpy as np
+
+from charrnn.cells import CELLS, Layer, State
+
+
+class CharModel:
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        cell: str = "lstm",
+        dtype: str = "float32",
+        seed: int = 0,
+    ) -> None:
+        self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
+        self.dtype = np.dtype(dtype)
+        layer_cls = CELLS[cell]
+        self.layers: list[Layer] = [
+            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, lookup=i == 0, dtype=self.dtype)
+            for i in range(num_layers)
+        ]
+        shapes = {f"l{i}.{k}": s for i, layer in enumerate(self.layers) for k, s in layer.shapes().items()}
+        shapes |= {"W_y": (hidden_size, vocab_size), "b_y": (vocab_size,)}
+        self.shapes = shapes
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        self.flat_params = np.zeros(total, self.dtype)
+        self.flat_grads = np.zeros(total, self.dtype)
+        self.params = self._views(self.flat_params)
+        self.grads = self._views(self.flat_grads)
+        for i, layer in enumerate(self.layers):
+            prefix = f"l{i}."
+            layer.bind(
+                {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)},
+                {k[len(prefix) :]: v for k, v in self.grads.items() if k.startswith(prefix)},
+            )
+        self._buffers: dict[tuple, np.ndarray] = {}
+        self.init(np.random.default_rng(seed))
+
+    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        views, start = {}, 0
+        for name, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            views[name] = flat[start : start + size].reshape(shape)
+            start += size
+        return views
+
+    def init(self, rng: np.random.Generator) -> None:
+        for layer in self.layers:
+            layer.init(rng)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self.params["W_y"][...] = rng.uniform(-bound, bound, self.params["W_y"].shape)
+        self.params["b_y"][...] = 0.0
+
+    @property
+    def num_params(self) -> int:
+        return self.flat_params.size
+
+    def initial_state(self, batch_size: int) -> list[State]:
+        return [layer.zero_state(batch_size) for layer in self.layers]
+
+    def forward(self, x: np.ndarray, state: list[State]) -> tuple[np.ndarray, list[State]]:
+        """Logits (T*B, V) for ids x (T, B), and the state after the last step (carry it to the next chunk)."""
+        T, B = x.shape
+        out, new_state = x, []
+        for layer, s in zip(self.layers, state, strict=True):
+            out, s = layer.forward(out, s)
+            new_state.append(s)
+        self._top = out
+        key = ("logits", T * B)
+        if key not in self._buffers:
+            self._buffers[key] = np.empty((T * B, self.vocab_size), self.dtype)
+        logits = self._buffers[key]
+        np.matmul(out.reshape(T * B, -1), self.params["W_y"], out=logits)
+        logits += self.params["b_y"]
+        return logits, new_state
+
+    def loss(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
+        """Summed cross-entropy (nats) of targets y (T, B) given inputs x; no gradients."""
+        logits, state = self.forward(x, state)
+        total, _ = _softmax_cross_entropy(logits, y.reshape(-1), grad=False)
+        return total, state
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
+        """Mean cross-entropy over all T*B positions; fills `self.grads` (gradients cut at the chunk start)."""
+        T, B = x.shape
+        logits, state = self.forward(x, state)
+        total, dlogits = _softmax_cross_entropy(logits, y.reshape(-1), grad=True)
+        top = self._top.reshape(T * B, -1)
+        np.matmul(top.T, dlogits, out=self.grads["W_y"])
+        dlogits.sum(axis=0, out=self.grads["b_y"])
+        key = ("dtop", T, B)
+        if key not in self._buffers:
+            self._buffers[key] = np.empty((T, B, self.hidden_size), self.dtype)
+        dtop = self._buffers[key]
+        np.matmul(dlogits, self.params["W_y"].T, out=dtop.reshape(T * B, -1))
+        for layer in reversed(self.layers):
+            dtop = layer.backward(dtop)
+        return total / (T * B), state
+
+
+def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
+    """Sum over rows of -log softmax(logits)[target], by log-sum-exp; overwrites `logits`.
+
+    With grad=True also returns dL/dlogits of the *mean* loss: (softmax - onehot) / N, in the logits buffer.
+    """
+    n = logits.shape[0]
+    rows = np.arange(n)
+    logits -= logits.max(axis=1, keepdims=True)
+    target_logit = logits[rows, targets].astype(np.float64)
+    probs = np.exp(logits, out=logits)
+    norm = probs.sum(axis=1, keepdims=True)
+    total = float(np.log(norm, dtype=np.float64).sum() - target_logit.sum())
+    if not grad:
+        return total, None
+    probs /= norm
+    probs[rows, targets] -= 1.0
+    probs *= 1.0 / n
+    return total, probs

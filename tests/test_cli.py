@@ -1,0 +1,102 @@
+"""The command line end to end: train, sample, config runs, and the errors a user sees."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from charrnn import __version__
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY = ["--cell", "lstm", "--layers", "1", "--hidden", "24", "--batch-size", "4", "--seq-len", "16"]
+
+
+def test_train_then_sample(run_cli, small_corpus, tmp_path):
+    code, out, err = run_cli("train", small_corpus, *TINY, "--max-steps", "30", "--eval-every", "10")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split(" · ")[0] for line in lines] == ["step 10", "step 20", "step 30"]
+    assert "val_loss=" in lines[-1] and "bits/char" in lines[-1] and "saved runs/small/last.npz" in lines[-1]
+    assert (tmp_path / "runs" / "small" / "last.npz").is_file()
+    saved = yaml.safe_load((tmp_path / "runs" / "small" / "config.yaml").read_text())
+    assert saved["hidden"] == 24 and saved["corpus"] == [str(small_corpus)]
+
+    code, out, err = run_cli("sample", "--len", "500", "--seed", "3")
+    assert code == 0, err
+    assert len(out) == 500
+    code, again, _ = run_cli("sample", "--len", "500", "--seed", "3")
+    assert again == out
+
+    code, out, _ = run_cli("sample", "--len", "40", "--prime", "MILLER:\n", "--seed", "3")
+    assert code == 0 and out.startswith("MILLER:\n") and len(out) == len("MILLER:\n") + 40
+
+
+def test_config_file_run_and_flags_override_it(run_cli, small_corpus, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"corpus: {small_corpus}\ncell: gru\nlayers: 1\nhidden: 8\nbatch_size: 4\nseq_len: 16\n"
+        "max_steps: 3\nrun_dir: runs/cfg\n"
+    )
+    code, _, err = run_cli("train", "--config", config, "--hidden", "12")
+    assert code == 0, err
+    saved = yaml.safe_load((tmp_path / "runs" / "cfg" / "config.yaml").read_text())
+    assert saved["cell"] == "gru" and saved["hidden"] == 12
+
+
+def test_an_existing_run_is_not_overwritten_unasked(run_cli, small_corpus, tmp_path):
+    args = ["train", small_corpus, *TINY, "--max-steps", "2"]
+    assert run_cli(*args)[0] == 0
+    before = (tmp_path / "runs" / "small" / "last.npz").read_bytes()
+    code, _, err = run_cli(*args)
+    assert code == 2 and "--overwrite" in err and "Traceback" not in err
+    assert (tmp_path / "runs" / "small" / "last.npz").read_bytes() == before
+    assert run_cli(*args, "--overwrite")[0] == 0
+
+
+def test_bad_config_key_is_one_clear_sentence(run_cli, small_corpus, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("hiden: 64\n")
+    code, out, err = run_cli("train", small_corpus, "--config", config)
+    assert code == 2
+    assert "unknown key 'hiden'; did you mean 'hidden'?" in err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_corpus_file(run_cli, tmp_path):
+    code, _, err = run_cli("train", "nope.txt")
+    assert code == 2
+    assert "corpus file nope.txt does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_flag_value(run_cli, small_corpus):
+    code, _, err = run_cli("train", small_corpus, "--hidden", "0")
+    assert code == 2 and "--hidden must be >= 1 (got 0)" in err
+
+
+def test_sample_without_any_run(run_cli):
+    code, out, err = run_cli("sample")
+    assert code == 2 and "no checkpoint found" in err and out == ""
+
+
+def test_sample_with_unknown_prime_characters(run_cli, small_corpus):
+    assert run_cli("train", small_corpus, *TINY, "--max-steps", "2")[0] == 0
+    code, out, err = run_cli("sample", "--prime", "€uro", "--len", "5")
+    assert code == 2 and "'€'" in err and out == ""
+
+
+def test_debug_shows_the_traceback(run_cli):
+    code, _, err = run_cli("--debug", "train", "nope.txt")
+    assert code == 2 and "Traceback" in err
+
+
+def test_version_and_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "charrnn", "--version"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == f"charrnn {__version__}"
+
+
+def test_project_corpus_is_there():
+    assert (REPO / "data" / "pond.txt").stat().st_size > 150_000

@@ -1,0 +1,136 @@
+"""The NumPy core: gradients against central differences, chunking, the seed's worked example, learning."""
+
+import numpy as np
+import pytest
+
+from charrnn.cells import RNN
+from charrnn.data import Batches, Vocab
+from charrnn.model import CharModel
+from charrnn.optim import Adam, clip_gradients
+from charrnn.sample import generate
+
+
+def random_problem(cell: str, layers: int, seed: int = 0):
+    V, H, T, B = 5, 4, 6, 3
+    rng = np.random.default_rng(seed)
+    model = CharModel(V, H, layers, cell, "float64", seed=seed)
+    model.flat_params[:] = rng.normal(0.0, 0.5, model.num_params)
+    x = rng.integers(0, V, (T, B))
+    y = rng.integers(0, V, (T, B))
+    state = [[rng.normal(0.0, 0.5, s.shape) for s in layer] for layer in model.initial_state(B)]
+    return model, x, y, state
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gradients_match_central_differences(cell, layers):
+    model, x, y, state = random_problem(cell, layers)
+    n = x.size
+    model.loss_and_grads(x, y, state)
+    analytic = model.flat_grads * n  # gradient of the summed loss
+    numeric = np.empty_like(analytic)
+    eps = 1e-5
+    for k in range(model.num_params):
+        old = model.flat_params[k]
+        model.flat_params[k] = old + eps
+        plus, _ = model.loss(x, y, state)
+        model.flat_params[k] = old - eps
+        minus, _ = model.loss(x, y, state)
+        model.flat_params[k] = old
+        numeric[k] = (plus - minus) / (2 * eps)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-12)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e} at {model_param_name(model, rel.argmax())}"
+
+
+def model_param_name(model: CharModel, index: int) -> str:
+    start = 0
+    for name, p in model.params.items():
+        if index < start + p.size:
+            return name
+        start += p.size
+    return "?"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_one_pass_equals_two_halves_with_state_carried(cell):
+    model, x, y, state = random_problem(cell, 2, seed=3)
+    whole, end_whole = model.loss(x, y, state)
+    first, mid = model.loss(x[:3], y[:3], state)
+    second, end_halves = model.loss(x[3:], y[3:], mid)
+    assert whole == pytest.approx(first + second, rel=1e-12)
+    flat = lambda state: [s for layer in state for s in layer]  # noqa: E731
+    for a, b in zip(flat(end_whole), flat(end_halves), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_forward_does_not_change_the_state_passed_in():
+    model, x, y, state = random_problem("lstm", 2)
+    before = [s.copy() for layer in state for s in layer]
+    model.loss(x, y, state)
+    model.loss(x, y, state)
+    for a, b in zip(before, [s for layer in state for s in layer], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_vanilla_cell_reproduces_the_seed_tutorial():
+    """seed/rnn-introduction.rst: np.random.seed(0), three steps on np.ones((3, 3)), printed W_hy.h + By."""
+    np.random.seed(0)
+    W_hh, W_xh, W_hy = np.random.randn(3, 3), np.random.randn(3, 3), np.random.randn(3, 3)
+    Bh, By = np.random.randn(3), np.random.rand(3)
+    layer = RNN(3, 3, lookup=False, dtype=np.float64)
+    layer.bind({"W_x": W_xh, "W_h": W_hh, "b": Bh}, {})
+    x = np.ones((3, 3, 3))  # the same (3, 3) input at each of 3 steps
+    H, _ = layer.forward(x, [np.zeros((3, 3))])
+    printed = [
+        [
+            [-1.73665315, -2.40366542, -2.72344361],
+            [1.61591482, 1.45557046, 1.13262256],
+            [1.68977504, 1.54059305, 1.21757531],
+        ],
+        [
+            [-2.15023381, -2.41205828, -2.71701457],
+            [1.71962883, 1.45767515, 1.13101034],
+            [1.80488553, 1.542929, 1.21578594],
+        ],
+        [
+            [-2.15024751, -2.41207375, -2.720968],
+            [1.71963227, 1.45767903, 1.13200175],
+            [1.80488935, 1.54293331, 1.21688628],
+        ],
+    ]
+    for t in range(3):
+        np.testing.assert_allclose(W_hy.dot(H[t]) + By, printed[t], atol=1e-8)
+
+
+def test_lstm_forget_gate_bias_starts_at_one():
+    model = CharModel(7, 5, 2, "lstm")
+    for i in range(2):
+        b = model.params[f"l{i}.b"]
+        np.testing.assert_array_equal(b[10:15], 1.0)
+        np.testing.assert_array_equal(np.delete(b, np.s_[10:15]), 0.0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_learns_a_repetitive_text_and_samples_it_back(cell):
+    text = "the cat sat on the mat. " * 60
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    model = CharModel(len(vocab), 32, 1, cell, seed=1)
+    opt = Adam(model.flat_params, lr=1e-2)
+    batches = Batches(ids, batch_size=8, seq_len=24)
+    state = model.initial_state(8)
+    for step in range(150):
+        k = step % batches.chunks_per_epoch
+        if k == 0:
+            state = model.initial_state(8)
+        loss, state = model.loss_and_grads(*batches.chunk(k), state)
+        clip_gradients(model.flat_grads, 5.0)
+        opt.step(model.flat_grads)
+    assert loss < 0.1
+    sample = "".join(generate(model, vocab, 48, temperature=0.5, prime="the cat ", seed=0))
+    assert sample == "sat on the mat. the cat sat on the mat. the cat "
+
+
+def test_float32_is_the_default_and_float64_is_available():
+    assert CharModel(5, 4).flat_params.dtype == np.float32
+    assert CharModel(5, 4, dtype="float64").flat_params.dtype == np.float64
