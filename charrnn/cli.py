@@ -66,6 +66,7 @@ def train(
     dtype: Annotated[str | None, _opt("dtype")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
+    reset_every: Annotated[int | None, _opt("reset_every")] = None,
     optimizer: Annotated[str | None, _opt("optimizer")] = None,
     lr: Annotated[float | None, _opt("lr")] = None,
     clip: Annotated[float | None, _opt("clip")] = None,

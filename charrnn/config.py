@@ -34,6 +34,12 @@ class TrainConfig:
     dtype: str = _key("float32", "floating-point type of weights and activations", choices=("float32", "float64"))
     batch_size: int = _key(32, "parallel streams per step (B)", ge=1)
     seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1)
+    reset_every: int = _key(
+        16,
+        "each stream restarts from the zero state once every N chunks, staggered across streams, so the model also "
+        "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
+        ge=0,
+    )
     optimizer: str = _key("adam", "update rule", choices=("adam", "sgd", "adagrad"))
     lr: float = _key(4e-3, "learning rate", gt=0.0)
     clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0)

@@ -81,6 +81,13 @@ class Trainer:
         chunk = self.step % self.batches.chunks_per_epoch
         if chunk == 0:  # the streams start again from the beginning of their text
             self.state = self.model.initial_state(self.config.batch_size)
+        elif self.config.reset_every:
+            # Without this, the zero state is only ever seen by an untrained model, and a trained one can fall
+            # into a saturated state when it reads e.g. "\n\n" from zero (validation loss 5.5 instead of 2.1).
+            fresh = (self.step + np.arange(self.config.batch_size)) % self.config.reset_every == 0
+            for layer in self.state:
+                for s in layer:
+                    s[fresh] = 0.0
         x, y = self.batches.chunk(chunk)
         loss, self.state = self.model.loss_and_grads(x, y, self.state)
         clip_gradients(self.model.flat_grads, self.config.clip, self.config.clip_value)

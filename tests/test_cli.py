@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from charrnn import __version__
+from charrnn.config import FIELDS, flag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,3 +101,13 @@ def test_version_and_module_entry_point():
 
 def test_project_corpus_is_there():
     assert (REPO / "data" / "pond.txt").stat().st_size > 150_000
+
+
+def test_every_config_key_is_a_flag_and_in_the_readme(run_cli):
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for key in FIELDS:
+        assert f"| `{key}` |" in readme, key
+        if key != "corpus":
+            assert flag(key) in out, key

@@ -1,0 +1,45 @@
+"""The training loop: stream state handling, events, stopping."""
+
+import numpy as np
+
+from charrnn.config import TrainConfig
+from charrnn.data import load_corpus
+from charrnn.train import Trainer, evaluate
+
+
+def make_trainer(small_corpus, tmp_path, **overrides):
+    settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
+    cfg = TrainConfig(**{**settings, **overrides})
+    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+
+
+def test_streams_restart_from_zero_staggered(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, reset_every=3)
+    for _ in range(4):
+        trainer.train_step()
+    # the 4th update is step 3: streams b with (3 + b) % 3 == 0 started it from the zero state
+    h0 = trainer.model.layers[0].cache[1]
+    assert [bool(np.all(h == 0)) for h in h0] == [True, False, False, True]
+
+
+def test_run_stops_at_max_steps_and_reports_each_evaluation(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, max_steps=7, eval_every=3, save_every=0)
+    events = []
+    end = trainer.run(events.append)
+    assert [e.step for e in events if e.kind == "eval"] == [3, 6, 7]
+    assert [e.saved is not None for e in events if e.kind == "eval"] == [False, False, True]
+    assert end.kind == "end" and end.step == 7 and trainer.step == 7
+    assert end.val_loss == evaluate(trainer.model, trainer.corpus.val)
+
+
+def test_epochs_bound_the_run(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, epochs=0.5)
+    assert trainer.total_steps == int(np.ceil(0.5 * trainer.batches.chunks_per_epoch))
+
+
+def test_same_seed_same_losses(small_corpus, tmp_path):
+    losses = []
+    for _ in range(2):
+        trainer = make_trainer(small_corpus, tmp_path, cell="gru")
+        losses.append([trainer.train_step() for _ in range(5)])
+    assert losses[0] == losses[1]
