@@ -19,8 +19,21 @@ import numpy as np
 State = list[np.ndarray]
 
 
-class Layer:
-    """Shared plumbing: parameter binding, buffers, the hoisted input projection and weight gradients."""
+class Scratch:
+    """Named scratch arrays kept between calls: no allocation in the hot path after the first chunk."""
+
+    dtype: np.dtype
+
+    def buf(self, name: str, *shape: int) -> np.ndarray:
+        buffers = self.__dict__.setdefault("_buffers", {})
+        key = (name, shape)
+        if key not in buffers:
+            buffers[key] = np.empty(shape, self.dtype)
+        return buffers[key]
+
+
+class Layer(Scratch):
+    """Shared plumbing: parameter binding, the hoisted input projection and weight gradients."""
 
     gates = 1
     sigmoid_gates = 0
@@ -32,7 +45,6 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.p: dict[str, np.ndarray] = {}
         self.g: dict[str, np.ndarray] = {}
-        self._buffers: dict[tuple, np.ndarray] = {}
         # sigmoid(x) = 0.5 tanh(x/2) + 0.5: the leading `sigmoid_gates` gate blocks get their pre-activations
         # halved (`scale`, folded into the weights once per chunk), so a step takes one tanh of the whole
         # block and then `* scale + shift` turns the sigmoid columns' tanh into the sigmoid.
@@ -58,13 +70,6 @@ class Layer:
 
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype)]
-
-    def buf(self, name: str, *shape: int) -> np.ndarray:
-        """A scratch array kept between calls: no allocation in the hot path after the first chunk."""
-        key = (name, shape)
-        if key not in self._buffers:
-            self._buffers[key] = np.empty(shape, self.dtype)
-        return self._buffers[key]
 
     def project(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """(x_t @ W_x + b) * scale for all T steps at once, into `out` (T, B, G*H).

@@ -3,6 +3,7 @@
 Generated text goes to stdout; progress, messages and errors go to stderr.
 """
 
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -11,14 +12,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from charrnn import __version__
+from charrnn.bench import run_bench, synthetic_ids
 from charrnn.checkpoint import find_checkpoint, load_model
 from charrnn.config import FIELDS, build_config, describe
 from charrnn.data import load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.sample import generate
-from charrnn.train import LOG2E, Trainer, TrainEvent, prepare_run_dir
+from charrnn.train import LOG2E, Trainer, TrainEvent, check_run_dir, default_run_dir, write_config
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -85,9 +88,11 @@ def train(
         raise CharRNNError(
             "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
         )
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac)
+    run_dir = default_run_dir(cfg)
+    check_run_dir(run_dir, overwrite)
+    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=run_dir)
     trainer = Trainer(cfg, data)
-    prepare_run_dir(trainer, overwrite)
+    write_config(run_dir, cfg)
     model = trainer.model
     err.print(
         f"charrnn: training {cfg.cell} {cfg.layers}×{cfg.hidden} ({model.num_params:,} parameters) on "
@@ -129,6 +134,48 @@ def sample(
     if out.isatty():
         out.write("\n")
     out.flush()
+
+
+@app.command()
+def bench(
+    corpus: Annotated[
+        Path | None, typer.Argument(help="Text to train on (default: random ids).", show_default=False)
+    ] = None,
+    cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
+    layers: Annotated[int, typer.Option(min=1)] = 2,
+    hidden: Annotated[int, typer.Option(min=1)] = 256,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    seq_len: Annotated[int, typer.Option(min=1)] = 64,
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    vocab_size: Annotated[int, typer.Option(min=2, help="Vocabulary of the random ids.")] = 65,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 5,
+    steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Time full training steps and single-stream sampling; report chars/s, GFLOP/s and peak memory."""
+    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size, "seq_len": seq_len}
+    cfg = build_config(None, {**flags, "dtype": dtype})
+    if corpus is not None:
+        data = load_corpus([corpus], val_frac=0.0)
+        ids, vocab_size = data.train, len(data.vocab)
+    else:
+        ids = synthetic_ids(vocab_size, (warmup + steps + 1) * batch_size * seq_len + 1)
+    result = run_bench(ids, vocab_size, **flags, dtype=cfg.dtype, warmup=warmup, steps=steps)
+    if json_output:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"charrnn bench: {cell} {layers}×{hidden}, batch {batch_size}×{seq_len}, {dtype}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+    table.add_row("ms per step", f"{result['ms_per_step']:.1f}")
+    split = (result["forward_frac"], result["backward_frac"], result["update_frac"])
+    table.add_row("forward / backward / update", " / ".join(f"{100 * f:.0f} %" for f in split))
+    table.add_row("GFLOP/s (one-hot model FLOPs)", f"{result['gflops']:.1f}")
+    table.add_row("sampling chars/s (one stream)", f"{result['sample_chars_per_sec']:,.0f}")
+    table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
+    table.add_row("parameters", f"{result['params']:,}")
+    Console().print(table)
 
 
 class TrainDisplay:

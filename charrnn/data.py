@@ -1,7 +1,9 @@
 """Text in, integer ids out: the vocabulary, the train/validation split and the TBPTT batch streams."""
 
 import codecs
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,29 +60,119 @@ class Vocab:
         return "".join(self.chars[i] for i in ids)
 
 
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """Read one corpus file; every way it can fail becomes one sentence naming the file and the fix."""
+PIECE_BYTES = 1 << 24  # files are read and encoded 16 MB at a time: a big corpus never lives as one str
+
+
+def _decoder(encoding: str) -> codecs.IncrementalDecoder:
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise CharRNNError(f"--encoding {encoding!r} is not a known text encoding; try utf-8 or latin-1.") from None
+    if info.name == "utf-8":
+        info = codecs.lookup("utf-8-sig")  # drops a byte-order mark
+    return info.incrementaldecoder()
+
+
+def read_pieces(path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BYTES) -> Iterator[str]:
+    """The text of one corpus file in pieces; every way it can fail is one sentence naming the file and the fix."""
     if not path.exists():
         raise CharRNNError(f"corpus file {path} does not exist; check the path.")
     if path.is_dir():
         raise CharRNNError(f"corpus {path} is a directory; pass the text file(s) inside it.")
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise CharRNNError(f"--encoding {encoding!r} is not a known text encoding; try utf-8 or latin-1.") from None
-    if codecs.lookup(encoding).name == "utf-8":
-        encoding = "utf-8-sig"  # drops a byte-order mark
-    data = path.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise CharRNNError(
-            f"corpus file {path} is not valid {e.encoding} (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "if it uses another encoding, pass it with --encoding, e.g. --encoding latin-1."
-        ) from None
+    decoder = _decoder(encoding)
+    offset = 0
+    with path.open("rb") as f:
+        while True:
+            block = f.read(piece_bytes)
+            pending = decoder.getstate()[0]
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                where = offset - len(pending) + e.start
+                raise CharRNNError(
+                    f"corpus file {path} is not valid {e.encoding} (byte 0x{(pending + block)[e.start]:02x} at "
+                    f"offset {where}); if it uses another encoding, pass it with --encoding, e.g. --encoding latin-1."
+                ) from None
+            offset += len(block)
+            if text:
+                yield text
+            if not block:
+                return
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
+    text = "".join(read_pieces(path, encoding))
     if not text:
         raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
     return text
+
+
+def encode_files(
+    paths: Sequence[Path], encoding: str = "utf-8", out: Path | None = None, piece_bytes: int = PIECE_BYTES
+) -> tuple[Vocab, np.ndarray]:
+    """Read the files twice, a piece at a time: once to find the vocabulary and length, once to write the ids.
+
+    With `out`, the ids go to a memory-mapped `.npy` file there instead of memory; it is created only once the
+    first pass has found the text good.
+    """
+    counts = np.zeros(0, np.int64)  # occurrences of each code point
+    for path in paths:
+        seen = 0
+        for piece in read_pieces(path, encoding, piece_bytes):
+            piece_counts = np.bincount(_code_points(piece))
+            if len(piece_counts) > len(counts):
+                counts = np.pad(counts, (0, len(piece_counts) - len(counts)))
+            counts[: len(piece_counts)] += piece_counts
+            seen += len(piece)
+        if seen == 0:
+            raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
+    codes = np.flatnonzero(counts)
+    vocab = Vocab([chr(c) for c in codes])
+    n = int(counts.sum())
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ids = np.lib.format.open_memmap(out, "w+", vocab.dtype, (n,))
+    else:
+        ids = np.empty(n, vocab.dtype)
+    table = np.zeros(len(counts), vocab.dtype)  # code point -> id
+    table[codes] = np.arange(len(codes))
+    start = 0
+    for path in paths:
+        for piece in read_pieces(path, encoding, piece_bytes):
+            piece_codes = _code_points(piece)
+            np.take(table, piece_codes, out=ids[start : start + len(piece_codes)])
+            start += len(piece_codes)
+    return vocab, ids
+
+
+def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path) -> tuple[Vocab, np.ndarray]:
+    """Encode once into cache_dir/corpus.npy (memory-mapped); reuse it while the files are unchanged."""
+    sources = []
+    for path in paths:
+        if not path.is_file():  # missing or a directory: the same sentence as an uncached read
+            next(read_pieces(path, encoding), None)
+        stat = path.stat()
+        sources.append({"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    key = {"sources": sources, "encoding": encoding}
+    ids_path, meta_path = cache_dir / "corpus.npy", cache_dir / "corpus.json"
+    if ids_path.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("key") == key:
+                return Vocab(meta["vocab"]), np.load(ids_path, mmap_mode="r")
+        except (ValueError, KeyError, OSError, CharRNNError):
+            pass  # a damaged cache is rebuilt below
+    tmp = cache_dir / "corpus.npy.tmp"
+    try:
+        vocab, ids = encode_files(paths, encoding, out=tmp)
+        ids.flush()
+        del ids
+        os.replace(tmp, ids_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta_path.write_text(json.dumps({"key": key, "vocab": vocab.chars}, ensure_ascii=False), encoding="utf-8")
+    return vocab, np.load(ids_path, mmap_mode="r")
 
 
 @dataclass
@@ -93,13 +185,17 @@ class Corpus:
     name: str
 
 
-def load_corpus(paths: Sequence[str | Path], encoding: str = "utf-8", val_frac: float = 0.1) -> Corpus:
-    """Read and join the files, build the vocabulary, hold out the last `val_frac` for validation."""
+def load_corpus(
+    paths: Sequence[str | Path], encoding: str = "utf-8", val_frac: float = 0.1, cache_dir: Path | None = None
+) -> Corpus:
+    """Read and join the files, build the vocabulary, hold out the last `val_frac` for validation.
+
+    With `cache_dir`, the ids are kept there as a memory-mapped file and reused while the files are unchanged.
+    """
     if not paths:
         raise CharRNNError("no corpus given; pass a text file, e.g. `charrnn train data/pond.txt`.")
-    text = "".join(read_text(Path(p), encoding) for p in paths)
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
+    files = [Path(p) for p in paths]
+    vocab, ids = _cached_ids(files, encoding, cache_dir) if cache_dir else encode_files(files, encoding)
     n_val = int(len(ids) * val_frac)
     if val_frac > 0 and n_val < 2:
         raise CharRNNError(
@@ -107,7 +203,7 @@ def load_corpus(paths: Sequence[str | Path], encoding: str = "utf-8", val_frac: 
             "raise --val-frac, use a longer corpus, or pass --val-frac 0 to skip validation."
         )
     split = len(ids) - n_val
-    return Corpus(vocab=vocab, train=ids[:split], val=ids[split:], name=Path(paths[0]).stem)
+    return Corpus(vocab=vocab, train=ids[:split], val=ids[split:], name=files[0].stem)
 
 
 class Batches:

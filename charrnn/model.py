@@ -6,10 +6,10 @@ into them, so clipping and the optimizer touch a handful of big arrays instead o
 
 import numpy as np
 
-from charrnn.cells import CELLS, Layer, State
+from charrnn.cells import CELLS, Layer, Scratch, State
 
 
-class CharModel:
+class CharModel(Scratch):
     def __init__(
         self,
         vocab_size: int,
@@ -40,7 +40,6 @@ class CharModel:
                 {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)},
                 {k[len(prefix) :]: v for k, v in self.grads.items() if k.startswith(prefix)},
             )
-        self._buffers: dict[tuple, np.ndarray] = {}
         self.init(np.random.default_rng(seed))
 
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -73,39 +72,37 @@ class CharModel:
             out, s = layer.forward(out, s)
             new_state.append(s)
         self._top = out
-        key = ("logits", T * B)
-        if key not in self._buffers:
-            self._buffers[key] = np.empty((T * B, self.vocab_size), self.dtype)
-        logits = self._buffers[key]
+        logits = self.buf("logits", T * B, self.vocab_size)
         np.matmul(out.reshape(T * B, -1), self.params["W_y"], out=logits)
         logits += self.params["b_y"]
         return logits, new_state
 
-    def loss(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
-        """Summed cross-entropy (nats) of targets y (T, B) given inputs x; no gradients."""
-        logits, state = self.forward(x, state)
-        total, _ = _softmax_cross_entropy(logits, y.reshape(-1), grad=False)
-        return total, state
-
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
-        """Mean cross-entropy over all T*B positions; fills `self.grads` (gradients cut at the chunk start)."""
-        T, B = x.shape
-        logits, state = self.forward(x, state)
-        total, dlogits = _softmax_cross_entropy(logits, y.reshape(-1), grad=True)
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Fill `self.grads` from dL/dlogits of the last `forward` (gradients stop at the chunk's first step)."""
+        T, B = self._top.shape[:2]
         top = self._top.reshape(T * B, -1)
         np.matmul(top.T, dlogits, out=self.grads["W_y"])
         dlogits.sum(axis=0, out=self.grads["b_y"])
-        key = ("dtop", T, B)
-        if key not in self._buffers:
-            self._buffers[key] = np.empty((T, B, self.hidden_size), self.dtype)
-        dtop = self._buffers[key]
+        dtop = self.buf("dtop", T, B, self.hidden_size)
         np.matmul(dlogits, self.params["W_y"].T, out=dtop.reshape(T * B, -1))
         for layer in reversed(self.layers):
             dtop = layer.backward(dtop)
-        return total / (T * B), state
+
+    def loss(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
+        """Summed cross-entropy (nats) of targets y (T, B) given inputs x; no gradients."""
+        logits, state = self.forward(x, state)
+        total, _ = softmax_cross_entropy(logits, y.reshape(-1), grad=False)
+        return total, state
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
+        """Mean cross-entropy over all T*B positions; fills `self.grads`."""
+        logits, state = self.forward(x, state)
+        total, dlogits = softmax_cross_entropy(logits, y.reshape(-1), grad=True)
+        self.backward(dlogits)
+        return total / x.size, state
 
 
-def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
+def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
     """Sum over rows of -log softmax(logits)[target], by log-sum-exp; overwrites `logits`.
 
     With grad=True also returns dL/dlogits of the *mean* loss: (softmax - onehot) / N, in the logits buffer.

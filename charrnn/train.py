@@ -160,9 +160,8 @@ class Trainer:
         return event
 
 
-def prepare_run_dir(trainer: Trainer, overwrite: bool) -> None:
-    """Refuse to replace a run the user already has, unless asked; write the effective config."""
-    run_dir = trainer.run_dir
+def check_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace a run the user already has, unless asked. Writes nothing."""
     if run_dir.exists() and not run_dir.is_dir():
         raise CharRNNError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir.")
     if (run_dir / checkpoint.LAST).exists() and not overwrite:
@@ -170,5 +169,9 @@ def prepare_run_dir(trainer: Trainer, overwrite: bool) -> None:
             f"{run_dir} already holds a trained run ({checkpoint.LAST}); pass --overwrite to replace it "
             "or --run-dir to train somewhere else."
         )
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """The effective config (defaults <- file <- flags) next to the checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(trainer.config), encoding="utf-8")
+    (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from charrnn.data import Batches, Vocab, id_dtype, load_corpus, read_text
+from charrnn.data import Batches, Vocab, encode_files, id_dtype, load_corpus, read_text
 from charrnn.errors import CharRNNError
 
 
@@ -103,3 +103,41 @@ def test_streams_are_contiguous_and_targets_are_the_next_character():
 def test_text_too_short_for_one_chunk_says_what_fits():
     with pytest.raises(CharRNNError, match=r"--batch-size 3 fits"):
         Batches(np.zeros(200, np.uint8), batch_size=32, seq_len=64)
+
+
+def test_reading_in_pieces_equals_reading_whole(tmp_path):
+    text = "héllo wörld — ünïcode ✓ " * 50
+    path = tmp_path / "u.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    vocab, ids = encode_files([path], piece_bytes=7)  # pieces split multi-byte characters
+    assert vocab.decode(ids) == text
+    assert vocab.chars == Vocab.from_text(text).chars
+
+
+def test_invalid_byte_offset_is_exact_across_pieces(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("aé".encode() * 20 + b"\xff" + b"tail")
+    with pytest.raises(CharRNNError, match=r"byte 0xff at offset 60\)"):
+        encode_files([path], piece_bytes=5)
+
+
+def test_ids_are_cached_memory_mapped_and_rebuilt_when_the_file_changes(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("abcabcabc" * 10)
+    first = load_corpus([path], cache_dir=tmp_path / "run")
+    assert isinstance(first.train, np.memmap)
+    assert (tmp_path / "run" / "corpus.npy").is_file()
+    again = load_corpus([path], cache_dir=tmp_path / "run")
+    assert again.vocab.chars == first.vocab.chars
+    np.testing.assert_array_equal(again.train, first.train)
+    path.write_text("xyz" * 40)
+    changed = load_corpus([path], cache_dir=tmp_path / "run")
+    assert changed.vocab.chars == ["x", "y", "z"]
+
+
+def test_a_bad_corpus_writes_nothing(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(CharRNNError):
+        load_corpus([path], cache_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
