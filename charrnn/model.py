@@ -82,7 +82,7 @@ class CharModel(Scratch):
         T, B = self._top.shape[:2]
         top = self._top.reshape(T * B, -1)
         np.matmul(top.T, dlogits, out=self.grads["W_y"])
-        dlogits.sum(axis=0, out=self.grads["b_y"])
+        self.sum_rows(dlogits, out=self.grads["b_y"])
         dtop = self.buf("dtop", T, B, self.hidden_size)
         np.matmul(dlogits, self.params["W_y"].T, out=dtop.reshape(T * B, -1))
         for layer in reversed(self.layers):
