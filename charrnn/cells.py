@@ -113,13 +113,6 @@ class Layer(Scratch):
         W_h_T[...] = W_h.T
         return W_h_T
 
-    def previous(self, h0: np.ndarray, H: np.ndarray, name: str = "H_prev") -> np.ndarray:
-        """h_{t-1} for every t: (T, B, H) = [h0, H[0], ..., H[T-2]]."""
-        prev = self.buf(name, *H.shape)
-        prev[0] = h0
-        prev[1:] = H[:-1]
-        return prev
-
     def weight_grads(
         self, x: np.ndarray, h0: np.ndarray, H: np.ndarray, dz_in: np.ndarray, dz_rec: np.ndarray
     ) -> np.ndarray | None:
@@ -151,34 +144,34 @@ class RNN(Layer):
     def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         T, B = x.shape[:2]
         (h0,) = state
-        Z = self.project(x, self.buf("Z", T, B, self.hidden_size))
-        H = self.buf("H", T, B, self.hidden_size)
-        W_h, z = self.p["W_h"], self.buf("z", B, self.hidden_size)
+        H = self.project(x, self.buf("H", T, B, self.hidden_size))  # x_t @ W_x + b, then h_t in place
+        W_h, hw = self.p["W_h"], self.buf("hw", B, self.hidden_size)
         h = h0
         for t in range(T):
-            np.matmul(h, W_h, out=z)
-            z += Z[t]
-            h = np.tanh(z, out=H[t])
+            np.matmul(h, W_h, out=hw)
+            h = H[t]
+            h += hw
+            np.tanh(h, out=h)
         self.cache = (x, h0.copy(), H)
         return H, [H[-1].copy()]
 
     def backward(self, dH: np.ndarray) -> np.ndarray | None:
-        """dH: dL/dh_t from above for all t (modified in place)."""
+        """dH: dL/dh_t from above for all t; it is turned into dL/dz_t in place."""
         x, h0, H = self.cache
         T, B, n = H.shape
         W_h_T = self.transposed_W_h()
-        dZ = self.buf("dZ", T, B, n)
         tanh_grad = self.buf("tanh_grad", T, B, n)  # 1 - h_t², for all t before the loop
         np.square(H, out=tanh_grad)
         np.subtract(1.0, tanh_grad, out=tanh_grad)
         dh_next = self.buf("dh_next", B, n)
         dh_next[...] = 0.0
         for t in reversed(range(T)):
-            np.add(dH[t], dh_next, out=dZ[t])
-            dZ[t] *= tanh_grad[t]
+            dz = dH[t]
+            dz += dh_next
+            dz *= tanh_grad[t]
             if t:
-                np.matmul(dZ[t], W_h_T, out=dh_next)
-        return self.weight_grads(x, h0, H, dZ, dZ)
+                np.matmul(dz, W_h_T, out=dh_next)
+        return self.weight_grads(x, h0, H, dH, dH)
 
 
 class LSTM(Layer):
@@ -206,18 +199,19 @@ class LSTM(Layer):
         T, B = x.shape[:2]
         n = self.hidden_size
         h0, c0 = state
-        Z = self.project(x, self.buf("Z", T, B, 4 * n))
-        A = self.buf("A", T, B, 4 * n)  # gate activations o, i, f, g
+        A = self.buf("A", T, B, 4 * n)  # input projections, then gate activations o, i, f, g
         C = self.buf("C", T, B, n)
         tanh_C = self.buf("tanh_C", T, B, n)
         H = self.buf("H", T, B, n)
         ig = self.buf("ig", B, n)
+        hw = self.buf("hw", B, 4 * n)
+        self.project(x, A)
         W_h, scale, shift = self.scaled(self.p["W_h"], "W_h_scaled"), self.scale, self.shift
         h, c = h0, c0
         for t in range(T):
             a = A[t]
-            np.matmul(h, W_h, out=a)
-            a += Z[t]
+            np.matmul(h, W_h, out=hw)
+            a += hw
             np.tanh(a, out=a)
             a *= scale
             a += shift
@@ -233,8 +227,8 @@ class LSTM(Layer):
     def backward(self, dH: np.ndarray) -> np.ndarray | None:
         x, h0, c0, A, C, tanh_C, H = self.cache
         T, B, n = H.shape
-        dZ = self.buf("dZ", T, B, 4 * n)
         d_act = self.buf("d_act", B, 4 * n)
+        d_out = self.buf("d_out", B, 4 * n)
         dc = self.buf("dc", B, n)
         dc_next = self.buf("dc_next", B, n)
         dh_next = self.buf("dh_next", B, n)
@@ -243,7 +237,7 @@ class LSTM(Layer):
         W_h_T = self.transposed_W_h()
         # Step by step, so that every array touched is one step's (B, ...) slice, still in cache.
         for t in reversed(range(T)):
-            a, dz, tanh_c = A[t], dZ[t], tanh_C[t]
+            a, dz, tanh_c = A[t], d_out, tanh_C[t]
             o, i, f, g = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
             dh = dH[t]
             dh += dh_next
@@ -258,11 +252,12 @@ class LSTM(Layer):
             np.multiply(dc, g, out=dz[:, n : 2 * n])
             np.multiply(dc, C[t - 1] if t else c0, out=dz[:, 2 * n : 3 * n])
             np.multiply(dc, i, out=dz[:, 3 * n :])
-            dz *= self.gate_derivative(a, out=d_act)
             if t:
                 np.multiply(dc, f, out=dc_next)
+            dz = np.multiply(dz, self.gate_derivative(a, out=d_act), out=a)  # A[t] is not needed any more
+            if t:
                 np.matmul(dz, W_h_T, out=dh_next)
-        return self.weight_grads(x, h0, H, dZ, dZ)
+        return self.weight_grads(x, h0, H, A, A)  # A now holds dL/d(pre-activations)
 
 
 class GRU(Layer):
@@ -285,24 +280,25 @@ class GRU(Layer):
         T, B = x.shape[:2]
         n = self.hidden_size
         (h0,) = state
-        Z = self.project(x, self.buf("Z", T, B, 3 * n))
+        A = self.project(x, self.buf("A", T, B, 3 * n))  # input projections, then activations r, z, n
         Gh = self.buf("Gh", T, B, 3 * n)  # h_{t-1} @ W_h (+ b_hn on the n block)
-        A = self.buf("A", T, B, 3 * n)  # r, z, n
         H = self.buf("H", T, B, n)
+        r_gh = self.buf("r_gh", B, n)
         W_h, b_hn = self.scaled(self.p["W_h"], "W_h_scaled"), self.p["b_hn"]
         h = h0
         for t in range(T):
             gh, a = Gh[t], A[t]
             np.matmul(h, W_h, out=gh)  # r, z columns halved (see Layer.scale)
-            gh[:, 2 * n :] += b_hn
+            gh_n = gh[:, 2 * n :]
+            gh_n += b_hn
             rz = a[:, : 2 * n]
-            np.add(Z[t, :, : 2 * n], gh[:, : 2 * n], out=rz)
+            rz += gh[:, : 2 * n]
             np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
             r, z, cand = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
-            np.multiply(r, gh[:, 2 * n :], out=cand)
-            cand += Z[t, :, 2 * n :]
+            np.multiply(r, gh_n, out=r_gh)
+            cand += r_gh
             np.tanh(cand, out=cand)
             h_new = H[t]
             np.subtract(h, cand, out=h_new)
@@ -314,43 +310,36 @@ class GRU(Layer):
     def backward(self, dH: np.ndarray) -> np.ndarray | None:
         x, h0, Gh, A, H = self.cache
         T, B, n = H.shape
-        r, z, cand = A[..., :n], A[..., n : 2 * n], A[..., 2 * n :]
-        h_prev = self.previous(h0, H)
-        # Local derivatives for all t at once:
-        # dz_z = dh * (h_prev - n) * z'     dz_n = dh * (1 - z) * tanh'(n)
-        # dz_r = dz_n * (h_prev @ W_hn + b_hn) * r'     d(h_prev @ W_hn + b_hn) = dz_n * r
-        dz_z_of_dh = self.buf("dz_z_of_dh", T, B, n)
-        np.subtract(h_prev, cand, out=dz_z_of_dh)
-        dz_z_of_dh *= z
-        dz_z_of_dh *= 1.0 - z
-        dz_n_of_dh = self.buf("dz_n_of_dh", T, B, n)
-        np.square(cand, out=dz_n_of_dh)
-        np.subtract(1.0, dz_n_of_dh, out=dz_n_of_dh)
-        dz_n_of_dh *= 1.0 - z
-        dz_r_of_dz_n = self.buf("dz_r_of_dz_n", T, B, n)
-        np.multiply(Gh[..., 2 * n :], r, out=dz_r_of_dz_n)
-        dz_r_of_dz_n *= 1.0 - r
-
-        dGh = self.buf("dGh", T, B, 3 * n)  # gradient of the recurrent pre-activations
-        dz_in = self.buf("dz_in", T, B, 3 * n)  # ... and of the input pre-activations
+        d_act = self.buf("d_act", B, 3 * n)
+        d = self.buf("d", B, 3 * n)  # dL/d(input-side pre-activations) of one step
+        dh_direct = self.buf("dh_direct", B, n)
         dh_next = self.buf("dh_next", B, n)
         dh_next[...] = 0.0
         W_h_T = self.transposed_W_h()
         for t in reversed(range(T)):
+            a, gh = A[t], Gh[t]
+            r, z, cand = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
             dh = dH[t]
             dh += dh_next
-            dn = dz_in[t, :, 2 * n :]
-            np.multiply(dh, dz_n_of_dh[t], out=dn)
-            np.multiply(dn, dz_r_of_dz_n[t], out=dGh[t, :, :n])
-            np.multiply(dh, dz_z_of_dh[t], out=dGh[t, :, n : 2 * n])
-            np.multiply(dn, r[t], out=dGh[t, :, 2 * n :])
+            self.gate_derivative(a, out=d_act)  # r', z', tanh'(n)
+            # h_t = n + z * (h_{t-1} - n):  dL/dz = dh * (h_{t-1} - n),  dL/dn = dh * (1 - z)
+            np.subtract(H[t - 1] if t else h0, cand, out=d[:, n : 2 * n])
+            d[:, n : 2 * n] *= dh
+            np.multiply(dh, z, out=dh_direct)
+            np.subtract(dh, dh_direct, out=d[:, 2 * n :])
+            d[:, n:] *= d_act[:, n:]
+            # n = tanh(... + r * (h_{t-1} @ W_hn + b_hn)):  dL/dr = dz_n * (h_{t-1} @ W_hn + b_hn)
+            np.multiply(d[:, 2 * n :], gh[:, 2 * n :], out=d[:, :n])
+            d[:, :n] *= d_act[:, :n]
+            # recurrent side [dz_r, dz_z, dz_n * r] into Gh[t]; input side d into A[t] (both no longer needed)
+            np.multiply(d[:, 2 * n :], r, out=gh[:, 2 * n :])
+            gh[:, : 2 * n] = d[:, : 2 * n]
+            a[...] = d
             if t:
-                np.matmul(dGh[t], W_h_T, out=dh_next)
-                dh *= z[t]
-                dh_next += dh
-        dz_in[..., : 2 * n] = dGh[..., : 2 * n]
-        dGh[..., 2 * n :].sum(axis=(0, 1), out=self.g["b_hn"])
-        return self.weight_grads(x, h0, H, dz_in, dGh)
+                np.matmul(gh, W_h_T, out=dh_next)
+                dh_next += dh_direct
+        self.sum_rows(Gh.reshape(T * B, 3 * n)[:, 2 * n :], out=self.g["b_hn"])
+        return self.weight_grads(x, h0, H, A, Gh)
 
 
 def _rows_sum_by_id(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
