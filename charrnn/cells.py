@@ -79,20 +79,28 @@ class Layer(Scratch):
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype)]
 
-    def project(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """(x_t @ W_x + b) * scale for all T steps at once, into `out` (T, B, G*H).
+    def prepare(self) -> None:
+        """The weights in the form `forward` uses, made once per chunk (or once for a whole sample).
 
-        For the first layer, bias and scale are folded into a copy of the (V, G*H) table, so the whole
-        projection is one row lookup.
+        The sigmoid columns are halved (see `scale`); for the first layer, the bias is folded into a copy of the
+        (V, G*H) table, so its whole input projection is one row lookup.
         """
-        T, B = x.shape[:2]
         W_x, b = self.p["W_x"], self.p["b"]
         if self.lookup:
-            table = np.add(W_x, b, out=self.buf("table", *W_x.shape))
-            table *= self.scale
-            return np.take(table, x, axis=0, out=out, mode="clip")  # ids are in range; "clip" skips a copy
-        np.matmul(x.reshape(T * B, -1), self.scaled(W_x, "W_x_scaled"), out=out.reshape(T * B, -1))
-        out += b * self.scale
+            self.w_in = np.add(W_x, b, out=self.buf("w_in", *W_x.shape))
+            self.w_in *= self.scale
+        else:
+            self.w_in = self.scaled(W_x, "w_in")
+            self.b_in = np.multiply(b, self.scale, out=self.buf("b_in", *b.shape))
+        self.w_rec = self.scaled(self.p["W_h"], "w_rec")
+
+    def project(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """(x_t @ W_x + b) * scale for all T steps at once, into `out` (T, B, G*H)."""
+        if self.lookup:
+            return np.take(self.w_in, x, axis=0, out=out, mode="clip")  # ids are in range; "clip" skips a copy
+        T, B = x.shape[:2]
+        np.matmul(x.reshape(T * B, -1), self.w_in, out=out.reshape(T * B, -1))
+        out += self.b_in
         return out
 
     def scaled(self, W: np.ndarray, name: str) -> np.ndarray:
@@ -145,7 +153,7 @@ class RNN(Layer):
         T, B = x.shape[:2]
         (h0,) = state
         H = self.project(x, self.buf("H", T, B, self.hidden_size))  # x_t @ W_x + b, then h_t in place
-        W_h, hw = self.p["W_h"], self.buf("hw", B, self.hidden_size)
+        W_h, hw = self.w_rec, self.buf("hw", B, self.hidden_size)
         h = h0
         for t in range(T):
             np.matmul(h, W_h, out=hw)
@@ -206,7 +214,7 @@ class LSTM(Layer):
         ig = self.buf("ig", B, n)
         hw = self.buf("hw", B, 4 * n)
         self.project(x, A)
-        W_h, scale, shift = self.scaled(self.p["W_h"], "W_h_scaled"), self.scale, self.shift
+        W_h, scale, shift = self.w_rec, self.scale, self.shift
         h, c = h0, c0
         for t in range(T):
             a = A[t]
@@ -284,7 +292,7 @@ class GRU(Layer):
         Gh = self.buf("Gh", T, B, 3 * n)  # h_{t-1} @ W_h (+ b_hn on the n block)
         H = self.buf("H", T, B, n)
         r_gh = self.buf("r_gh", B, n)
-        W_h, b_hn = self.scaled(self.p["W_h"], "W_h_scaled"), self.p["b_hn"]
+        W_h, b_hn = self.w_rec, self.p["b_hn"]
         h = h0
         for t in range(T):
             gh, a = Gh[t], A[t]

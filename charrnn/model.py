@@ -64,10 +64,21 @@ class CharModel(Scratch):
     def initial_state(self, batch_size: int) -> list[State]:
         return [layer.zero_state(batch_size) for layer in self.layers]
 
-    def forward(self, x: np.ndarray, state: list[State]) -> tuple[np.ndarray, list[State]]:
-        """Logits (T*B, V) for ids x (T, B), and the state after the last step (carry it to the next chunk)."""
+    def prepare(self) -> None:
+        """Make each layer's working copy of its weights; `forward` does it unless told they are current."""
+        for layer in self.layers:
+            layer.prepare()
+
+    def forward(self, x: np.ndarray, state: list[State], prepare: bool = True) -> tuple[np.ndarray, list[State]]:
+        """Logits (T*B, V) for ids x (T, B), and the state after the last step (carry it to the next chunk).
+
+        prepare=False reuses the weights of the last `prepare()`: right only while the parameters are unchanged,
+        as in sampling, where it saves re-deriving them for every character.
+        """
         T, B = x.shape
         out, new_state = x, []
+        if prepare:
+            self.prepare()
         for layer, s in zip(self.layers, state, strict=True):
             out, s = layer.forward(out, s)
             new_state.append(s)

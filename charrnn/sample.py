@@ -38,10 +38,11 @@ def generate(
         listed = ", ".join(repr(c) for c in unknown)
         raise CharRNNError(f"--prime has characters the model never saw in training: {listed}; remove them.")
     rng = np.random.default_rng(seed)
+    model.prepare()
     state = model.initial_state(1)
     context = prime or ("\n" if "\n" in vocab.index else "")
     if context:
-        logits, state = model.forward(vocab.encode(context).reshape(-1, 1), state)
+        logits, state = model.forward(vocab.encode(context).reshape(-1, 1), state, prepare=False)
         last = logits[-1]
     else:
         last = np.zeros(len(vocab), model.dtype)
@@ -49,5 +50,5 @@ def generate(
     for _ in range(length):
         x[0, 0] = draw(last, temperature, rng)
         yield vocab.chars[x[0, 0]]
-        logits, state = model.forward(x, state)
+        logits, state = model.forward(x, state, prepare=False)
         last = logits[0]

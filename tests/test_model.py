@@ -79,6 +79,7 @@ def test_vanilla_cell_reproduces_the_seed_tutorial():
     Bh, By = np.random.randn(3), np.random.rand(3)
     layer = RNN(3, 3, lookup=False, dtype=np.float64)
     layer.bind({"W_x": W_xh, "W_h": W_hh, "b": Bh}, {})
+    layer.prepare()
     x = np.ones((3, 3, 3))  # the same (3, 3) input at each of 3 steps
     H, _ = layer.forward(x, [np.zeros((3, 3))])
     printed = [
