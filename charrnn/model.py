@@ -99,10 +99,14 @@ class CharModel(Scratch):
         for layer in reversed(self.layers):
             dtop = layer.backward(dtop)
 
-    def loss(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
-        """Summed cross-entropy (nats) of targets y (T, B) given inputs x; no gradients."""
+    def loss(
+        self, x: np.ndarray, y: np.ndarray, state: list[State], counted: np.ndarray | None = None
+    ) -> tuple[float, list[State]]:
+        """Summed cross-entropy (nats) of targets y (T, B) given inputs x, over the positions where `counted`
+        (a (T, B) bool array; default all); no gradients."""
         logits, state = self.forward(x, state)
-        total, _ = softmax_cross_entropy(logits, y.reshape(-1), grad=False)
+        mask = None if counted is None else counted.reshape(-1)
+        total, _ = softmax_cross_entropy(logits, y.reshape(-1), grad=False, counted=mask)
         return total, state
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
@@ -113,10 +117,14 @@ class CharModel(Scratch):
         return total / x.size, state
 
 
-def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
-    """Sum over rows of -log softmax(logits)[target], by log-sum-exp; overwrites `logits`.
+def softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, grad: bool, counted: np.ndarray | None = None
+) -> tuple[float, np.ndarray | None]:
+    """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target], by log-sum-exp;
+    overwrites `logits`.
 
-    With grad=True also returns dL/dlogits of the *mean* loss: (softmax - onehot) / N, in the logits buffer.
+    With grad=True also returns dL/dlogits of the *mean* loss over all rows: (softmax - onehot) / N, in the
+    logits buffer.
     """
     n = logits.shape[0]
     rows = np.arange(n)
@@ -124,7 +132,8 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool) -
     target_logit = logits[rows, targets].astype(np.float64)
     probs = np.exp(logits, out=logits)
     norm = probs.sum(axis=1, keepdims=True)
-    total = float(np.log(norm, dtype=np.float64).sum() - target_logit.sum())
+    losses = np.log(norm[:, 0], dtype=np.float64) - target_logit
+    total = float(losses.sum() if counted is None else losses[counted].sum())
     if not grad:
         return total, None
     probs /= norm

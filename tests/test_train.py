@@ -1,10 +1,11 @@
 """The training loop: stream state handling, events, stopping."""
 
 import numpy as np
+import pytest
 
 from charrnn.config import TrainConfig
 from charrnn.data import load_corpus
-from charrnn.train import Trainer, evaluate
+from charrnn.train import Trainer, eval_layout, evaluate
 
 
 def make_trainer(small_corpus, tmp_path, **overrides):
@@ -43,3 +44,25 @@ def test_same_seed_same_losses(small_corpus, tmp_path):
         trainer = make_trainer(small_corpus, tmp_path, cell="gru")
         losses.append([trainer.train_step() for _ in range(5)])
     assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize(("n", "streams", "warmup"), [(10_000, 32, 256), (5_000, 8, 100), (700, 32, 256), (50, 4, 8)])
+def test_evaluation_counts_every_prediction_once(n, streams, warmup):
+    position, counted = eval_layout(n, streams, warmup)
+    assert sorted(position[counted].tolist()) == list(range(n))
+    first = position[:, 0][counted[:, 0]]
+    np.testing.assert_array_equal(first, np.arange(len(first)))  # stream 0 starts at the text's beginning
+
+
+def test_parallel_evaluation_matches_one_stream(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, hidden=16, val_frac=0.5)
+    for _ in range(30):
+        trainer.train_step()
+    val = trainer.corpus.val
+    one = evaluate(trainer.model, val, streams=1)
+    state, total = trainer.model.initial_state(1), 0.0
+    for t in range(len(val) - 1):  # character by character
+        loss, state = trainer.model.loss(val[t : t + 1, None], val[t + 1 : t + 2, None], state)
+        total += loss
+    assert one == pytest.approx(total / (len(val) - 1), rel=1e-6)
+    assert evaluate(trainer.model, val, streams=8, warmup=64) == pytest.approx(one, rel=1e-3)
