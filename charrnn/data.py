@@ -60,7 +60,7 @@ class Vocab:
         return "".join(self.chars[i] for i in ids)
 
 
-PIECE_BYTES = 1 << 24  # files are read and encoded 16 MB at a time: a big corpus never lives as one str
+PIECE_BYTES = 1 << 21  # files are read and encoded 2 MB at a time: a big corpus never lives as one str
 
 
 def _decoder(encoding: str) -> codecs.IncrementalDecoder:

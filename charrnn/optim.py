@@ -86,13 +86,12 @@ class Adam(Optimizer):
         np.square(grads, out=tmp)
         tmp *= 1.0 - b2
         self.v += tmp
-        # m̂ / (sqrt(v̂) + eps) with m̂ = m / (1 - b1^t), v̂ = v / (1 - b2^t)
-        bias1, bias2 = 1.0 - b1**self.steps, 1.0 - b2**self.steps
+        # lr * m̂ / (sqrt(v̂) + eps), with m̂ = m / (1 - b1^t) and v̂ = v / (1 - b2^t) folded into two scalars
+        root_bias2 = np.sqrt(1.0 - b2**self.steps)
         np.sqrt(self.v, out=tmp)
-        tmp *= 1.0 / np.sqrt(bias2)
-        tmp += self.eps
+        tmp += self.eps * root_bias2
         np.divide(self.m, tmp, out=tmp)
-        tmp *= self.lr / bias1
+        tmp *= self.lr * root_bias2 / (1.0 - b1**self.steps)
         self.params -= tmp
 
 

@@ -62,7 +62,7 @@ def eval_layout(n: int, streams: int, warmup: int) -> tuple[np.ndarray, np.ndarr
 
     Every prediction 0..n-1 is counted exactly once; stream s reads from position s * seg on.
     """
-    k = max(1, min(streams, (n - warmup) // (2 * warmup)))
+    k = max(1, min(streams, (n - warmup) // max(1, 2 * warmup)))
     seg = -(-(n - warmup) // k) if k > 1 else n
     rows = seg + warmup if k > 1 else n
     position = np.arange(rows)[:, None] + seg * np.arange(k)[None, :]

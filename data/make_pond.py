@@ -2,8 +2,10 @@
 
 The project ships its own small corpus for the quick start and the tests, so no outside text is copied in.
 Run from the repository root to regenerate it byte for byte:  python data/make_pond.py
+(`--size N --out FILE` writes a longer play elsewhere, e.g. the 200 MB corpus of benchmarks/memory.py).
 """
 
+import argparse
 import random
 from pathlib import Path
 
@@ -83,15 +85,25 @@ def speech(rng: random.Random) -> str:
     return f"{rng.choice(SPEAKERS)}:\n" + "\n".join(lines) + "\n"
 
 
+def write_play(path: Path, size: int, seed: int = 2026) -> int:
+    """Write speeches to `path` until it holds at least `size` characters; returns the count."""
+    rng = random.Random(seed)
+    written = 0
+    with path.open("w", encoding="utf-8") as f:
+        while written < size:
+            text = ("\n" if written else "") + speech(rng)
+            f.write(text)
+            written += len(text)
+    return written
+
+
 def main() -> None:
-    rng = random.Random(2026)
-    speeches, size = [], 0
-    while size < 200_000:
-        speeches.append(speech(rng))
-        size += len(speeches[-1]) + 1
-    out = Path(__file__).with_name("pond.txt")
-    out.write_text("\n".join(speeches), encoding="utf-8")
-    print(f"wrote {out} ({size:,} characters)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("pond.txt"))
+    parser.add_argument("--size", type=int, default=200_000, help="characters to write at least")
+    args = parser.parse_args()
+    written = write_play(args.out, args.size)
+    print(f"wrote {args.out} ({written:,} characters)")
 
 
 if __name__ == "__main__":
