@@ -3,9 +3,14 @@
 Generated text goes to stdout; progress, messages and errors go to stderr.
 """
 
+import contextlib
+import inspect
 import json
+import math
+import signal
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -17,11 +22,12 @@ from rich.table import Table
 from charrnn import __version__
 from charrnn.bench import run_bench, synthetic_ids
 from charrnn.checkpoint import find_checkpoint, load_model
-from charrnn.config import FIELDS, build_config, describe
+from charrnn.config import FIELDS, build_config, describe, flag
 from charrnn.data import load_corpus
 from charrnn.errors import CharRNNError
+from charrnn.plot import plot_runs
 from charrnn.sample import generate
-from charrnn.train import LOG2E, Trainer, TrainEvent, check_run_dir, default_run_dir, write_config
+from charrnn.train import LOG2E, RESUMABLE, Trainer, TrainEvent, check_run_dir, default_run_dir, write_config
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -30,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -49,40 +55,82 @@ def _main(
     """charrnn: character-level language models on a fast NumPy core."""
 
 
-def _opt(key: str) -> typer.models.OptionInfo:
-    return typer.Option(help=describe(key), show_default=False)
+def _with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` one option per config key (`--seq-len` for `seq_len`), with help and default from config.py.
+
+    The command receives them as keyword arguments, None where the flag was not given.
+    """
+    params = [p for p in inspect.signature(command).parameters.values() if p.kind != p.VAR_KEYWORD]
+    for key, field in FIELDS.items():
+        if key == "corpus":  # the positional argument
+            continue
+        kind = str if field.metadata.get("duration") else field.type
+        option = typer.Option(flag(key), help=describe(key), show_default=False)
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[kind | None, option]))  # fmt: skip
+    command.__signature__ = inspect.Signature(params)
+    return command
 
 
 @app.command()
+@_with_config_flags
 def train(
-    corpus: Annotated[list[Path] | None, typer.Argument(help="Text file(s) to learn from.", show_default=False)] = None,
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Text file(s) to learn from; with --resume, the run (folder or .npz).", show_default=False),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML file of config keys; flags override it.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run given (default: the most recent) exactly where it stopped."),
+    ] = False,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Start from this checkpoint's weights (a new run: fresh optimizer and steps).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in the run directory.")] = False,
-    encoding: Annotated[str | None, _opt("encoding")] = None,
-    val_frac: Annotated[float | None, _opt("val_frac")] = None,
-    run_dir: Annotated[str | None, _opt("run_dir")] = None,
-    cell: Annotated[str | None, _opt("cell")] = None,
-    layers: Annotated[int | None, _opt("layers")] = None,
-    hidden: Annotated[int | None, _opt("hidden")] = None,
-    dtype: Annotated[str | None, _opt("dtype")] = None,
-    batch_size: Annotated[int | None, _opt("batch_size")] = None,
-    seq_len: Annotated[int | None, _opt("seq_len")] = None,
-    reset_every: Annotated[int | None, _opt("reset_every")] = None,
-    optimizer: Annotated[str | None, _opt("optimizer")] = None,
-    lr: Annotated[float | None, _opt("lr")] = None,
-    clip: Annotated[float | None, _opt("clip")] = None,
-    clip_value: Annotated[float | None, _opt("clip_value")] = None,
-    max_steps: Annotated[int | None, _opt("max_steps")] = None,
-    epochs: Annotated[float | None, _opt("epochs")] = None,
-    seed: Annotated[int | None, _opt("seed")] = None,
-    eval_every: Annotated[int | None, _opt("eval_every")] = None,
-    save_every: Annotated[int | None, _opt("save_every")] = None,
+    **flags: object,
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
-    flags = {key: value for key, value in locals().items() if key in FIELDS}
-    flags["corpus"] = [str(p) for p in corpus] if corpus else None
+    if resume:
+        trainer = _resumed_trainer(corpus, config, init_from, flags)
+    else:
+        trainer = _new_trainer(corpus, config, init_from, overwrite, flags)
+    cfg, data = trainer.config, trainer.corpus
+    what = "resuming" if resume else "training"
+    err.print(
+        f"charrnn: {what} {cfg.cell} {cfg.layers}×{cfg.hidden} ({trainer.model.num_params:,} parameters) on "
+        f"{data.name}: {len(data.train):,} training and {len(data.val):,} validation characters, "
+        f"vocabulary {len(data.vocab)}; steps {trainer.step:,} to {trainer.total_steps:,} of "
+        f"{cfg.batch_size}×{cfg.seq_len}, run directory {trainer.run_dir}"
+    )
+    with TrainDisplay() as display, _stop_on_signals(trainer):
+        end = trainer.run(display.on_event)
+    if end.text == "interrupted":
+        err.print(
+            f"charrnn: stopped at step {end.step} and saved {end.saved}. "
+            f"Resume with: charrnn train --resume {trainer.run_dir}"
+        )
+        raise typer.Exit(130)
+    err.print(f"charrnn: done ({end.text}). Sample from it with: charrnn sample --run-dir {trainer.run_dir} --len 500")
+
+
+def _new_trainer(
+    corpus: list[Path] | None, config: Path | None, init_from: Path | None, overwrite: bool, flags: dict
+) -> Trainer:
+    flags = {**flags, "corpus": [str(p) for p in corpus] if corpus else None}
+    vocab, init_params = None, None
+    if init_from is not None:  # the model's shape and vocabulary come from the checkpoint
+        model, vocab, source, _, _ = load_model(init_from)
+        for key in ("cell", "layers", "hidden", "dtype"):
+            if flags.get(key) is not None and flags[key] != getattr(source, key):
+                raise CharRNNError(
+                    f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "
+                    f"{key} {getattr(source, key)}; leave {flag(key)} out."
+                )
+            flags[key] = getattr(source, key)
+        init_params = model.flat_params
     cfg = build_config(config, flags)
     if not cfg.corpus:
         raise CharRNNError(
@@ -90,19 +138,51 @@ def train(
         )
     run_dir = default_run_dir(cfg)
     check_run_dir(run_dir, overwrite)
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=run_dir)
-    trainer = Trainer(cfg, data)
+    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=run_dir, vocab=vocab)
+    trainer = Trainer(cfg, data, init_params)
     write_config(run_dir, cfg)
-    model = trainer.model
-    err.print(
-        f"charrnn: training {cfg.cell} {cfg.layers}×{cfg.hidden} ({model.num_params:,} parameters) on "
-        f"{data.name}: {len(data.train):,} training and {len(data.val):,} validation characters, "
-        f"vocabulary {len(data.vocab)}; {trainer.total_steps:,} steps of {cfg.batch_size}×{cfg.seq_len}, "
-        f"run directory {trainer.run_dir}"
-    )
-    with TrainDisplay() as display:
-        trainer.run(display.on_event)
-    err.print(f"charrnn: done. Sample from it with: charrnn sample --run-dir {trainer.run_dir} --len 500")
+    return trainer
+
+
+def _resumed_trainer(corpus: list[Path] | None, config: Path | None, init_from: Path | None, flags: dict) -> Trainer:
+    if config is not None or init_from is not None:
+        raise CharRNNError("--resume continues a run with its own settings; leave out --config and --init-from.")
+    if corpus and len(corpus) > 1:
+        raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
+    target = corpus[0] if corpus else None
+    path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
+    _, vocab, saved, meta, arrays = load_model(path)
+    changes = {key: value for key, value in flags.items() if value is not None}
+    fixed = sorted(set(changes) - set(RESUMABLE))
+    if fixed:
+        raise CharRNNError(
+            f"{flag(fixed[0])} cannot change when resuming (the run goes on with its own settings); only "
+            f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
+        )
+    cfg = build_config(None, {**saved.to_dict(), "run_dir": str(path.parent), **changes})
+    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=path.parent, vocab=vocab)
+    trainer = Trainer(cfg, data)
+    trainer.load(meta, arrays, f"checkpoint {path}")
+    write_config(trainer.run_dir, cfg)
+    return trainer
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """The first Ctrl-C (SIGINT) or SIGTERM lets the current step finish, then the run saves and stops."""
+
+    def request_stop(signum: int, frame: object) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        err.print("charrnn: stopping after this step, then saving (press Ctrl-C again to quit at once)")
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
@@ -134,6 +214,18 @@ def sample(
     if out.isatty():
         out.write("\n")
     out.flush()
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders (with metrics.jsonl) to draw on one chart.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("loss.png"),
+    x_axis: Annotated[str, typer.Option("--x", help="step or epoch.")] = "step",
+) -> None:
+    """Draw the training and validation loss curves of one or more runs to a PNG (needs charrnn[plot])."""
+    if x_axis not in ("step", "epoch"):
+        raise CharRNNError(f"--x must be step or epoch (got {x_axis!r}).")
+    err.print(f"charrnn: wrote {plot_runs(run_dirs, out, x_axis)}")
 
 
 @app.command()
@@ -208,18 +300,25 @@ class TrainDisplay:
             total=event.total_steps,
             step=f"{event.step:,}/{event.total_steps:,}",
             epoch=event.epoch,
-            loss=f"{event.train_loss:.3f}",
+            loss="-" if math.isnan(event.train_loss) else f"{event.train_loss:.3f}",
             val=val,
             speed=f"{event.chars_per_sec:,.0f}",
         )
         if event.kind == "eval":
             self.line(event)
+        elif event.kind == "notice":
+            self.progress.console.print(f"charrnn: {event.text}", style="yellow", markup=False)
+        elif event.kind == "sample":
+            self.progress.console.print(f"── sample at step {event.step} ──\n{event.text}", style="dim", markup=False)
 
     def line(self, event: TrainEvent) -> None:
         parts = [f"step {event.step}", f"epoch {event.epoch:.2f}", f"train {event.train_loss:.3f}"]
         if event.val_loss is not None:
             parts.append(f"val_loss={event.val_loss:.4f} nats/char ({event.val_loss * LOG2E:.3f} bits/char)")
         parts.append(f"{event.chars_per_sec:,.0f} chars/s")
+        if event.best:
+            parts.append("best")
+        parts.append(f"lr {event.lr:.3g}")
         if event.saved:
             parts.append(f"saved {event.saved}")
         text = " · ".join(parts)

@@ -7,6 +7,7 @@ YAML loader, the CLI's help and the README table all read the same definition.
 import contextlib
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,35 @@ class TrainConfig:
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
     )
-    optimizer: str = _key("adam", "update rule", choices=("adam", "sgd", "adagrad"))
-    lr: float = _key(4e-3, "learning rate", gt=0.0)
+    dropout: float = _key(
+        0.0, "dropout between stacked layers and before the output layer, in training only", ge=0.0, lt=1.0
+    )
+    optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
+    lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)
+    momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0)
+    weight_decay: float = _key(0.01, "decoupled weight decay of adamw", ge=0.0)
+    lr_schedule: str = _key("constant", "learning-rate schedule", choices=("constant", "step", "cosine"))
+    lr_decay: float = _key(0.5, "step schedule: factor applied every --lr-decay-every epochs", gt=0.0, le=1.0)
+    lr_decay_every: float = _key(1.0, "step schedule: epochs between two decays", gt=0.0)
+    min_lr: float = _key(0.0, "cosine schedule: the learning rate it ends at", ge=0.0)
+    warmup_steps: int = _key(0, "steps of linear warm-up from 0 to --lr, before any schedule", ge=0)
     clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0)
     clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0)
-    max_steps: int = _key(0, "stop after this many steps (0: no limit, --epochs decides)", ge=0)
-    epochs: float = _key(10.0, "stop after this many passes over the training text", gt=0.0)
-    seed: int = _key(1234, "random seed for initialisation", ge=0)
+    max_steps: int = _key(0, "stop after this many steps in all (0: no limit, --epochs decides)", ge=0)
+    epochs: float = _key(10.0, "stop after this many passes over the training text in all", gt=0.0)
+    max_time: float = _key(
+        0.0, "stop after this much training time in all, e.g. 90s, 10m, 1h30m (0: no limit)", ge=0.0, duration=True
+    )
+    seed: int = _key(1234, "random seed for initialisation and dropout", ge=0)
     eval_every: int = _key(500, "steps between validation passes (0: only at the end)", ge=0)
     save_every: int = _key(500, "steps between checkpoints (0: only at the end)", ge=0)
+    keep: int = _key(0, "also keep the N most recent numbered checkpoints, step-NNNNNNN.npz", ge=0)
+    patience: int = _key(0, "stop early after N validation passes without a new best (0: never)", ge=0)
+    log_every: int = _key(10, "steps between lines of metrics.jsonl", ge=1)
+    sample_every: int = _key(0, "steps between short samples shown while training (0: never)", ge=0)
+    guard_skips: int = _key(3, "divergence guard: non-finite steps in a row before rolling back", ge=1)
+    guard_lr_factor: float = _key(0.5, "divergence guard: learning-rate factor at each rollback", gt=0.0, lt=1.0)
+    guard_rollbacks: int = _key(3, "divergence guard: rollbacks before giving up", ge=0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,6 +96,8 @@ def check_value(key: str, value: Any) -> Any:
     """Return `value` converted to the key's type, or raise ValueError saying what is allowed."""
     f = FIELDS[key]
     rule = f.metadata
+    if rule.get("duration") and isinstance(value, str):
+        value = parse_duration(value)
     if f.type is float:
         if isinstance(value, str):
             with contextlib.suppress(ValueError):  # YAML 1.1 reads `2e-3` as a string; a user means a number
@@ -107,6 +130,15 @@ def check_value(key: str, value: Any) -> Any:
         if name in rule and not ok(value, rule[name]):
             raise ValueError(f"must be {word} {rule[name]} (got {value!r})")
     return value
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "90s", "10m", "1h30m" or "2.5h"."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
+    if not text.strip() or parts is None:
+        raise ValueError(f"must be a duration like 90s, 10m or 1h30m (got {text!r})")
+    hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
+    return 3600 * hours + 60 * minutes + seconds
 
 
 def from_mapping(mapping: Any, source: str) -> dict[str, Any]:

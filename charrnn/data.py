@@ -109,12 +109,17 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
 
 
 def encode_files(
-    paths: Sequence[Path], encoding: str = "utf-8", out: Path | None = None, piece_bytes: int = PIECE_BYTES
+    paths: Sequence[Path],
+    encoding: str = "utf-8",
+    out: Path | None = None,
+    piece_bytes: int = PIECE_BYTES,
+    vocab: Vocab | None = None,
 ) -> tuple[Vocab, np.ndarray]:
     """Read the files twice, a piece at a time: once to find the vocabulary and length, once to write the ids.
 
     With `out`, the ids go to a memory-mapped `.npy` file there instead of memory; it is created only once the
-    first pass has found the text good.
+    first pass has found the text good. With `vocab` (fine-tuning, resuming), the text is encoded with that
+    vocabulary, and a character outside it is an error that lists them all.
     """
     counts = np.zeros(0, np.int64)  # occurrences of each code point
     for path in paths:
@@ -128,7 +133,18 @@ def encode_files(
         if seen == 0:
             raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
     codes = np.flatnonzero(counts)
-    vocab = Vocab([chr(c) for c in codes])
+    if vocab is None:
+        vocab = Vocab([chr(c) for c in codes])
+    else:
+        missing = np.setdiff1d(codes, vocab.codes)
+        if missing.size:
+            listed = ", ".join(repr(chr(c)) for c in missing[:40]) + (" ..." if missing.size > 40 else "")
+            raise CharRNNError(
+                f"the corpus has {missing.size} characters that the model's vocabulary lacks: {listed}; "
+                "remove them from the text or train a new model."
+            )
+        codes = vocab.codes.astype(np.int64)
+        counts = np.pad(counts, (0, max(0, int(codes.max()) + 1 - len(counts))))
     n = int(counts.sum())
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +162,7 @@ def encode_files(
     return vocab, ids
 
 
-def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path) -> tuple[Vocab, np.ndarray]:
+def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path, vocab: Vocab | None) -> tuple[Vocab, np.ndarray]:
     """Encode once into cache_dir/corpus.npy (memory-mapped); reuse it while the files are unchanged."""
     sources = []
     for path in paths:
@@ -154,7 +170,7 @@ def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path) -> tuple[
             next(read_pieces(path, encoding), None)
         stat = path.stat()
         sources.append({"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    key = {"sources": sources, "encoding": encoding}
+    key = {"sources": sources, "encoding": encoding, "vocab": vocab.chars if vocab else None}
     ids_path, meta_path = cache_dir / "corpus.npy", cache_dir / "corpus.json"
     if ids_path.is_file() and meta_path.is_file():
         try:
@@ -165,7 +181,7 @@ def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path) -> tuple[
             pass  # a damaged cache is rebuilt below
     tmp = cache_dir / "corpus.npy.tmp"
     try:
-        vocab, ids = encode_files(paths, encoding, out=tmp)
+        vocab, ids = encode_files(paths, encoding, out=tmp, vocab=vocab)
         ids.flush()
         del ids
         os.replace(tmp, ids_path)
@@ -186,16 +202,23 @@ class Corpus:
 
 
 def load_corpus(
-    paths: Sequence[str | Path], encoding: str = "utf-8", val_frac: float = 0.1, cache_dir: Path | None = None
+    paths: Sequence[str | Path],
+    encoding: str = "utf-8",
+    val_frac: float = 0.1,
+    cache_dir: Path | None = None,
+    vocab: Vocab | None = None,
 ) -> Corpus:
-    """Read and join the files, build the vocabulary, hold out the last `val_frac` for validation.
+    """Read and join the files, build the vocabulary (or use `vocab`), hold out the last `val_frac`.
 
     With `cache_dir`, the ids are kept there as a memory-mapped file and reused while the files are unchanged.
     """
     if not paths:
         raise CharRNNError("no corpus given; pass a text file, e.g. `charrnn train data/pond.txt`.")
     files = [Path(p) for p in paths]
-    vocab, ids = _cached_ids(files, encoding, cache_dir) if cache_dir else encode_files(files, encoding)
+    if cache_dir:
+        vocab, ids = _cached_ids(files, encoding, cache_dir, vocab)
+    else:
+        vocab, ids = encode_files(files, encoding, vocab=vocab)
     n_val = int(len(ids) * val_frac)
     if val_frac > 0 and n_val < 2:
         raise CharRNNError(

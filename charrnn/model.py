@@ -69,19 +69,34 @@ class CharModel(Scratch):
         for layer in self.layers:
             layer.prepare()
 
-    def forward(self, x: np.ndarray, state: list[State], prepare: bool = True) -> tuple[np.ndarray, list[State]]:
+    def forward(
+        self,
+        x: np.ndarray,
+        state: list[State],
+        prepare: bool = True,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[np.ndarray, list[State]]:
         """Logits (T*B, V) for ids x (T, B), and the state after the last step (carry it to the next chunk).
 
-        prepare=False reuses the weights of the last `prepare()`: right only while the parameters are unchanged,
-        as in sampling, where it saves re-deriving them for every character.
+        With dropout p > 0 (training), each layer's output, as the next layer or the output layer sees it, keeps
+        each unit with probability 1 - p (scaled by 1 / (1 - p)); the masks come from `rng`. The recurrent
+        connections inside a layer are never dropped. prepare=False reuses the weights of the last `prepare()`:
+        right only while the parameters are unchanged, as in sampling, where it saves redoing it per character.
         """
         T, B = x.shape
         out, new_state = x, []
         if prepare:
             self.prepare()
-        for layer, s in zip(self.layers, state, strict=True):
+        self._masks = []
+        for i, (layer, s) in enumerate(zip(self.layers, state, strict=True)):
             out, s = layer.forward(out, s)
             new_state.append(s)
+            if dropout > 0:
+                mask = np.multiply(rng.random(out.shape, self.dtype) >= dropout, 1.0 / (1.0 - dropout),
+                                   out=self.buf(f"mask{i}", *out.shape), dtype=self.dtype)  # fmt: skip
+                out = np.multiply(out, mask, out=self.buf(f"dropped{i}", *out.shape))
+                self._masks.append(mask)
         self._top = out
         logits = self.buf("logits", T * B, self.vocab_size)
         np.matmul(out.reshape(T * B, -1), self.params["W_y"], out=logits)
@@ -96,22 +111,37 @@ class CharModel(Scratch):
         self.sum_rows(dlogits, out=self.grads["b_y"])
         dtop = self.buf("dtop", T, B, self.hidden_size)
         np.matmul(dlogits, self.params["W_y"].T, out=dtop.reshape(T * B, -1))
-        for layer in reversed(self.layers):
-            dtop = layer.backward(dtop)
+        for i in reversed(range(len(self.layers))):
+            if self._masks:
+                dtop *= self._masks[i]
+            dtop = self.layers[i].backward(dtop)
 
     def loss(
-        self, x: np.ndarray, y: np.ndarray, state: list[State], counted: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        state: list[State],
+        counted: np.ndarray | None = None,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
     ) -> tuple[float, list[State]]:
         """Summed cross-entropy (nats) of targets y (T, B) given inputs x, over the positions where `counted`
         (a (T, B) bool array; default all); no gradients."""
-        logits, state = self.forward(x, state)
+        logits, state = self.forward(x, state, dropout=dropout, rng=rng)
         mask = None if counted is None else counted.reshape(-1)
         total, _ = softmax_cross_entropy(logits, y.reshape(-1), grad=False, counted=mask)
         return total, state
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, state: list[State]) -> tuple[float, list[State]]:
+    def loss_and_grads(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        state: list[State],
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, list[State]]:
         """Mean cross-entropy over all T*B positions; fills `self.grads`."""
-        logits, state = self.forward(x, state)
+        logits, state = self.forward(x, state, dropout=dropout, rng=rng)
         total, dlogits = softmax_cross_entropy(logits, y.reshape(-1), grad=True)
         self.backward(dlogits)
         return total / x.size, state

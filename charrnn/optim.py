@@ -1,4 +1,6 @@
-"""Gradient clipping and the update rules, working in place on the model's flat parameter/gradient arrays."""
+"""Gradient clipping, the update rules (in place on the model's flat arrays) and the learning-rate schedules."""
+
+import math
 
 import numpy as np
 
@@ -37,11 +39,39 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """theta -= lr * g"""
+    """With momentum mu: velocity = mu * velocity + g;  theta -= lr * velocity  (mu = 0: plain SGD)."""
+
+    def __init__(self, params: np.ndarray, lr: float, momentum: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.velocity = self.moment("velocity")
 
     def update(self, grads: np.ndarray) -> None:
-        np.multiply(grads, self.lr, out=self._scratch)
+        self.velocity *= self.momentum
+        self.velocity += grads
+        np.multiply(self.velocity, self.lr, out=self._scratch)
         self.params -= self._scratch
+
+
+class RMSprop(Optimizer):
+    """cache = rho cache + (1 - rho) g²;  theta -= lr * g / (sqrt(cache) + eps)   (char-rnn's default)"""
+
+    def __init__(self, params: np.ndarray, lr: float, rho: float = 0.95, eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.rho, self.eps = rho, eps
+        self.cache = self.moment("cache")
+
+    def update(self, grads: np.ndarray) -> None:
+        tmp = self._scratch
+        self.cache *= self.rho
+        np.square(grads, out=tmp)
+        tmp *= 1.0 - self.rho
+        self.cache += tmp
+        np.sqrt(self.cache, out=tmp)
+        tmp += self.eps
+        np.divide(grads, tmp, out=tmp)
+        tmp *= self.lr
+        self.params -= tmp
 
 
 class Adagrad(Optimizer):
@@ -95,4 +125,43 @@ class Adam(Optimizer):
         self.params -= tmp
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "adagrad": Adagrad}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): theta -= lr * wd * theta, then the Adam step."""
+
+    def __init__(self, params: np.ndarray, lr: float, weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr)
+        self.weight_decay = weight_decay
+
+    def update(self, grads: np.ndarray) -> None:
+        self.params *= 1.0 - self.lr * self.weight_decay
+        super().update(grads)
+
+
+OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def make_optimizer(name: str, params: np.ndarray, lr: float, momentum: float, weight_decay: float) -> Optimizer:
+    extra = {"sgd": {"momentum": momentum}, "adamw": {"weight_decay": weight_decay}}.get(name, {})
+    return OPTIMIZERS[name](params, lr, **extra)
+
+
+def learning_rate(
+    step: int,
+    lr: float,
+    schedule: str = "constant",
+    steps_per_epoch: int = 1,
+    total_steps: int = 1,
+    warmup_steps: int = 0,
+    decay: float = 0.5,
+    decay_every: float = 1.0,
+    min_lr: float = 0.0,
+) -> float:
+    """The learning rate of update number `step` (from 0): linear warm-up, then constant, step or cosine."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "step":
+        return lr * decay ** math.floor(step / steps_per_epoch / decay_every)
+    if schedule == "cosine":
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    return lr

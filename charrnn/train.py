@@ -1,14 +1,20 @@
-"""The training loop: stateful truncated BPTT, clipping, the optimizer step, evaluation and checkpoints.
+"""The training loop: stateful truncated BPTT, clipping, the optimizer step, evaluation and checkpoints,
+and everything that makes a long run safe to leave alone: exact resume, best/last checkpoints, early stopping,
+time limits, a clean stop on a signal and a guard against divergence.
 
 It never prints: it reports through `TrainEvent`s, which the CLI draws (or a script collects).
 """
 
 import dataclasses
+import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,14 +23,21 @@ from charrnn.config import TrainConfig, dump_yaml
 from charrnn.data import Batches, Corpus
 from charrnn.errors import CharRNNError
 from charrnn.model import CharModel
-from charrnn.optim import OPTIMIZERS, clip_gradients
+from charrnn.optim import clip_gradients, learning_rate, make_optimizer
+from charrnn.sample import generate
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
+BEST = "best.npz"
+METRICS = "metrics.jsonl"
+# Keys a resumed run may change: when and how long it goes on, not what it learns.
+RESUMABLE = ("max_steps", "epochs", "max_time", "eval_every", "save_every", "keep", "patience", "log_every",
+             "sample_every")  # fmt: skip
 
 
 @dataclass
 class TrainEvent:
-    """What happened: kind is "step" (after every update), "eval" (validation and/or save) or "end"."""
+    """What happened. kind: "step" (after every update), "eval" (a validation pass and/or a save), "sample"
+    (`text` is a short sample), "notice" (`text` says what the divergence guard did) or "end" (`text` says why)."""
 
     kind: str
     step: int
@@ -33,8 +46,11 @@ class TrainEvent:
     train_loss: float  # smoothed, nats/char
     val_loss: float | None  # last validation loss, nats/char
     chars_per_sec: float
-    elapsed: float  # seconds of training, evaluation excluded
+    elapsed: float  # seconds of training in the whole run, evaluation excluded
+    lr: float = 0.0
     saved: Path | None = None
+    best: bool = False  # this validation loss is the best so far
+    text: str = ""
 
 
 def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128) -> float:
@@ -75,44 +91,117 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, corpus: Corpus) -> None:
+    def __init__(self, config: TrainConfig, corpus: Corpus, init_params: np.ndarray | None = None) -> None:
         self.config, self.corpus = config, corpus
         self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
         self.model = CharModel(
             len(corpus.vocab), config.hidden, config.layers, config.cell, config.dtype, seed=config.seed
         )
-        self.optimizer = OPTIMIZERS[config.optimizer](self.model.flat_params, config.lr)
+        if init_params is not None:  # fine-tuning: trained weights, everything else new
+            self.model.flat_params[...] = init_params
+        self.optimizer = make_optimizer(
+            config.optimizer, self.model.flat_params, config.lr, config.momentum, config.weight_decay
+        )
+        self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
         self.state = self.model.initial_state(config.batch_size)
-        self.step = 0
         self.run_dir = default_run_dir(config)
-        per_epoch = self.batches.chunks_per_epoch
-        self.total_steps = math.ceil(config.epochs * per_epoch)
-        if config.max_steps:
-            self.total_steps = min(self.total_steps, config.max_steps)
+        self.step = 0
+        self.train_seconds = 0.0
         self.val_loss: float | None = None
+        self.best_val: float | None = None
+        self.evals_since_best = 0
+        self.grad_norm = 0.0
+        self.last_lr = 0.0  # of the last update
+        self.lr_scale = 1.0  # cut by the divergence guard
+        self.rollbacks = 0
+        self.bad_steps = 0
+        self.notice = ""
+        self.stop_requested = False  # set from a signal handler: stop after this step, save
+        self.snapshot = self._snapshot()
+
+    @property
+    def total_steps(self) -> int:
+        total = math.ceil(self.config.epochs * self.batches.chunks_per_epoch)
+        return min(total, self.config.max_steps) if self.config.max_steps else total
 
     @property
     def epoch(self) -> float:
         return self.step / self.batches.chunks_per_epoch
 
-    def train_step(self) -> float:
-        """One update on the next chunk of every stream; returns its mean loss (nats/char)."""
+    @property
+    def lr(self) -> float:
+        cfg = self.config
+        scheduled = learning_rate(
+            self.step, cfg.lr, cfg.lr_schedule, self.batches.chunks_per_epoch, self.total_steps,
+            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr,
+        )  # fmt: skip
+        return scheduled * self.lr_scale
+
+    def train_step(self) -> float | None:
+        """One update on the next chunk of every stream; returns its mean loss (nats/char), or None if the loss
+        or the gradient was not finite and the update was skipped (see `_guard`)."""
+        cfg = self.config
         chunk = self.step % self.batches.chunks_per_epoch
         if chunk == 0:  # the streams start again from the beginning of their text
-            self.state = self.model.initial_state(self.config.batch_size)
-        elif self.config.reset_every:
+            self.state = self.model.initial_state(cfg.batch_size)
+        elif cfg.reset_every:
             # Without this, the zero state is only ever seen by an untrained model, and a trained one can fall
             # into a saturated state when it reads e.g. "\n\n" from zero (validation loss 5.5 instead of 2.1).
-            fresh = (self.step + np.arange(self.config.batch_size)) % self.config.reset_every == 0
+            fresh = (self.step + np.arange(cfg.batch_size)) % cfg.reset_every == 0
             for layer in self.state:
                 for s in layer:
                     s[fresh] = 0.0
         x, y = self.batches.chunk(chunk)
-        loss, self.state = self.model.loss_and_grads(x, y, self.state)
-        clip_gradients(self.model.flat_grads, self.config.clip, self.config.clip_value)
+        loss, state = self.model.loss_and_grads(x, y, self.state, cfg.dropout, self.rng)
+        self.grad_norm = clip_gradients(self.model.flat_grads, cfg.clip, cfg.clip_value)
+        if not (math.isfinite(loss) and math.isfinite(self.grad_norm)):
+            self._guard(loss)
+            self.step += 1
+            return None
+        self.bad_steps = 0
+        self.state = state
+        self.optimizer.lr = self.last_lr = self.lr
         self.optimizer.step(self.model.flat_grads)
         self.step += 1
         return loss
+
+    def _guard(self, loss: float) -> None:
+        """A non-finite loss or gradient never reaches the weights. After `guard_skips` such steps in a row, go
+        back to the last good state kept in memory and cut the learning rate; after `guard_rollbacks`, give up."""
+        cfg = self.config
+        self.bad_steps += 1
+        self.state = self.model.initial_state(cfg.batch_size)
+        self.notice = f"step {self.step + 1}: loss {loss}, gradient norm {self.grad_norm}; update skipped"
+        if self.bad_steps < cfg.guard_skips:
+            return
+        if self.rollbacks >= cfg.guard_rollbacks:
+            raise CharRNNError(
+                f"training diverged: {self.bad_steps} non-finite steps in a row at step {self.step + 1}, after "
+                f"{self.rollbacks} rollbacks that cut the learning rate to {self.lr:.3g}; the last checkpoint "
+                "holds the last good weights; lower --lr or --clip, or raise --guard-rollbacks."
+            )
+        self._restore(self.snapshot)
+        self.rollbacks += 1
+        self.bad_steps = 0
+        self.lr_scale *= cfg.guard_lr_factor
+        self.notice = (
+            f"step {self.step + 1}: {cfg.guard_skips} non-finite steps in a row; rolled back to the weights of "
+            f"step {self.snapshot['step']} and cut the learning rate to {self.lr:.3g}"
+        )
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "params": self.model.flat_params.copy(),
+            "optim": {k: v.copy() for k, v in self.optimizer.state.items()},
+            "optimizer_steps": self.optimizer.steps,
+        }
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        self.model.flat_params[...] = snapshot["params"]
+        for k, v in snapshot["optim"].items():
+            self.optimizer.state[k][...] = v
+        self.optimizer.steps = snapshot["optimizer_steps"]
 
     def evaluate(self) -> float | None:
         if len(self.corpus.val) < 2:
@@ -120,8 +209,11 @@ class Trainer:
         self.val_loss = evaluate(self.model, self.corpus.val)
         return self.val_loss
 
-    def save(self, name: str = checkpoint.LAST) -> Path:
-        """Everything needed to sample from, inspect or continue this run."""
+    def checkpoint_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Everything needed to sample from, inspect or continue this run exactly."""
+        if not (np.all(np.isfinite(self.model.flat_params)) and all(np.all(np.isfinite(v)) for v in
+                                                                     self.optimizer.state.values())):  # fmt: skip
+            raise CharRNNError(f"step {self.step}: the weights are not finite, so no checkpoint was written.")
         arrays = {f"param/{k}": v for k, v in self.model.params.items()}
         arrays |= {f"optim/{k}": v for k, v in self.optimizer.state.items()}
         arrays |= {f"state/{i}.{k}": s for i, layer in enumerate(self.state) for k, s in enumerate(layer)}
@@ -132,51 +224,168 @@ class Trainer:
             "epoch": self.epoch,
             "optimizer_steps": self.optimizer.steps,
             "val_loss": self.val_loss,
+            "best_val_loss": self.best_val,
+            "evals_since_best": self.evals_since_best,
+            "train_seconds": self.train_seconds,
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "rng": self.rng.bit_generator.state,
             "corpus": {
                 "name": self.corpus.name,
                 "train_chars": len(self.corpus.train),
                 "val_chars": len(self.corpus.val),
             },
         }
-        path = self.run_dir / name
+        return meta, arrays
+
+    def save(self, last: bool = True, best: bool = False) -> Path:
+        """Write last.npz (with a numbered copy when --keep asks) and/or best.npz; remember this state as good."""
+        meta, arrays = self.checkpoint_contents()
+        path = self.run_dir / (checkpoint.LAST if last else BEST)
         checkpoint.save(path, meta, arrays)
+        if last and best:
+            _copy_atomically(path, self.run_dir / BEST)
+        if last and self.config.keep:
+            _copy_atomically(path, self.run_dir / f"step-{self.step:07d}.npz")
+            for old in sorted(self.run_dir.glob("step-*.npz"))[: -self.config.keep]:
+                old.unlink()
+        self.snapshot = self._snapshot()
         return path
 
+    def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> None:
+        """Continue from a checkpoint of this run (parameters already checked by checkpoint.load_model)."""
+        for name, param in self.model.params.items():
+            param[...] = arrays[f"param/{name}"]
+        for name, moment in self.optimizer.state.items():
+            saved = arrays.get(f"optim/{name}")
+            if saved is None or saved.shape != moment.shape:
+                raise CharRNNError(f"{source} has no usable optimizer state 'optim/{name}'; it cannot be resumed.")
+            moment[...] = saved
+        for i, layer in enumerate(self.state):
+            for k, s in enumerate(layer):
+                saved = arrays.get(f"state/{i}.{k}")
+                if saved is None or saved.shape != s.shape:
+                    raise CharRNNError(f"{source} has no usable hidden state 'state/{i}.{k}'; it cannot be resumed.")
+                s[...] = saved
+        try:
+            self.optimizer.steps = int(meta["optimizer_steps"])
+            self.step = int(meta["step"])
+            self.train_seconds = float(meta.get("train_seconds", 0.0))
+            self.val_loss, self.best_val = meta.get("val_loss"), meta.get("best_val_loss")
+            self.evals_since_best = int(meta.get("evals_since_best", 0))
+            self.lr_scale = float(meta.get("lr_scale", 1.0))
+            self.rollbacks = int(meta.get("rollbacks", 0))
+            self.rng.bit_generator.state = meta["rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CharRNNError(f"{source} lacks the training position ({e}); it cannot be resumed.") from None
+        self.snapshot = self._snapshot()
+
+    def _stop_reason(self) -> str:
+        cfg = self.config
+        if self.stop_requested:
+            return "interrupted"
+        if self.step >= self.total_steps:
+            return f"reached step {self.total_steps} (--max-steps / --epochs)"
+        if cfg.max_time and self.train_seconds >= cfg.max_time:
+            return f"reached --max-time ({self.train_seconds:.0f} s of training)"
+        return ""
+
     def run(self, on_event: Callable[[TrainEvent], None] | None = None) -> TrainEvent:
-        """Train to `total_steps`, evaluating every `eval_every` and saving every `save_every` steps and at the end."""
+        """Train until --max-steps, --epochs or --max-time (counted over the whole run, resumes included),
+        early stopping or `stop_requested`; evaluate and save on their cadences and when it stops."""
         emit = on_event or (lambda event: None)
         cfg = self.config
+        if self._stop_reason():
+            raise CharRNNError(
+                f"nothing to train: the run is at step {self.step} and {self._stop_reason()}; "
+                "raise --max-steps, --epochs or --max-time to go on."
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(self.run_dir / METRICS, self.step)
         chars_per_step = cfg.batch_size * cfg.seq_len
-        smooth, train_time = None, 0.0
-        event = None
-        while self.step < self.total_steps:
+        smooth, session_seconds, session_steps = None, 0.0, 0
+        since_log: list[float] = []  # losses of the steps since the last metrics line
+        while True:
             started = time.perf_counter()
             loss = self.train_step()
-            train_time += time.perf_counter() - started
-            if not math.isfinite(loss):
-                raise CharRNNError(
-                    f"the training loss became {loss} at step {self.step}; lower --lr or set --clip (now {cfg.clip})."
-                )
-            smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
-            speed = self.step * chars_per_step / max(train_time, 1e-9)
-            event = TrainEvent(
-                "step", self.step, self.total_steps, self.epoch, smooth, self.val_loss, speed, train_time
-            )
+            spent = time.perf_counter() - started
+            self.train_seconds += spent
+            session_seconds += spent
+            session_steps += 1
+            if loss is not None:
+                smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
+                since_log.append(loss)
+            speed = session_steps * chars_per_step / max(session_seconds, 1e-9)
+            event = TrainEvent("step", self.step, self.total_steps, self.epoch, math.nan if smooth is None else
+                               smooth, self.val_loss, speed, self.train_seconds, self.last_lr)  # fmt: skip
             emit(event)
-            last = self.step == self.total_steps
-            do_eval = last or (cfg.eval_every and self.step % cfg.eval_every == 0)
-            do_save = last or (cfg.save_every and self.step % cfg.save_every == 0)
-            if do_eval:
-                self.evaluate()
-            if do_eval or do_save:
-                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss)
-                event.saved = self.save() if do_save else None
+            if self.notice:
+                emit(dataclasses.replace(event, kind="notice", text=self.notice))
+                self.notice = ""
+            reason = self._stop_reason()
+            improved = False
+            if reason or (cfg.eval_every and self.step % cfg.eval_every == 0):
+                val = self.evaluate()
+                improved = val is not None and (self.best_val is None or val < self.best_val)
+                if improved:
+                    self.best_val, self.evals_since_best = val, 0
+                elif val is not None:
+                    self.evals_since_best += 1
+                    if cfg.patience and self.evals_since_best >= cfg.patience:
+                        reason = f"no better validation loss in {cfg.patience} passes (--patience)"
+                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, best=improved)
+            last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
+            if last or improved:
+                event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
+            if event.kind == "eval":
                 emit(event)
-        if event is None:
-            raise CharRNNError("nothing to train: the run is already at its last step.")
-        event = dataclasses.replace(event, kind="end")
-        emit(event)
-        return event
+            if self.step % cfg.log_every == 0 or event.kind == "eval" or reason:
+                self._log(event, float(np.mean(since_log)) if since_log else None)
+                since_log = []
+            if cfg.sample_every and self.step % cfg.sample_every == 0:
+                text = "".join(generate(self.model, self.corpus.vocab, 200, temperature=0.8, seed=self.step))
+                emit(dataclasses.replace(event, kind="sample", text=text))
+            if reason:
+                end = dataclasses.replace(event, kind="end", text=reason)
+                emit(end)
+                return end
+
+    def _log(self, event: TrainEvent, train_loss: float | None) -> None:
+        """One line of metrics.jsonl; train_loss is the mean over the steps since the line before."""
+        record = {
+            "step": event.step,
+            "epoch": round(event.epoch, 6),
+            "train_loss": train_loss,
+            "val_loss": event.val_loss if event.kind == "eval" else None,
+            "val_bits": event.val_loss * LOG2E if event.kind == "eval" and event.val_loss is not None else None,
+            "lr": event.lr,
+            "grad_norm": round(self.grad_norm, 6) if math.isfinite(self.grad_norm) else None,
+            "chars_per_sec": round(event.chars_per_sec, 1),
+            "elapsed": round(event.elapsed, 3),
+        }
+        with (self.run_dir / METRICS).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    """A second name for a checkpoint: a hard link where the file system has them, else a copy; never half."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop the lines a stopped run wrote after the checkpoint it resumes from."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:

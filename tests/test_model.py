@@ -21,21 +21,25 @@ def random_problem(cell: str, layers: int, seed: int = 0):
     return model, x, y, state
 
 
-@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize(("layers", "dropout"), [(1, 0.0), (2, 0.0), (2, 0.3)])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_gradients_match_central_differences(cell, layers):
+def test_gradients_match_central_differences(cell, layers, dropout):
     model, x, y, state = random_problem(cell, layers)
     n = x.size
-    model.loss_and_grads(x, y, state)
+
+    def fixed_masks():  # the same dropout masks for every evaluation
+        return {"dropout": dropout, "rng": np.random.default_rng(7)}
+
+    model.loss_and_grads(x, y, state, **fixed_masks())
     analytic = model.flat_grads * n  # gradient of the summed loss
     numeric = np.empty_like(analytic)
     eps = 1e-5
     for k in range(model.num_params):
         old = model.flat_params[k]
         model.flat_params[k] = old + eps
-        plus, _ = model.loss(x, y, state)
+        plus, _ = model.loss(x, y, state, **fixed_masks())
         model.flat_params[k] = old - eps
-        minus, _ = model.loss(x, y, state)
+        minus, _ = model.loss(x, y, state, **fixed_masks())
         model.flat_params[k] = old
         numeric[k] = (plus - minus) / (2 * eps)
     rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-12)
@@ -130,6 +134,16 @@ def test_learns_a_repetitive_text_and_samples_it_back(cell):
     assert loss < 0.1
     sample = "".join(generate(model, vocab, 48, temperature=0.5, prime="the cat ", seed=0))
     assert sample == "sat on the mat. the cat sat on the mat. the cat "
+
+
+def test_dropout_is_off_unless_asked_and_scales_what_it_keeps():
+    model, x, y, state = random_problem("lstm", 2)
+    plain, _ = model.loss(x, y, state)
+    assert model.loss(x, y, state)[0] == plain
+    dropped, _ = model.loss(x, y, state, dropout=0.5, rng=np.random.default_rng(0))
+    assert dropped != plain
+    mask = model._masks[0]
+    assert set(np.unique(mask).tolist()) == {0.0, 2.0}
 
 
 def test_float32_is_the_default_and_float64_is_available():

@@ -28,7 +28,11 @@ def test_run_stops_at_max_steps_and_reports_each_evaluation(small_corpus, tmp_pa
     events = []
     end = trainer.run(events.append)
     assert [e.step for e in events if e.kind == "eval"] == [3, 6, 7]
-    assert [e.saved is not None for e in events if e.kind == "eval"] == [False, False, True]
+    evals = [e for e in events if e.kind == "eval"]
+    assert evals[-1].saved == tmp_path / "last.npz"
+    for e in evals[:-1]:  # save_every=0: only best.npz, when the validation loss improves
+        assert e.saved == (tmp_path / "best.npz" if e.best else None)
+    assert evals[0].best
     assert end.kind == "end" and end.step == 7 and trainer.step == 7
     assert end.val_loss == evaluate(trainer.model, trainer.corpus.val)
 

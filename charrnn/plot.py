@@ -1,0 +1,47 @@
+"""Loss curves of one or more runs, from their metrics.jsonl, drawn to a PNG with matplotlib (optional extra)."""
+
+import json
+from pathlib import Path
+
+from charrnn.errors import CharRNNError
+from charrnn.train import METRICS
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / METRICS
+    if not path.is_file():
+        raise CharRNNError(f"{run_dir} has no {METRICS}; pass the folder of a run trained with this charrnn.")
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise CharRNNError(f"{path} is damaged at line {e.lineno}; it is not JSON lines.") from None
+
+
+def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
+    """Training loss (thin) and validation loss (dots, joined) against steps or epochs, one colour per run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CharRNNError("charrnn plot needs matplotlib; install it with: pip install 'charrnn[plot]'") from None
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    for i, run_dir in enumerate(run_dirs):
+        records = read_metrics(run_dir)
+        colour = f"C{i}"
+        train = [(r[x_axis], r["train_loss"]) for r in records if r.get("train_loss") is not None]
+        val = [(r[x_axis], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+        if train:
+            axes.plot(*zip(*train, strict=True), color=colour, alpha=0.5, linewidth=1, label=f"{run_dir.name} train")
+        if val:
+            axes.plot(*zip(*val, strict=True), "o-", color=colour, markersize=3, label=f"{run_dir.name} validation")
+    axes.set_xlabel(x_axis)
+    axes.set_ylabel("cross-entropy (nats/char)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+    plt.close(figure)
+    return out

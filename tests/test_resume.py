@@ -1,0 +1,188 @@
+"""Long runs a user can trust: exact resume, fine-tuning, schedules, best/keep/patience, time limits, the
+divergence guard, metrics and plots, and a clean stop on Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charrnn.checkpoint import load_model
+from charrnn.config import TrainConfig
+from charrnn.data import load_corpus
+from charrnn.optim import learning_rate
+from charrnn.train import Trainer
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--layers", "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "16", "--eval-every", "5"]
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [r["train_loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule):
+    """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
+    common = [*SMALL, "--dropout", "0.3", "--lr-schedule", schedule, "--warmup-steps", "3", "--log-every", "1"]
+    assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
+    cfg = TrainConfig(
+        **load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")}
+    )
+    first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+
+    def stop_at_10(event):
+        if event.step == 10:
+            first.stop_requested = True
+
+    assert first.run(stop_at_10).text == "interrupted"
+    code, _, err = run_cli("train", "--resume", "broken")
+    assert code == 0, err
+    straight, _, _, _, straight_arrays = load_model(tmp_path / "straight" / "last.npz")
+    resumed, _, _, meta, arrays = load_model(tmp_path / "broken" / "last.npz")
+    assert meta["step"] == 24
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+    np.testing.assert_array_equal(arrays["optim/v"], straight_arrays["optim/v"])
+    assert losses(tmp_path / "broken") == losses(tmp_path / "straight")
+
+
+def test_resume_with_a_higher_max_steps_goes_on_from_where_it_stopped(run_cli, small_corpus, tmp_path):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "20", "--run-dir", "straight")[0] == 0
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "8", "--run-dir", "broken")[0] == 0
+    code, _, err = run_cli("train", "--resume", "broken/last.npz", "--max-steps", "20")
+    assert code == 0, err
+    assert load_model(tmp_path / "broken" / "last.npz")[3]["step"] == 20
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "broken" / "last.npz")[0].flat_params,
+        load_model(tmp_path / "straight" / "last.npz")[0].flat_params,
+    )
+
+
+def test_resume_refuses_to_change_what_the_run_learns(run_cli, small_corpus):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "3")[0] == 0
+    code, _, err = run_cli("train", "--resume", "--lr", "0.1", "--max-steps", "6")
+    assert code == 2 and "--lr cannot change when resuming" in err
+    code, _, err = run_cli("train", "--resume", "--max-steps", "3")
+    assert code == 2 and "nothing to train" in err
+
+
+def test_fine_tuning_starts_a_new_run_from_trained_weights(run_cli, small_corpus, tmp_path):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "5", "--run-dir", "base")[0] == 0
+    other = tmp_path / "other.txt"
+    other.write_text(small_corpus.read_text()[::-1])
+    code, _, err = run_cli("train", other, "--init-from", "base/last.npz", "--max-steps", "2", "--batch-size", "4",
+                           "--seq-len", "16")  # fmt: skip
+    assert code == 0, err
+    base, vocab, _, _, _ = load_model(tmp_path / "base" / "last.npz")
+    tuned, tuned_vocab, config, meta, _ = load_model(tmp_path / "runs" / "other" / "last.npz")
+    assert meta["step"] == 2 and meta["optimizer_steps"] == 2
+    assert tuned_vocab.chars == vocab.chars and config.hidden == 16
+    assert not np.array_equal(tuned.flat_params, base.flat_params)
+
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text("Ωμέγα " * 500)
+    code, _, err = run_cli("train", foreign, "--init-from", "base/last.npz")
+    assert code == 2 and "vocabulary lacks" in err and "'Ω'" in err
+
+
+def test_learning_rate_schedules():
+    constant = [learning_rate(s, 0.1) for s in range(3)]
+    assert constant == [0.1, 0.1, 0.1]
+    step = [learning_rate(s, 0.1, "step", steps_per_epoch=10, decay=0.5, decay_every=2) for s in (0, 19, 20, 45)]
+    assert step == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    cosine = [learning_rate(s, 0.1, "cosine", total_steps=11, warmup_steps=1, min_lr=0.01) for s in (0, 1, 6, 11)]
+    assert cosine == pytest.approx([0.1, 0.1, 0.055, 0.01])
+    warm = [learning_rate(s, 0.1, warmup_steps=4) for s in range(5)]
+    assert warm == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+
+
+def make_trainer(small_corpus, tmp_path, **overrides):
+    settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
+    cfg = TrainConfig(**{**settings, **overrides})
+    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+
+
+def test_best_keep_and_patience(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, lr=0.5, optimizer="sgd", max_steps=200, eval_every=2,
+                           save_every=2, keep=2, patience=2)  # fmt: skip
+    end = trainer.run()
+    assert "--patience" in end.text and end.step < 200
+    assert sorted(p.name for p in tmp_path.glob("step-*.npz")) == [
+        f"step-{s:07d}.npz" for s in (end.step - 2, end.step)
+    ]
+    best = load_model(tmp_path / "best.npz")[3]
+    assert best["val_loss"] == best["best_val_loss"] == trainer.best_val
+    assert best["step"] == end.step - 2 * 2
+
+
+def test_max_time_counts_training_time(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, max_time=0.2, eval_every=0)
+    end = trainer.run()
+    assert "--max-time" in end.text and trainer.train_seconds >= 0.2
+
+
+def test_divergence_guard_skips_rolls_back_and_gives_up(small_corpus, tmp_path, monkeypatch):
+    trainer = make_trainer(small_corpus, tmp_path, guard_skips=2, guard_rollbacks=1, eval_every=0)
+    for _ in range(3):
+        trainer.train_step()
+    trainer.save()
+    good = trainer.model.flat_params.copy()
+    real = trainer.model.loss_and_grads
+
+    def poisoned(*args, **kwargs):
+        loss, state = real(*args, **kwargs)
+        trainer.model.flat_grads[0] = np.nan
+        return loss, state
+
+    monkeypatch.setattr(trainer.model, "loss_and_grads", poisoned)
+    assert trainer.train_step() is None  # skipped: the weights did not move
+    np.testing.assert_array_equal(trainer.model.flat_params, good)
+    lr = trainer.lr
+    assert trainer.train_step() is None  # second in a row: rolled back, learning rate halved
+    assert trainer.rollbacks == 1 and trainer.lr == pytest.approx(lr / 2)
+    assert "rolled back" in trainer.notice
+    monkeypatch.setattr(trainer.model, "loss_and_grads", real)
+    assert trainer.train_step() is not None
+    monkeypatch.setattr(trainer.model, "loss_and_grads", poisoned)
+    trainer.train_step()
+    with pytest.raises(Exception, match="training diverged"):
+        trainer.train_step()
+    assert np.all(np.isfinite(load_model(tmp_path / "last.npz")[0].flat_params))
+
+
+def test_plot_draws_a_png(run_cli, small_corpus, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "10", "--run-dir", "a")[0] == 0
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "10", "--run-dir", "b", "--lr", "0.01")[0] == 0
+    code, _, err = run_cli("plot", "a", "b", "--out", "curves.png")
+    assert code == 0, err
+    png = (tmp_path / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(run_cli, small_corpus, monkeypatch):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "a")[0] == 0
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run_cli("plot", "a")
+    assert code == 2 and "pip install 'charrnn[plot]'" in err
+
+
+def test_ctrl_c_saves_and_prints_the_resume_command(small_corpus, tmp_path):
+    command = [sys.executable, "-m", "charrnn", "train", str(small_corpus), *SMALL, "--max-steps", "1000000",
+               "--run-dir", "run"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run" / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Resume with: charrnn train --resume run" in err and "Traceback" not in err
+    meta = load_model(tmp_path / "run" / "last.npz")[3]
+    assert 0 < meta["step"] < 1000000
