@@ -186,3 +186,30 @@ def test_ctrl_c_saves_and_prints_the_resume_command(small_corpus, tmp_path):
     assert "Resume with: charrnn train --resume run" in err and "Traceback" not in err
     meta = load_model(tmp_path / "run" / "last.npz")[3]
     assert 0 < meta["step"] < 1000000
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--optimizer", "sgd", "--momentum", "0.5", "--lr", "0.1"],
+        ["--optimizer", "rmsprop"],
+        ["--optimizer", "adamw", "--weight-decay", "0.1"],
+        ["--optimizer", "adagrad", "--lr-schedule", "step", "--lr-decay", "0.5", "--lr-decay-every", "0.01"],
+        ["--lr-schedule", "cosine", "--warmup-steps", "2", "--min-lr", "0.0001", "--dropout", "0.2"],
+    ],
+)
+def test_optimizers_and_schedules_from_the_command_line(run_cli, small_corpus, tmp_path, extra):
+    code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "6", "--log-every", "1", *extra)
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "runs" / "small" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]  # evaluations at 5 and at the end
+    assert all(np.isfinite(r["train_loss"]) and r["lr"] > 0 for r in records)
+    if "step" in extra:
+        assert records[-1]["lr"] < records[0]["lr"]
+
+
+def test_max_time_flag_takes_a_duration(run_cli, small_corpus):
+    code, _, err = run_cli("train", small_corpus, *SMALL, "--max-time", "ten minutes")
+    assert code == 2 and "--max-time must be a duration like 90s, 10m or 1h30m" in err
+    code, _, err = run_cli("train", small_corpus, *SMALL, "--max-time", "1s", "--epochs", "1000", "--eval-every", "0")
+    assert code == 0 and "--max-time" in err
