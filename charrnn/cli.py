@@ -10,10 +10,12 @@ import math
 import signal
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,11 +24,12 @@ from rich.table import Table
 from charrnn import __version__
 from charrnn.bench import run_bench, synthetic_ids
 from charrnn.checkpoint import find_checkpoint, load_model
-from charrnn.config import FIELDS, build_config, describe, flag
-from charrnn.data import load_corpus
+from charrnn.config import FIELDS, build_config, describe, dump_yaml, flag
+from charrnn.data import char_name, load_corpus, printable, read_text
 from charrnn.errors import CharRNNError
 from charrnn.plot import plot_runs
-from charrnn.sample import generate
+from charrnn.sample import check_prime, generate, sample_texts
+from charrnn.score import Score, next_char_probs, score_lines, score_text
 from charrnn.train import LOG2E, RESUMABLE, Trainer, TrainEvent, check_run_dir, default_run_dir, write_config
 
 app = typer.Typer(
@@ -185,35 +188,207 @@ def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="Checkpoint file (default: the run directory's last.npz).", show_default=False),
+]
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="Run directory (default: the most recent under runs/).", show_default=False),
+]
+
+
+def _load(checkpoint: Path | None, run_dir: Path | None) -> tuple:
+    path = find_checkpoint(checkpoint, run_dir)
+    model, vocab, config, meta, _ = load_model(path)
+    return path, model, vocab, config, meta
+
+
 @app.command()
 def sample(
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint file (default: the run directory's last.npz).", show_default=False)
-    ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option(help="Run directory (default: the most recent under runs/).", show_default=False)
-    ] = None,
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
     length: Annotated[int, typer.Option("--len", min=0, help="Characters to generate after the prime.")] = 500,
     temperature: Annotated[
         float, typer.Option(min=0.0, help="Softmax temperature: <1 safer, >1 wilder, 0 always the likeliest.")
     ] = 1.0,
+    top_k: Annotated[int, typer.Option(min=0, help="Draw only from the K likeliest characters (0: all).")] = 0,
+    top_p: Annotated[
+        float, typer.Option(help="Draw only from the smallest set of characters whose probability reaches P.")
+    ] = 1.0,
     prime: Annotated[str, typer.Option(help="Text the model reads first; printed before the sample.")] = "",
+    prime_file: Annotated[Path | None, typer.Option(help="Read the prime from this file.", show_default=False)] = None,
+    unknown: Annotated[
+        str, typer.Option(help="Prime characters the model never saw: error (name them) or skip them.")
+    ] = "error",
+    num_samples: Annotated[int, typer.Option(min=1, help="Independent samples, drawn side by side.")] = 1,
+    stop: Annotated[str, typer.Option(help="End a sample once it writes this string (kept).")] = "",
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of stdout.", show_default=False)
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same text.")] = None,
 ) -> None:
-    """Write LEN characters in the style of the training text, streamed to stdout."""
-    path = find_checkpoint(checkpoint, run_dir)
-    model, vocab, _, _, _ = load_model(path)
+    """Write LEN characters in the style of the training text (one-to-many), streamed to stdout."""
+    if unknown not in ("error", "skip"):
+        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+    if prime_file is not None:
+        if prime:
+            raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
+        prime = read_text(prime_file)
+    path, model, vocab, _, _ = _load(checkpoint, run_dir)
     err.print(f"charrnn: sampling from {path}", style="dim")
-    text = generate(model, vocab, length, temperature, prime, seed)  # checks the prime before printing anything
-    first = next(text, "")
-    out = sys.stdout
-    out.write(prime + first)
-    for ch in text:
-        out.write(ch)
-        out.flush()
-    if out.isatty():
-        out.write("\n")
-    out.flush()
+    prime = check_prime(vocab, prime, unknown)
+    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p}
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        if num_samples == 1 and output is None:  # stream as it is drawn
+            text = generate(model, vocab, length, **options)
+            tail = next(text, "")  # any mistake in the options is reported before anything is printed
+            out.write(prime + tail)
+            for ch in text:
+                if stop and tail.endswith(stop):
+                    break
+                out.write(ch)
+                out.flush()
+                tail = (tail + ch)[-len(stop) :] if stop else ""
+        else:
+            texts = sample_texts(model, vocab, length, num_samples, stop, **options)
+            for i, text in enumerate(texts, 1):
+                header = f"─── sample {i} of {num_samples} ───\n" if num_samples > 1 else ""
+                out.write(f"{header}{prime}{text}" + ("\n" if num_samples > 1 else ""))
+        if out.isatty():
+            out.write("\n")
+    finally:
+        if output:
+            out.close()
+            err.print(f"charrnn: wrote {output}")
+        else:
+            out.flush()
+
+
+@app.command()
+def score(
+    files: Annotated[list[Path], typer.Argument(help="Text files to score.")],
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    per_line: Annotated[bool, typer.Option("--per-line", help="Score every line on its own.")] = False,
+    sort: Annotated[str, typer.Option(help="With --per-line: none, asc (most typical first) or desc.")] = "none",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Cross-entropy of whole texts under the model (many-to-one): nats/char, bits/char, perplexity."""
+    if sort not in ("none", "asc", "desc"):
+        raise CharRNNError(f"--sort must be none, asc or desc (got {sort!r}).")
+    path, model, vocab, _, _ = _load(checkpoint, run_dir)
+    texts = {str(f): read_text(f) for f in files}
+    if per_line:
+        scores = score_lines(model, vocab, [line for text in texts.values() for line in text.splitlines()])
+        if sort != "none":
+            scores.sort(key=lambda s: s.nats, reverse=sort == "desc")
+    else:
+        scores = [score_text(model, vocab, text, name) for name, text in texts.items()]
+    total = Score("total", sum(s.total_nats for s in scores), sum(s.chars for s in scores), sum(
+        (s.unknown for s in scores), Counter()))  # fmt: skip
+    rows = [*scores, total] if len(scores) > 1 else scores
+    if json_output:
+        print(json.dumps([_score_record(s) for s in rows], ensure_ascii=False))
+        return
+    table = Table(title=f"charrnn score: {path}")
+    for column in ("line" if per_line else "file", "chars", "nats/char", "bits/char", "perplexity", "total nats"):
+        table.add_column(column, justify="left" if column in ("file", "line") else "right")
+    for s in rows:
+        label = printable(s.name) if per_line and s is not total else s.name
+        table.add_row(label, f"{s.chars:,}", f"{s.nats:.4f}", f"{s.bits:.4f}", f"{s.perplexity:.3f}",
+                      f"{s.total_nats:,.2f}", style="bold" if s is total else None)  # fmt: skip
+    Console().print(table)
+    if total.unknown:
+        listed = ", ".join(f"{c!r} ({n})" for c, n in total.unknown.most_common(20))
+        err.print(f"charrnn: {total.unknown.total()} characters outside the vocabulary were left out: {listed}")
+
+
+def _score_record(s: Score) -> dict:
+    return {"name": s.name, "chars": s.chars, "nats_per_char": s.nats, "bits_per_char": s.bits,
+            "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
+
+
+@app.command()
+def predict(
+    text: Annotated[str, typer.Argument(help="The text the model reads; it predicts what comes next.")],
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    top_k: Annotated[int, typer.Option(min=1, help="How many of the likeliest next characters to show.")] = 10,
+    unknown: Annotated[str, typer.Option(help="Characters the model never saw: error or skip.")] = "error",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """The likeliest next characters after TEXT, with their probabilities (one-to-one)."""
+    if unknown not in ("error", "skip"):
+        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+    path, model, vocab, _, _ = _load(checkpoint, run_dir)
+    probs = next_char_probs(model, vocab, check_prime(vocab, text, unknown))
+    top = np.argsort(-probs, kind="stable")[:top_k]
+    if json_output:
+        print(json.dumps([{"char": vocab.chars[i], "p": float(probs[i])} for i in top], ensure_ascii=False))
+        return
+    table = Table(title=f"after {printable(text[-40:])!r}", caption=str(path))
+    table.add_column("#", justify="right")
+    table.add_column("next")
+    table.add_column("probability", justify="right")
+    table.add_column("")
+    for rank, i in enumerate(top, 1):
+        bar = "█" * round(30 * probs[i] / probs[top[0]])
+        table.add_row(str(rank), char_name(vocab.chars[i]), f"{100 * probs[i]:.2f} %", bar)
+    Console().print(table)
+
+
+@app.command()
+def info(
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="Checkpoint file (default: the most recent run).", show_default=False)
+    ] = None,
+    run_dir: RunDirOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """What a checkpoint holds: the model, its vocabulary, how far it trained, on what, and its config."""
+    path, model, vocab, config, meta = _load(checkpoint, run_dir)
+    record = {
+        "checkpoint": str(path),
+        "cell": config.cell,
+        "layers": config.layers,
+        "hidden": config.hidden,
+        "vocab_size": len(vocab),
+        "parameters": model.num_params,
+        "dtype": config.dtype,
+        "vocab": "".join(vocab.chars),
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
+        "val_loss": meta.get("val_loss"),
+        "best_val_loss": meta.get("best_val_loss"),
+        "corpus": meta.get("corpus", {}) | {"files": config.corpus},
+        "train_seconds": meta.get("train_seconds"),
+        "format_version": meta.get("version"),
+        "charrnn_version": meta.get("charrnn_version"),
+        "config": config.to_dict(),
+    }
+    if json_output:
+        print(json.dumps(record, ensure_ascii=False))
+        return
+    table = Table(title=f"charrnn info: {path}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f} nats/char ({value * LOG2E:.3f} bits/char)"
+
+    table.add_row("model", f"{config.cell} {config.layers}×{config.hidden}, {model.num_params:,} parameters, "
+                           f"{config.dtype}")  # fmt: skip
+    table.add_row("vocabulary", f"{len(vocab)} characters: {printable(record['vocab'])}")
+    table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs, "
+                             f"{(record['train_seconds'] or 0) / 60:.1f} min")  # fmt: skip
+    table.add_row("validation", f"last {loss(record['val_loss'])}; best {loss(record['best_val_loss'])}")
+    corpus = record["corpus"]
+    table.add_row("corpus", f"{', '.join(config.corpus)}: {corpus.get('train_chars', 0):,} training and "
+                            f"{corpus.get('val_chars', 0):,} validation characters")  # fmt: skip
+    table.add_row("config", dump_yaml(config).strip())
+    Console().print(table)
 
 
 @app.command()

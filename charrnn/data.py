@@ -100,6 +100,21 @@ def read_pieces(path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BY
                 return
 
 
+CHAR_NAMES = {" ": "space", "\n": "\\n newline", "\r": "\\r return", "\t": "\\t tab"}
+
+
+def char_name(c: str) -> str:
+    """A printable name for a character: itself, or e.g. "space", "\\n newline", "U+0007"."""
+    if c in CHAR_NAMES:
+        return CHAR_NAMES[c]
+    return c if c.isprintable() else f"U+{ord(c):04X}"
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks, tabs and other unprintable characters escaped, for one line of output."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] if ord(c) < 128 else f"\\u{ord(c):04x}" for c in text)
+
+
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
     text = "".join(read_pieces(path, encoding))
