@@ -381,8 +381,8 @@ def info(
     table.add_row("model", f"{config.cell} {config.layers}×{config.hidden}, {model.num_params:,} parameters, "
                            f"{config.dtype}")  # fmt: skip
     table.add_row("vocabulary", f"{len(vocab)} characters: {printable(record['vocab'])}")
-    table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs, "
-                             f"{(record['train_seconds'] or 0) / 60:.1f} min")  # fmt: skip
+    minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
+    table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
     table.add_row("validation", f"last {loss(record['val_loss'])}; best {loss(record['best_val_loss'])}")
     corpus = record["corpus"]
     table.add_row("corpus", f"{', '.join(config.corpus)}: {corpus.get('train_chars', 0):,} training and "
