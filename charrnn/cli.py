@@ -30,7 +30,16 @@ from charrnn.errors import CharRNNError
 from charrnn.plot import plot_runs
 from charrnn.sample import check_prime, generate, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
-from charrnn.train import LOG2E, RESUMABLE, Trainer, TrainEvent, check_run_dir, default_run_dir, write_config
+from charrnn.train import (
+    LOG2E,
+    RESUMABLE,
+    Trainer,
+    TrainEvent,
+    check_run_dir,
+    default_run_dir,
+    run_lock,
+    write_config,
+)
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -96,10 +105,15 @@ def train(
     **flags: object,
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
-    if resume:
-        trainer = _resumed_trainer(corpus, config, init_from, flags)
-    else:
-        trainer = _new_trainer(corpus, config, init_from, overwrite, flags)
+    with contextlib.ExitStack() as stack:
+        if resume:
+            trainer = _resumed_trainer(corpus, config, init_from, overwrite, flags, stack)
+        else:
+            trainer = _new_trainer(corpus, config, init_from, overwrite, flags, stack)
+        _train(trainer, resume)
+
+
+def _train(trainer: Trainer, resume: bool) -> None:
     cfg, data = trainer.config, trainer.corpus
     what = "resuming" if resume else "training"
     err.print(
@@ -120,7 +134,12 @@ def train(
 
 
 def _new_trainer(
-    corpus: list[Path] | None, config: Path | None, init_from: Path | None, overwrite: bool, flags: dict
+    corpus: list[Path] | None,
+    config: Path | None,
+    init_from: Path | None,
+    overwrite: bool,
+    flags: dict,
+    stack: contextlib.ExitStack,
 ) -> Trainer:
     flags = {**flags, "corpus": [str(p) for p in corpus] if corpus else None}
     vocab, init_params = None, None
@@ -141,19 +160,32 @@ def _new_trainer(
         )
     run_dir = default_run_dir(cfg)
     check_run_dir(run_dir, overwrite)
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=run_dir, vocab=vocab)
+    stack.enter_context(run_lock(run_dir))
+    data = load_corpus(
+        cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
+    )
     trainer = Trainer(cfg, data, init_params)
     write_config(run_dir, cfg)
     return trainer
 
 
-def _resumed_trainer(corpus: list[Path] | None, config: Path | None, init_from: Path | None, flags: dict) -> Trainer:
-    if config is not None or init_from is not None:
-        raise CharRNNError("--resume continues a run with its own settings; leave out --config and --init-from.")
+def _resumed_trainer(
+    corpus: list[Path] | None,
+    config: Path | None,
+    init_from: Path | None,
+    overwrite: bool,
+    flags: dict,
+    stack: contextlib.ExitStack,
+) -> Trainer:
+    if config is not None or init_from is not None or overwrite:
+        raise CharRNNError(
+            "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
+        )
     if corpus and len(corpus) > 1:
         raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
     target = corpus[0] if corpus else None
     path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
+    stack.enter_context(run_lock(path.parent))
     _, vocab, saved, meta, arrays = load_model(path)
     changes = {key: value for key, value in flags.items() if value is not None}
     fixed = sorted(set(changes) - set(RESUMABLE))
@@ -163,7 +195,7 @@ def _resumed_trainer(corpus: list[Path] | None, config: Path | None, init_from: 
             f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
         )
     cfg = build_config(None, {**saved.to_dict(), "run_dir": str(path.parent), **changes})
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, cache_dir=path.parent, vocab=vocab)
+    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, path.parent, vocab, newline=cfg.newline)
     trainer = Trainer(cfg, data)
     trainer.load(meta, arrays, f"checkpoint {path}")
     write_config(trainer.run_dir, cfg)

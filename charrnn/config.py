@@ -28,6 +28,10 @@ class TrainConfig:
     corpus: list[str] = _key([], "text file(s) to train on, read in order and joined")
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(0.1, "fraction of the corpus, from its end, held out for validation", ge=0.0, lt=1.0)
+    newline: str = _key(
+        "keep", "line endings: keep them as they are, or turn CRLF and CR into LF", choices=("keep", "lf")
+    )
+    max_vocab: int = _key(1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1)
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
     cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
     layers: int = _key(2, "number of stacked recurrent layers", ge=1)
@@ -185,7 +189,21 @@ def build_config(config_file: Path | None = None, overrides: dict[str, Any] | No
             values[key] = check_value(key, value)
         except ValueError as e:
             raise CharRNNError(f"{flag(key)} {e}.") from None
-    return TrainConfig(**values)
+    return check_consistency(TrainConfig(**values))
+
+
+def check_consistency(config: TrainConfig) -> TrainConfig:
+    """Values that are each allowed but contradict each other."""
+    if config.lr_schedule == "cosine" and config.min_lr > config.lr:
+        raise CharRNNError(f"--min-lr {config.min_lr} is above --lr {config.lr}; the cosine schedule would rise.")
+    if config.patience and config.val_frac == 0:
+        raise CharRNNError("--patience needs validation passes, but --val-frac is 0; set one of them differently.")
+    if config.max_steps and config.warmup_steps >= config.max_steps:
+        raise CharRNNError(
+            f"--warmup-steps {config.warmup_steps} leaves no steps after the warm-up within --max-steps "
+            f"{config.max_steps}; lower --warmup-steps."
+        )
+    return config
 
 
 def dump_yaml(config: TrainConfig) -> str:

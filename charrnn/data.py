@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,14 +74,22 @@ def _decoder(encoding: str) -> codecs.IncrementalDecoder:
     return info.incrementaldecoder()
 
 
-def read_pieces(path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BYTES) -> Iterator[str]:
-    """The text of one corpus file in pieces; every way it can fail is one sentence naming the file and the fix."""
+def read_pieces(
+    path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BYTES, newline: str = "keep"
+) -> Iterator[str]:
+    """The text of one corpus file in pieces; every way it can fail is one sentence naming the file and the fix.
+
+    Line endings are kept as they are (CRLF is two characters); newline="lf" turns CRLF and CR into LF.
+    """
     if not path.exists():
         raise CharRNNError(f"corpus file {path} does not exist; check the path.")
     if path.is_dir():
         raise CharRNNError(f"corpus {path} is a directory; pass the text file(s) inside it.")
+    binary = CharRNNError(
+        f"corpus file {path} looks like binary data (it holds NUL bytes), not text; pass a text file."
+    )
     decoder = _decoder(encoding)
-    offset = 0
+    offset, held = 0, ""
     with path.open("rb") as f:
         while True:
             block = f.read(piece_bytes)
@@ -88,12 +97,20 @@ def read_pieces(path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BY
             try:
                 text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as e:
+                if b"\x00" in block:
+                    raise binary from None
                 where = offset - len(pending) + e.start
                 raise CharRNNError(
                     f"corpus file {path} is not valid {e.encoding} (byte 0x{(pending + block)[e.start]:02x} at "
                     f"offset {where}); if it uses another encoding, pass it with --encoding, e.g. --encoding latin-1."
                 ) from None
+            if "\x00" in text:
+                raise binary
             offset += len(block)
+            if newline == "lf":
+                text = held + text
+                held = "\r" if block and text.endswith("\r") else ""  # a CRLF may straddle two pieces
+                text = text[: len(text) - len(held)].replace("\r\n", "\n").replace("\r", "\n")
             if text:
                 yield text
             if not block:
@@ -115,12 +132,15 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] if ord(c) < 128 else f"\\u{ord(c):04x}" for c in text)
 
 
-def read_text(path: Path, encoding: str = "utf-8") -> str:
+def read_text(path: Path, encoding: str = "utf-8", newline: str = "keep") -> str:
     """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
-    text = "".join(read_pieces(path, encoding))
+    text = "".join(read_pieces(path, encoding, newline=newline))
     if not text:
         raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
     return text
+
+
+CONTROL = [c for c in range(32) if c not in (9, 10, 11, 12, 13)] + [127]  # not found in text
 
 
 def encode_files(
@@ -129,26 +149,43 @@ def encode_files(
     out: Path | None = None,
     piece_bytes: int = PIECE_BYTES,
     vocab: Vocab | None = None,
+    newline: str = "keep",
+    max_vocab: int = 0,
 ) -> tuple[Vocab, np.ndarray]:
     """Read the files twice, a piece at a time: once to find the vocabulary and length, once to write the ids.
 
     With `out`, the ids go to a memory-mapped `.npy` file there instead of memory; it is created only once the
     first pass has found the text good. With `vocab` (fine-tuning, resuming), the text is encoded with that
-    vocabulary, and a character outside it is an error that lists them all.
+    vocabulary, and a character outside it is an error that lists them all. A vocabulary larger than
+    `max_vocab` (if > 0) is an error: it usually means the wrong --encoding.
     """
-    counts = np.zeros(0, np.int64)  # occurrences of each code point
+    counts = np.zeros(128, np.int64)  # occurrences of each code point
     for path in paths:
-        seen = 0
-        for piece in read_pieces(path, encoding, piece_bytes):
+        file_counts = np.zeros(128, np.int64)
+        for piece in read_pieces(path, encoding, piece_bytes, newline):
             piece_counts = np.bincount(_code_points(piece))
-            if len(piece_counts) > len(counts):
-                counts = np.pad(counts, (0, len(piece_counts) - len(counts)))
-            counts[: len(piece_counts)] += piece_counts
-            seen += len(piece)
+            if len(piece_counts) > len(file_counts):
+                file_counts = np.pad(file_counts, (0, len(piece_counts) - len(file_counts)))
+            file_counts[: len(piece_counts)] += piece_counts
+        seen = int(file_counts.sum())
         if seen == 0:
             raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
+        if file_counts[CONTROL].sum() > 0.01 * seen:
+            raise CharRNNError(
+                f"corpus file {path} looks like binary data ({int(file_counts[CONTROL].sum()):,} control "
+                "characters), not text; pass a text file."
+            )
+        if len(file_counts) > len(counts):
+            counts = np.pad(counts, (0, len(file_counts) - len(counts)))
+        counts[: len(file_counts)] += file_counts
     codes = np.flatnonzero(counts)
     if vocab is None:
+        if max_vocab and len(codes) > max_vocab:
+            raise CharRNNError(
+                f"the corpus has {len(codes):,} distinct characters, more than --max-vocab {max_vocab:,}; for a "
+                "language with many characters (e.g. Chinese) raise --max-vocab, otherwise check --encoding "
+                "(text read with the wrong encoding has many odd characters)."
+            )
         vocab = Vocab([chr(c) for c in codes])
     else:
         missing = np.setdiff1d(codes, vocab.codes)
@@ -170,22 +207,23 @@ def encode_files(
     table[codes] = np.arange(len(codes))
     start = 0
     for path in paths:
-        for piece in read_pieces(path, encoding, piece_bytes):
+        for piece in read_pieces(path, encoding, piece_bytes, newline):
             piece_codes = _code_points(piece)
             np.take(table, piece_codes, out=ids[start : start + len(piece_codes)])
             start += len(piece_codes)
     return vocab, ids
 
 
-def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path, vocab: Vocab | None) -> tuple[Vocab, np.ndarray]:
+def _cached_ids(paths: Sequence[Path], cache_dir: Path, **options: Any) -> tuple[Vocab, np.ndarray]:
     """Encode once into cache_dir/corpus.npy (memory-mapped); reuse it while the files are unchanged."""
     sources = []
     for path in paths:
         if not path.is_file():  # missing or a directory: the same sentence as an uncached read
-            next(read_pieces(path, encoding), None)
+            next(read_pieces(path), None)
         stat = path.stat()
         sources.append({"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    key = {"sources": sources, "encoding": encoding, "vocab": vocab.chars if vocab else None}
+    vocab = options.get("vocab")
+    key = {"sources": sources, **options, "vocab": vocab.chars if vocab else None}
     ids_path, meta_path = cache_dir / "corpus.npy", cache_dir / "corpus.json"
     if ids_path.is_file() and meta_path.is_file():
         try:
@@ -196,7 +234,7 @@ def _cached_ids(paths: Sequence[Path], encoding: str, cache_dir: Path, vocab: Vo
             pass  # a damaged cache is rebuilt below
     tmp = cache_dir / "corpus.npy.tmp"
     try:
-        vocab, ids = encode_files(paths, encoding, out=tmp, vocab=vocab)
+        vocab, ids = encode_files(paths, out=tmp, **options)
         ids.flush()
         del ids
         os.replace(tmp, ids_path)
@@ -222,6 +260,8 @@ def load_corpus(
     val_frac: float = 0.1,
     cache_dir: Path | None = None,
     vocab: Vocab | None = None,
+    newline: str = "keep",
+    max_vocab: int = 0,
 ) -> Corpus:
     """Read and join the files, build the vocabulary (or use `vocab`), hold out the last `val_frac`.
 
@@ -230,10 +270,8 @@ def load_corpus(
     if not paths:
         raise CharRNNError("no corpus given; pass a text file, e.g. `charrnn train data/pond.txt`.")
     files = [Path(p) for p in paths]
-    if cache_dir:
-        vocab, ids = _cached_ids(files, encoding, cache_dir, vocab)
-    else:
-        vocab, ids = encode_files(files, encoding, vocab=vocab)
+    options = {"encoding": encoding, "vocab": vocab, "newline": newline, "max_vocab": max_vocab}
+    vocab, ids = _cached_ids(files, cache_dir, **options) if cache_dir else encode_files(files, **options)
     n_val = int(len(ids) * val_frac)
     if val_frac > 0 and n_val < 2:
         raise CharRNNError(

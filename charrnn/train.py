@@ -5,13 +5,15 @@ time limits, a clean stop on a signal and a guard against divergence.
 It never prints: it reports through `TrainEvent`s, which the CLI draws (or a script collects).
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +244,13 @@ class Trainer:
         """Write last.npz (with a numbered copy when --keep asks) and/or best.npz; remember this state as good."""
         meta, arrays = self.checkpoint_contents()
         path = self.run_dir / (checkpoint.LAST if last else BEST)
-        checkpoint.save(path, meta, arrays)
+        try:
+            checkpoint.save(path, meta, arrays)
+        except OSError as e:
+            raise CharRNNError(
+                f"could not write the checkpoint {path} ({e.strerror or e}); the previous one is intact. Free some "
+                f"space or fix the folder's permissions, then continue with: charrnn train --resume {self.run_dir}"
+            ) from None
         if last and best:
             _copy_atomically(path, self.run_dir / BEST)
         if last and self.config.keep:
@@ -394,9 +402,41 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
         raise CharRNNError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir.")
     if (run_dir / checkpoint.LAST).exists() and not overwrite:
         raise CharRNNError(
-            f"{run_dir} already holds a trained run ({checkpoint.LAST}); pass --overwrite to replace it "
-            "or --run-dir to train somewhere else."
+            f"{run_dir} already holds a trained run ({checkpoint.LAST}); pass --resume to continue it, "
+            "--overwrite to replace it, or --run-dir to train somewhere else."
         )
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Only one `charrnn train` at a time in a run directory. The lock is an flock on run_dir/.lock, so the
+    system drops it when its process dies; a run directory this creates is removed again if the run fails
+    before writing anything else."""
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = run_dir / ".lock"
+    with lock_path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise CharRNNError(
+                f"{run_dir} is in use by another charrnn train ({holder}); wait for it to finish, stop it, "
+                "or pass another --run-dir."
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        try:
+            yield
+        except BaseException:
+            if created and [p.name for p in run_dir.iterdir()] == [".lock"]:
+                lock_path.unlink()
+                for folder in created:
+                    folder.rmdir()
+            raise
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:

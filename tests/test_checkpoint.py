@@ -64,7 +64,7 @@ def test_a_failed_write_keeps_the_old_checkpoint(trained, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(CharRNNError, match=r"No space left on device\); the previous one is intact"):
         trainer.save()
     assert path.read_bytes() == old
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
