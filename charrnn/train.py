@@ -410,8 +410,8 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Only one `charrnn train` at a time in a run directory. The lock is an flock on run_dir/.lock, so the
-    system drops it when its process dies; a run directory this creates is removed again if the run fails
-    before writing anything else."""
+    system drops it when its process dies. A run directory this creates is removed again if the run fails
+    before its first checkpoint (a bad corpus, say), so a mistake leaves nothing behind."""
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_path = run_dir / ".lock"
@@ -432,10 +432,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            if created and [p.name for p in run_dir.iterdir()] == [".lock"]:
-                lock_path.unlink()
-                for folder in created:
-                    folder.rmdir()
+            if created and not any(run_dir.glob("*.npz")):  # failed before its first checkpoint: leave no trace
+                shutil.rmtree(created[-1])
             raise
 
 
