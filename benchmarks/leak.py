@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(corpus=[str(REPO / "data" / "pond.txt")], layers=1, hidden=64, batch_size=16, seq_len=32,
-                          max_steps=args.steps, epochs=1e6, eval_every=500, save_every=1000, sample_every=1000, dropout=0.1,
-                          run_dir=tmp)  # fmt: skip
+        settings = {"layers": 1, "hidden": 64, "batch_size": 16, "seq_len": 32, "dropout": 0.1, "epochs": 1e6}
+        cadence = {"eval_every": 500, "save_every": 1000, "sample_every": 1000}
+        cfg = TrainConfig(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings,
+                          **cadence)  # fmt: skip
         trainer = Trainer(cfg, load_corpus(cfg.corpus, cache_dir=Path(tmp)))
         started = time.perf_counter()
         print(f"{'step':>8}{'RSS MiB':>10}{'seconds':>9}")

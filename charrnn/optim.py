@@ -155,13 +155,20 @@ def learning_rate(
     decay: float = 0.5,
     decay_every: float = 1.0,
     min_lr: float = 0.0,
+    time_progress: float | None = None,
 ) -> float:
-    """The learning rate of update number `step` (from 0): linear warm-up, then constant, step or cosine."""
+    """The learning rate of update number `step` (from 0): linear warm-up, then constant, step or cosine.
+
+    The cosine runs over the steps after the warm-up, or, given `time_progress` (the fraction of a time budget
+    spent), over the budget, so that a run with --max-time ends at its lowest learning rate.
+    """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     if schedule == "step":
         return lr * decay ** math.floor(step / steps_per_epoch / decay_every)
     if schedule == "cosine":
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+        progress = (
+            (step - warmup_steps) / max(1, total_steps - warmup_steps) if time_progress is None else time_progress
+        )
+        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return lr

@@ -133,9 +133,11 @@ class Trainer:
     @property
     def lr(self) -> float:
         cfg = self.config
+        # With --max-time, the run's length is the time budget: the cosine follows the time spent, not the steps.
+        time_progress = self.train_seconds / cfg.max_time if cfg.max_time else None
         scheduled = learning_rate(
             self.step, cfg.lr, cfg.lr_schedule, self.batches.chunks_per_epoch, self.total_steps,
-            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr,
+            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr, time_progress,
         )  # fmt: skip
         return scheduled * self.lr_scale
 
