@@ -107,7 +107,11 @@ def train(
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
     with contextlib.ExitStack() as stack:
         if resume:
-            trainer = _resumed_trainer(corpus, config, init_from, overwrite, flags, stack)
+            if config is not None or init_from is not None or overwrite:
+                raise CharRNNError(
+                    "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
+                )
+            trainer = _resumed_trainer(corpus, flags, stack)
         else:
             trainer = _new_trainer(corpus, config, init_from, overwrite, flags, stack)
         _train(trainer, resume)
@@ -169,18 +173,7 @@ def _new_trainer(
     return trainer
 
 
-def _resumed_trainer(
-    corpus: list[Path] | None,
-    config: Path | None,
-    init_from: Path | None,
-    overwrite: bool,
-    flags: dict,
-    stack: contextlib.ExitStack,
-) -> Trainer:
-    if config is not None or init_from is not None or overwrite:
-        raise CharRNNError(
-            "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
-        )
+def _resumed_trainer(corpus: list[Path] | None, flags: dict, stack: contextlib.ExitStack) -> Trainer:
     if corpus and len(corpus) > 1:
         raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
     target = corpus[0] if corpus else None
@@ -520,7 +513,7 @@ class TrainDisplay:
 
     def line(self, event: TrainEvent) -> None:
         parts = [f"step {event.step}", f"epoch {event.epoch:.2f}", f"train {event.train_loss:.3f}"]
-        if event.val_loss is not None:
+        if event.evaluated and event.val_loss is not None:
             parts.append(f"val_loss={event.val_loss:.4f} nats/char ({event.val_loss * LOG2E:.3f} bits/char)")
         parts.append(f"{event.chars_per_sec:,.0f} chars/s")
         if event.best:

@@ -37,6 +37,15 @@ class Optimizer:
     def update(self, grads: np.ndarray) -> None:
         raise NotImplementedError
 
+    def step_by_rms(self, grads: np.ndarray, cache: np.ndarray, eps: float) -> None:
+        """theta -= lr * g / (sqrt(cache) + eps): the step of Adagrad and RMSprop."""
+        tmp = self._scratch
+        np.sqrt(cache, out=tmp)
+        tmp += eps
+        np.divide(grads, tmp, out=tmp)
+        tmp *= self.lr
+        self.params -= tmp
+
 
 class SGD(Optimizer):
     """With momentum mu: velocity = mu * velocity + g;  theta -= lr * velocity  (mu = 0: plain SGD)."""
@@ -62,16 +71,11 @@ class RMSprop(Optimizer):
         self.cache = self.moment("cache")
 
     def update(self, grads: np.ndarray) -> None:
-        tmp = self._scratch
         self.cache *= self.rho
-        np.square(grads, out=tmp)
-        tmp *= 1.0 - self.rho
-        self.cache += tmp
-        np.sqrt(self.cache, out=tmp)
-        tmp += self.eps
-        np.divide(grads, tmp, out=tmp)
-        tmp *= self.lr
-        self.params -= tmp
+        np.square(grads, out=self._scratch)
+        self._scratch *= 1.0 - self.rho
+        self.cache += self._scratch
+        self.step_by_rms(grads, self.cache, self.eps)
 
 
 class Adagrad(Optimizer):
@@ -83,14 +87,9 @@ class Adagrad(Optimizer):
         self.cache = self.moment("cache")
 
     def update(self, grads: np.ndarray) -> None:
-        tmp = self._scratch
-        np.square(grads, out=tmp)
-        self.cache += tmp
-        np.sqrt(self.cache, out=tmp)
-        tmp += self.eps
-        np.divide(grads, tmp, out=tmp)
-        tmp *= self.lr
-        self.params -= tmp
+        np.square(grads, out=self._scratch)
+        self.cache += self._scratch
+        self.step_by_rms(grads, self.cache, self.eps)
 
 
 class Adam(Optimizer):

@@ -51,6 +51,7 @@ class TrainEvent:
     elapsed: float  # seconds of training in the whole run, evaluation excluded
     lr: float = 0.0
     saved: Path | None = None
+    evaluated: bool = False  # a validation pass ran at this step (val_loss is new)
     best: bool = False  # this validation loss is the best so far
     text: str = ""
 
@@ -343,7 +344,7 @@ class Trainer:
                     self.evals_since_best += 1
                     if cfg.patience and self.evals_since_best >= cfg.patience:
                         reason = f"no better validation loss in {cfg.patience} passes (--patience)"
-                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, best=improved)
+                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved)
             last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
                 event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
@@ -366,8 +367,8 @@ class Trainer:
             "step": event.step,
             "epoch": round(event.epoch, 6),
             "train_loss": train_loss,
-            "val_loss": event.val_loss if event.kind == "eval" else None,
-            "val_bits": event.val_loss * LOG2E if event.kind == "eval" and event.val_loss is not None else None,
+            "val_loss": event.val_loss if event.evaluated else None,
+            "val_bits": event.val_loss * LOG2E if event.evaluated and event.val_loss is not None else None,
             "lr": event.lr,
             "grad_norm": round(self.grad_norm, 6) if math.isfinite(self.grad_norm) else None,
             "chars_per_sec": round(event.chars_per_sec, 1),

@@ -1,5 +1,7 @@
 """The training loop: stream state handling, events, stopping."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,10 @@ def test_parallel_evaluation_matches_one_stream(small_corpus, tmp_path):
         total += loss
     assert one == pytest.approx(total / (len(val) - 1), rel=1e-6)
     assert evaluate(trainer.model, val, streams=8, warmup=64) == pytest.approx(one, rel=1e-3)
+
+
+def test_metrics_record_validation_only_when_it_ran(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, max_steps=8, eval_every=4, save_every=3, log_every=100)
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["val_loss"] is not None) for r in records] == [(3, False), (4, True), (6, False), (8, True)]
