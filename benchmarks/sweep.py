@@ -17,14 +17,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
-SCHEDULE = ["--lr-schedule", "cosine", "--warmup-steps", "100", "--min-lr", "0.0001"]
+SCHEDULE = ["--lr", "0.003", "--lr-schedule", "cosine", "--warmup-steps", "100", "--min-lr", "0.0001"]
 CANDIDATES = {
-    "lstm-2x256": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--dropout", "0.1", *SCHEDULE],
+    "lstm-2x256": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "0", *SCHEDULE],
+    "lstm-2x256-fb1": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "1", *SCHEDULE],
+    "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--forget-bias", "0", "--dropout", "0.2",
+                   *SCHEDULE],
     "gru-2x384": ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2", *SCHEDULE],
-    "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--dropout", "0.2", *SCHEDULE],
     "gru-2x512": ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout", "0.25", *SCHEDULE],
-    "gru-3x384": ["--cell", "gru", "--layers", "3", "--hidden", "384", "--dropout", "0.2", *SCHEDULE],
-}
+}  # fmt: skip
 
 
 def val_at(records: list[dict], seconds: float) -> float | None:

@@ -44,7 +44,10 @@ class Layer(Scratch):
     gates = 1
     sigmoid_gates = 0
 
-    def __init__(self, input_size: int, hidden_size: int, lookup: bool, dtype: np.dtype) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, lookup: bool, dtype: np.dtype, forget_bias: float = 1.0
+    ) -> None:
+        self.forget_bias = forget_bias  # LSTM only
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.lookup = lookup  # first layer: input is ids, W_x is a lookup table
@@ -198,7 +201,7 @@ class LSTM(Layer):
     def init(self, rng: np.random.Generator) -> None:
         super().init(rng)
         n = self.hidden_size
-        self.p["b"][2 * n : 3 * n] = 1.0  # forget-gate bias 1: remember by default
+        self.p["b"][2 * n : 3 * n] = self.forget_bias  # 1 (the default): remember by default
 
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype) for _ in range(2)]

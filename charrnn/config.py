@@ -45,6 +45,7 @@ class TrainConfig:
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
     )
+    forget_bias: float = _key(1.0, "initial bias of the LSTM forget gate")
     dropout: float = _key(
         0.0, "dropout between stacked layers and before the output layer, in training only", ge=0.0, lt=1.0
     )

@@ -18,12 +18,13 @@ class CharModel(Scratch):
         cell: str = "lstm",
         dtype: str = "float32",
         seed: int = 0,
+        forget_bias: float = 1.0,
     ) -> None:
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
         self.dtype = np.dtype(dtype)
         layer_cls = CELLS[cell]
         self.layers: list[Layer] = [
-            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, lookup=i == 0, dtype=self.dtype)
+            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, self.dtype, forget_bias)
             for i in range(num_layers)
         ]
         shapes = {f"l{i}.{k}": s for i, layer in enumerate(self.layers) for k, s in layer.shapes().items()}

@@ -98,7 +98,7 @@ class Trainer:
         self.config, self.corpus = config, corpus
         self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
         self.model = CharModel(
-            len(corpus.vocab), config.hidden, config.layers, config.cell, config.dtype, seed=config.seed
+            len(corpus.vocab), config.hidden, config.layers, config.cell, config.dtype, config.seed, config.forget_bias
         )
         if init_params is not None:  # fine-tuning: trained weights, everything else new
             self.model.flat_params[...] = init_params
