@@ -36,6 +36,7 @@ from charrnn.train import (
     Trainer,
     TrainEvent,
     check_run_dir,
+    clear_run,
     default_run_dir,
     run_lock,
     write_config,
@@ -169,6 +170,8 @@ def _new_trainer(
         cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
     )
     trainer = Trainer(cfg, data, init_params)
+    if overwrite:
+        clear_run(run_dir)
     write_config(run_dir, cfg)
     return trainer
 

@@ -440,6 +440,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             raise
 
 
+def clear_run(run_dir: Path) -> None:
+    """--overwrite: remove the previous run's checkpoints and metrics, so nothing of it mixes with the new one."""
+    for path in (run_dir / checkpoint.LAST, run_dir / BEST, run_dir / METRICS, *run_dir.glob("step-*.npz")):
+        path.unlink(missing_ok=True)
+
+
 def write_config(run_dir: Path, config: TrainConfig) -> None:
     """The effective config (defaults <- file <- flags) next to the checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)

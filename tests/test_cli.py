@@ -1,5 +1,6 @@
 """The command line end to end: train, sample, config runs, and the errors a user sees."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,12 @@ def test_an_existing_run_is_not_overwritten_unasked(run_cli, small_corpus, tmp_p
     code, _, err = run_cli(*args)
     assert code == 2 and "--overwrite" in err and "Traceback" not in err
     assert (tmp_path / "runs" / "small" / "last.npz").read_bytes() == before
-    assert run_cli(*args, "--overwrite")[0] == 0
+    assert run_cli(*args, "--keep", "1", "--max-steps", "4", "--save-every", "2", "--overwrite")[0] == 0
+    assert (tmp_path / "runs" / "small" / "step-0000004.npz").exists()
+    assert run_cli(*args, "--overwrite")[0] == 0  # the old run's numbered checkpoints and metrics go
+    assert not list((tmp_path / "runs" / "small").glob("step-*.npz"))
+    metrics = (tmp_path / "runs" / "small" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in metrics] == [2]
 
 
 def test_bad_config_key_is_one_clear_sentence(run_cli, small_corpus, tmp_path):
