@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from charrnn import __version__
@@ -117,3 +118,13 @@ def test_every_config_key_is_a_flag_and_in_the_readme(run_cli):
         assert f"| `{key}` |" in readme, key
         if key != "corpus":
             assert flag(key) in out, key
+
+
+def test_bench_reports_speed_and_memory_as_json(run_cli):
+    code, out, err = run_cli("bench", "--cell", "gru", "--layers", "1", "--hidden", "16", "--batch-size", "4",
+                             "--seq-len", "8", "--warmup", "1", "--steps", "3", "--json")  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    for key in ("train_chars_per_sec", "sample_chars_per_sec", "gflops", "peak_rss_mb"):
+        assert result[key] > 0
+    assert result["forward_frac"] + result["backward_frac"] + result["update_frac"] == pytest.approx(1.0)
