@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 SCHEDULE = ["--lr", "0.003", "--lr-schedule", "cosine", "--warmup-steps", "100", "--min-lr", "0.0001"]
 CANDIDATES = {
+    "lstm-1x128": ["--cell", "lstm", "--layers", "1", "--hidden", "128", "--forget-bias", "0", *SCHEDULE],
     "lstm-2x256": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "0", *SCHEDULE],
     "lstm-2x256-fb1": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "1", *SCHEDULE],
     "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--forget-bias", "0", "--dropout", "0.2",
