@@ -4,6 +4,7 @@ Generated text goes to stdout; progress, messages and errors go to stderr.
 """
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -30,6 +31,7 @@ from charrnn.errors import CharRNNError
 from charrnn.plot import plot_runs
 from charrnn.sample import check_prime, generate, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
+from charrnn.sizing import pick_size
 from charrnn.train import (
     LOG2E,
     RESUMABLE,
@@ -169,6 +171,14 @@ def _new_trainer(
     data = load_corpus(
         cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
     )
+    if cfg.size == "auto":
+        sized = [k for k in ("cell", "layers", "hidden", "dropout", "forget_bias") if flags.get(k) is not None]
+        if sized or init_from is not None:
+            what = flag(sized[0]) if sized else "--init-from"
+            raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
+        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len)
+        cfg = dataclasses.replace(cfg, **settings)
+        err.print(f"charrnn: {why}")
     trainer = Trainer(cfg, data, init_params)
     if overwrite:
         clear_run(run_dir)

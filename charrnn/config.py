@@ -33,6 +33,11 @@ class TrainConfig:
     )
     max_vocab: int = _key(1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1)
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
+    size: str = _key(
+        "manual",
+        "auto: with --max-time, pick cell, layers, hidden, dropout and forget_bias for the corpus and the budget",
+        choices=("manual", "auto"),
+    )
     cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
     layers: int = _key(2, "number of stacked recurrent layers", ge=1)
     hidden: int = _key(256, "hidden units per layer", ge=1)
@@ -197,6 +202,8 @@ def check_consistency(config: TrainConfig) -> TrainConfig:
     """Values that are each allowed but contradict each other."""
     if config.lr_schedule == "cosine" and config.min_lr > config.lr:
         raise CharRNNError(f"--min-lr {config.min_lr} is above --lr {config.lr}; the cosine schedule would rise.")
+    if config.size == "auto" and not config.max_time:
+        raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:
         raise CharRNNError("--patience needs validation passes, but --val-frac is 0; set one of them differently.")
     if config.max_steps and config.warmup_steps >= config.max_steps:
