@@ -148,26 +148,34 @@ class CharModel(Scratch):
         return total / x.size, state
 
 
+def cross_entropy_rows(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-log softmax(logits)[target] of every row (float64), by log-sum-exp.
+
+    Overwrites `logits` with exp(logits - row max) and also returns their row sums, from which
+    `softmax_cross_entropy` makes the softmax without a second pass.
+    """
+    logits -= logits.max(axis=1, keepdims=True)
+    target_logit = logits[np.arange(len(logits)), targets].astype(np.float64)
+    exp = np.exp(logits, out=logits)
+    norm = exp.sum(axis=1, keepdims=True)
+    return np.log(norm[:, 0], dtype=np.float64) - target_logit, norm
+
+
 def softmax_cross_entropy(
     logits: np.ndarray, targets: np.ndarray, grad: bool, counted: np.ndarray | None = None
 ) -> tuple[float, np.ndarray | None]:
-    """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target], by log-sum-exp;
-    overwrites `logits`.
+    """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target]; overwrites `logits`.
 
     With grad=True also returns dL/dlogits of the *mean* loss over all rows: (softmax - onehot) / N, in the
     logits buffer.
     """
-    n = logits.shape[0]
-    rows = np.arange(n)
-    logits -= logits.max(axis=1, keepdims=True)
-    target_logit = logits[rows, targets].astype(np.float64)
-    probs = np.exp(logits, out=logits)
-    norm = probs.sum(axis=1, keepdims=True)
-    losses = np.log(norm[:, 0], dtype=np.float64) - target_logit
+    losses, norm = cross_entropy_rows(logits, targets)
     total = float(losses.sum() if counted is None else losses[counted].sum())
     if not grad:
         return total, None
+    n = logits.shape[0]
+    probs = logits
     probs /= norm
-    probs[rows, targets] -= 1.0
+    probs[np.arange(n), targets] -= 1.0
     probs *= 1.0 / n
     return total, probs

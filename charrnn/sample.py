@@ -76,9 +76,9 @@ def check_prime(vocab: Vocab, prime: str, unknown: str = "error") -> str:
     missing = vocab.unknown(prime)
     if not missing:
         return prime
-    listed = ", ".join(repr(c) for c in missing)
     if unknown == "skip":
         return "".join(c for c in prime if c in vocab.index)
+    listed = ", ".join(repr(c) for c in missing)
     raise CharRNNError(
         f"the prime has characters the model never saw in training: {listed}; remove them or pass --unknown skip."
     )

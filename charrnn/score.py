@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn.data import Vocab
-from charrnn.model import CharModel
+from charrnn.model import CharModel, cross_entropy_rows
 from charrnn.train import LOG2E, evaluate
 
 
@@ -67,18 +67,11 @@ def score_lines(model: CharModel, vocab: Vocab, lines: list[str], batch: int = 2
         for b, (ids, _) in enumerate(encoded):
             x[: len(ids) - 1, b], y[: len(ids) - 1, b] = ids[:-1], ids[1:]
             counted[: len(ids) - 1, b] = True
-        model.prepare()
-        logits, _ = model.forward(x, model.initial_state(len(group)), prepare=False)
-        per_position = _cross_entropy_rows(logits, y.reshape(-1)).reshape(x.shape)
+        logits, _ = model.forward(x, model.initial_state(len(group)))
+        per_position = cross_entropy_rows(logits, y.reshape(-1))[0].reshape(x.shape)
         for b, (line, (ids, unknown)) in enumerate(zip(group, encoded, strict=True)):
             scores.append(Score(line, float(per_position[counted[:, b], b].sum()), len(ids) - 1, unknown))
     return scores
-
-
-def _cross_entropy_rows(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    return np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]
 
 
 def next_char_probs(model: CharModel, vocab: Vocab, text: str) -> np.ndarray:
