@@ -267,8 +267,6 @@ def sample(
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same text.")] = None,
 ) -> None:
     """Write LEN characters in the style of the training text (one-to-many), streamed to stdout."""
-    if unknown not in ("error", "skip"):
-        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     if prime_file is not None:
         if prime:
             raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
@@ -358,8 +356,6 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """The likeliest next characters after TEXT, with their probabilities (one-to-one)."""
-    if unknown not in ("error", "skip"):
-        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     path, model, vocab, _, _ = _load(checkpoint, run_dir)
     probs = next_char_probs(model, vocab, check_prime(vocab, text, unknown))
     top = np.argsort(-probs, kind="stable")[:top_k]

@@ -73,6 +73,8 @@ class Sampler:
 
 def check_prime(vocab: Vocab, prime: str, unknown: str = "error") -> str:
     """The prime the model can read: characters it never saw are an error that lists them, or are skipped."""
+    if unknown not in ("error", "skip"):
+        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     missing = vocab.unknown(prime)
     if not missing:
         return prime

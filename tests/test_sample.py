@@ -96,3 +96,8 @@ def test_prime_with_unknown_characters_lists_them_or_skips_them():
 def test_bad_sampling_options(option, value):
     with pytest.raises(CharRNNError, match=option.replace("_", "-")):
         Sampler(4, **{"temperature": 1.0, option: value})
+
+
+def test_unknown_policy_must_be_error_or_skip():
+    with pytest.raises(CharRNNError, match="--unknown must be error or skip"):
+        check_prime(VOCAB, "abc", "drop")
