@@ -113,11 +113,10 @@ def sample_ids(
         last = logits[-num_samples:]
     else:
         last = np.zeros((num_samples, len(vocab)), model.dtype)
-    x = np.zeros((1, num_samples), dtype=vocab.dtype)
     for _ in range(length):
-        x[0] = draw(last)
-        yield x[0].copy()
-        last, state = model.forward(x, state, prepare=False)
+        ids = draw(last).astype(vocab.dtype)
+        yield ids
+        last = model.step(ids, state)
 
 
 def generate(

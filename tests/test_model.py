@@ -149,3 +149,13 @@ def test_dropout_is_off_unless_asked_and_scales_what_it_keeps():
 def test_float32_is_the_default_and_float64_is_available():
     assert CharModel(5, 4).flat_params.dtype == np.float32
     assert CharModel(5, 4, dtype="float64").flat_params.dtype == np.float64
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_sampling_step_equals_forward_over_one_step(cell):
+    model, x, _, state = random_problem(cell, 2)
+    logits, after = model.forward(x[:1], state)
+    in_place = [[s.copy() for s in layer] for layer in state]
+    np.testing.assert_allclose(model.step(x[0], in_place), logits, rtol=1e-12)
+    for a, b in zip([s for layer in after for s in layer], [s for layer in in_place for s in layer], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -56,3 +56,17 @@ def test_every_optimizer_descends_a_quadratic(name):
     for _ in range(200):
         opt.step(2 * params)  # gradient of |x|²
     assert np.abs(params).max() < 0.5
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_updating_block_by_block_changes_nothing(name):
+    rng = np.random.default_rng(1)
+    start, grads = rng.normal(size=100), rng.normal(size=(3, 100))
+    whole, blocked = OPTIMIZERS[name](start.copy(), lr=0.01), OPTIMIZERS[name](start.copy(), lr=0.01)
+    blocked.block = 7  # 15 blocks, the last one short
+    for g in grads:
+        whole.step(g)
+        blocked.step(g)
+    np.testing.assert_array_equal(blocked.params, whole.params)
+    for key in whole.state:
+        np.testing.assert_array_equal(blocked.state[key], whole.state[key])
