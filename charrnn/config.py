@@ -50,18 +50,24 @@ class TrainConfig:
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
     )
-    forget_bias: float = _key(1.0, "initial bias of the LSTM forget gate")
+    forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate")
     dropout: float = _key(
-        0.0, "dropout between stacked layers and before the output layer, in training only", ge=0.0, lt=1.0
+        0.1, "dropout between stacked layers and before the output layer, in training only", ge=0.0, lt=1.0
     )
     optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
     lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)
     momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0)
     weight_decay: float = _key(0.01, "decoupled weight decay of adamw", ge=0.0)
-    lr_schedule: str = _key("constant", "learning-rate schedule", choices=("constant", "step", "cosine"))
+    lr_schedule: str = _key(
+        "wsd",
+        "learning-rate schedule (cosine: down to --min-lr over the run; wsd: constant, then down to --min-lr over "
+        "the last --decay-frac of the run)",
+        choices=("constant", "step", "cosine", "wsd"),
+    )
     lr_decay: float = _key(0.5, "step schedule: factor applied every --lr-decay-every epochs", gt=0.0, le=1.0)
     lr_decay_every: float = _key(1.0, "step schedule: epochs between two decays", gt=0.0)
-    min_lr: float = _key(0.0, "cosine schedule: the learning rate it ends at", ge=0.0)
+    min_lr: float = _key(0.0, "cosine and wsd schedules: the learning rate they end at", ge=0.0)
+    decay_frac: float = _key(0.2, "wsd schedule: the fraction of the run over which it decays", gt=0.0, le=1.0)
     warmup_steps: int = _key(0, "steps of linear warm-up from 0 to --lr, before any schedule", ge=0)
     clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0)
     clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0)
@@ -200,8 +206,10 @@ def build_config(config_file: Path | None = None, overrides: dict[str, Any] | No
 
 def check_consistency(config: TrainConfig) -> TrainConfig:
     """Values that are each allowed but contradict each other."""
-    if config.lr_schedule == "cosine" and config.min_lr > config.lr:
-        raise CharRNNError(f"--min-lr {config.min_lr} is above --lr {config.lr}; the cosine schedule would rise.")
+    if config.lr_schedule in ("cosine", "wsd") and config.min_lr > config.lr:
+        raise CharRNNError(
+            f"--min-lr {config.min_lr} is above --lr {config.lr}; the {config.lr_schedule} schedule would rise."
+        )
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:

@@ -18,7 +18,7 @@ class CharModel(Scratch):
         cell: str = "lstm",
         dtype: str = "float32",
         seed: int = 0,
-        forget_bias: float = 1.0,
+        forget_bias: float = 0.0,
     ) -> None:
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
         self.dtype = np.dtype(dtype)

@@ -166,19 +166,26 @@ def learning_rate(
     decay_every: float = 1.0,
     min_lr: float = 0.0,
     time_progress: float | None = None,
+    decay_frac: float = 0.2,
 ) -> float:
-    """The learning rate of update number `step` (from 0): linear warm-up, then constant, step or cosine.
+    """The learning rate of update number `step` (from 0): linear warm-up, then constant, step, cosine or wsd.
 
-    The cosine runs over the steps after the warm-up, or, given `time_progress` (the fraction of a time budget
-    spent), over the budget, so that a run with --max-time ends at its lowest learning rate.
+    cosine decays from the end of the warm-up; wsd (warm-up, stable, decay) stays at `lr` and decays linearly over
+    the last `decay_frac` of the run, so it learns as fast as a constant rate in a short run and ends annealed like
+    a cosine in a long one. Both run over the steps after the warm-up or, given `time_progress` (the fraction of a
+    time budget spent), over the budget, whichever ends first: a run ends at its lowest learning rate however it
+    is bounded.
     """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     if schedule == "step":
         return lr * decay ** math.floor(step / steps_per_epoch / decay_every)
+    if schedule not in ("cosine", "wsd"):
+        return lr
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    if time_progress is not None:
+        progress = max(progress, time_progress)
+    progress = min(1.0, progress)
     if schedule == "cosine":
-        progress = (
-            (step - warmup_steps) / max(1, total_steps - warmup_steps) if time_progress is None else time_progress
-        )
-        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return lr
+        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    return lr - (lr - min_lr) * max(0.0, progress - (1.0 - decay_frac)) / decay_frac

@@ -138,7 +138,7 @@ class Trainer:
         time_progress = self.train_seconds / cfg.max_time if cfg.max_time else None
         scheduled = learning_rate(
             self.step, cfg.lr, cfg.lr_schedule, self.batches.chunks_per_epoch, self.total_steps,
-            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr, time_progress,
+            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr, time_progress, cfg.decay_frac,
         )  # fmt: skip
         return scheduled * self.lr_scale
 

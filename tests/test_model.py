@@ -107,11 +107,12 @@ def test_vanilla_cell_reproduces_the_seed_tutorial():
         np.testing.assert_allclose(W_hy.dot(H[t]) + By, printed[t], atol=1e-8)
 
 
-def test_lstm_forget_gate_bias_starts_at_one():
-    model = CharModel(7, 5, 2, "lstm")
+@pytest.mark.parametrize("forget_bias", [0.0, 1.0])
+def test_lstm_forget_gate_bias_starts_where_asked(forget_bias):
+    model = CharModel(7, 5, 2, "lstm", forget_bias=forget_bias)
     for i in range(2):
         b = model.params[f"l{i}.b"]
-        np.testing.assert_array_equal(b[10:15], 1.0)
+        np.testing.assert_array_equal(b[10:15], forget_bias)
         np.testing.assert_array_equal(np.delete(b, np.s_[10:15]), 0.0)
 
 

@@ -52,8 +52,9 @@ def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_p
 
 
 def test_resume_with_a_higher_max_steps_goes_on_from_where_it_stopped(run_cli, small_corpus, tmp_path):
-    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "20", "--run-dir", "straight")[0] == 0
-    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "8", "--run-dir", "broken")[0] == 0
+    constant = ["--lr-schedule", "constant"]  # a cosine's shape depends on the run's length, so it would differ
+    assert run_cli("train", small_corpus, *SMALL, *constant, "--max-steps", "20", "--run-dir", "straight")[0] == 0
+    assert run_cli("train", small_corpus, *SMALL, *constant, "--max-steps", "8", "--run-dir", "broken")[0] == 0
     code, _, err = run_cli("train", "--resume", "broken/last.npz", "--max-steps", "20")
     assert code == 0, err
     assert load_model(tmp_path / "broken" / "last.npz")[3]["step"] == 20
@@ -97,6 +98,12 @@ def test_learning_rate_schedules():
     assert step == pytest.approx([0.1, 0.1, 0.05, 0.025])
     cosine = [learning_rate(s, 0.1, "cosine", total_steps=11, warmup_steps=1, min_lr=0.01) for s in (0, 1, 6, 11)]
     assert cosine == pytest.approx([0.1, 0.1, 0.055, 0.01])
+    budget = dict(total_steps=11, warmup_steps=1, min_lr=0.01)  # a time budget and a step budget: the first to end
+    assert learning_rate(6, 0.1, "cosine", **budget, time_progress=0.0) == pytest.approx(0.055)
+    assert learning_rate(6, 0.1, "cosine", **budget, time_progress=1.0) == pytest.approx(0.01)
+    wsd = [learning_rate(s, 0.1, "wsd", total_steps=11, warmup_steps=1, min_lr=0.01, decay_frac=0.5) for s in
+           (0, 1, 6, 8, 11, 20)]  # fmt: skip
+    assert wsd == pytest.approx([0.1, 0.1, 0.1, 0.064, 0.01, 0.01])  # flat until half way, then linear down
     warm = [learning_rate(s, 0.1, warmup_steps=4) for s in range(5)]
     assert warm == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
 
@@ -127,7 +134,9 @@ def test_max_time_counts_training_time(small_corpus, tmp_path):
 
 
 def test_divergence_guard_skips_rolls_back_and_gives_up(small_corpus, tmp_path, monkeypatch):
-    trainer = make_trainer(small_corpus, tmp_path, guard_skips=2, guard_rollbacks=1, eval_every=0)
+    trainer = make_trainer(
+        small_corpus, tmp_path, guard_skips=2, guard_rollbacks=1, eval_every=0, lr_schedule="constant"
+    )
     for _ in range(3):
         trainer.train_step()
     trainer.save()
