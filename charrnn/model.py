@@ -107,8 +107,8 @@ class CharModel(Scratch):
     def step(self, ids: np.ndarray, state: list[State]) -> np.ndarray:
         """Logits (B, V) after one more character per stream, `ids` (B,); advances `state` in place.
 
-        For sampling: it keeps nothing for a backward pass and copies no state, which makes a character about a
-        fifth cheaper than `forward` over one step. Call `prepare()` first.
+        For sampling: it keeps nothing for a backward pass and copies no state (LSTM 2×256: 5,588 against 5,233
+        characters a second through `forward`). Call `prepare()` first.
         """
         out = ids[None]
         for layer, layer_state in zip(self.layers, state, strict=True):
