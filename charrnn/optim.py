@@ -41,7 +41,8 @@ class Optimizer:
         self.steps += 1
         for start in range(0, grads.size, self.block):
             s = slice(start, start + self.block)
-            self.update(grads[s], s, self._scratch[: len(grads[s])])
+            g = grads[s]
+            self.update(g, s, self._scratch[: len(g)])
 
     def update(self, g: np.ndarray, s: slice, tmp: np.ndarray) -> None:
         raise NotImplementedError
