@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from charrnn.config import TrainConfig
+from charrnn.config import Config
 from charrnn.data import load_corpus
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = {"layers": 1, "hidden": 64, "batch_size": 16, "seq_len": 32, "dropout": 0.1, "epochs": 1e6}
         cadence = {"eval_every": 500, "save_every": 1000, "sample_every": 1000}
-        cfg = TrainConfig(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings,
+        cfg = Config(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings,
                           **cadence)  # fmt: skip
         trainer = Trainer(cfg, load_corpus(cfg.corpus, cache_dir=Path(tmp)))
         started = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from charrnn import __version__
-from charrnn.config import TrainConfig, from_mapping
+from charrnn.config import Config, from_mapping
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.model import CharModel
@@ -86,11 +86,11 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def load_model(path: Path) -> tuple[CharModel, Vocab, TrainConfig, dict[str, Any], dict[str, np.ndarray]]:
+def load_model(path: Path) -> tuple[CharModel, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
     """Rebuild the model a checkpoint describes and fill in its weights, checking every shape."""
     meta, arrays = load(path)
     source = f"checkpoint {path}"
-    config = TrainConfig(**from_mapping(meta.get("config"), f"{source}: config"))
+    config = Config(**from_mapping(meta.get("config"), f"{source}: config"))
     chars = meta.get("vocab")
     if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
         raise CharRNNError(f"{source} is damaged (its vocabulary is not a list of characters).")

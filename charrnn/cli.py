@@ -3,46 +3,32 @@
 Generated text goes to stdout; progress, messages and errors go to stderr.
 """
 
-import contextlib
 import dataclasses
 import inspect
 import json
 import math
-import signal
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from charrnn import __version__
+from charrnn import __version__, api
 from charrnn.bench import run_bench, synthetic_ids
-from charrnn.checkpoint import find_checkpoint, load_model
-from charrnn.config import FIELDS, build_config, describe, dump_yaml, flag
+from charrnn.checkpoint import LAST, find_checkpoint
+from charrnn.config import FIELDS, build_config, describe, flag
 from charrnn.data import char_name, load_corpus, printable, read_text
 from charrnn.errors import CharRNNError
 from charrnn.plot import plot_runs
-from charrnn.sample import check_prime, generate, sample_texts
-from charrnn.score import Score, next_char_probs, score_lines, score_text
-from charrnn.sizing import pick_size
-from charrnn.train import (
-    LOG2E,
-    RESUMABLE,
-    Trainer,
-    TrainEvent,
-    check_run_dir,
-    clear_run,
-    default_run_dir,
-    run_lock,
-    write_config,
-)
+from charrnn.sample import check_prime
+from charrnn.score import Score
+from charrnn.trainer import LOG2E, TrainEvent
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -108,122 +94,16 @@ def train(
     **flags: object,
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
-    with contextlib.ExitStack() as stack:
-        if resume:
-            if config is not None or init_from is not None or overwrite:
-                raise CharRNNError(
-                    "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
-                )
-            trainer = _resumed_trainer(corpus, flags, stack)
-        else:
-            trainer = _new_trainer(corpus, config, init_from, overwrite, flags, stack)
-        _train(trainer, resume)
-
-
-def _train(trainer: Trainer, resume: bool) -> None:
-    cfg, data = trainer.config, trainer.corpus
-    what = "resuming" if resume else "training"
-    err.print(
-        f"charrnn: {what} {cfg.cell} {cfg.layers}×{cfg.hidden} ({trainer.model.num_params:,} parameters) on "
-        f"{data.name}: {len(data.train):,} training and {len(data.val):,} validation characters, "
-        f"vocabulary {len(data.vocab)}; steps {trainer.step:,} to {trainer.total_steps:,} of "
-        f"{cfg.batch_size}×{cfg.seq_len}, run directory {trainer.run_dir}"
-    )
-    with TrainDisplay() as display, _stop_on_signals(trainer):
-        end = trainer.run(display.on_event)
-    if end.text == "interrupted":
+    with TrainDisplay() as display:
+        run = api.train(corpus, config=config, resume=resume, init_from=init_from, overwrite=overwrite,
+                        callback=display.on_event, **flags)  # fmt: skip
+    if run.interrupted:
         err.print(
-            f"charrnn: stopped at step {end.step} and saved {end.saved}. "
-            f"Resume with: charrnn train --resume {trainer.run_dir}"
+            f"charrnn: stopped at step {run.steps} and saved {run.run_dir / LAST}. "
+            f"Resume with: charrnn train --resume {run.run_dir}"
         )
         raise typer.Exit(130)
-    err.print(f"charrnn: done ({end.text}). Sample from it with: charrnn sample --run-dir {trainer.run_dir} --len 500")
-
-
-def _new_trainer(
-    corpus: list[Path] | None,
-    config: Path | None,
-    init_from: Path | None,
-    overwrite: bool,
-    flags: dict,
-    stack: contextlib.ExitStack,
-) -> Trainer:
-    flags = {**flags, "corpus": [str(p) for p in corpus] if corpus else None}
-    vocab, init_params = None, None
-    if init_from is not None:  # the model's shape and vocabulary come from the checkpoint
-        model, vocab, source, _, _ = load_model(init_from)
-        for key in ("cell", "layers", "hidden", "dtype"):
-            if flags.get(key) is not None and flags[key] != getattr(source, key):
-                raise CharRNNError(
-                    f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "
-                    f"{key} {getattr(source, key)}; leave {flag(key)} out."
-                )
-            flags[key] = getattr(source, key)
-        init_params = model.flat_params
-    cfg = build_config(config, flags)
-    if not cfg.corpus:
-        raise CharRNNError(
-            "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
-        )
-    run_dir = default_run_dir(cfg)
-    check_run_dir(run_dir, overwrite)
-    stack.enter_context(run_lock(run_dir))
-    data = load_corpus(
-        cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
-    )
-    if cfg.size == "auto":
-        sized = [k for k in ("cell", "layers", "hidden", "dropout", "forget_bias") if flags.get(k) is not None]
-        if sized or init_from is not None:
-            what = flag(sized[0]) if sized else "--init-from"
-            raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len)
-        cfg = dataclasses.replace(cfg, **settings)
-        err.print(f"charrnn: {why}")
-    trainer = Trainer(cfg, data, init_params)
-    if overwrite:
-        clear_run(run_dir)
-    write_config(run_dir, cfg)
-    return trainer
-
-
-def _resumed_trainer(corpus: list[Path] | None, flags: dict, stack: contextlib.ExitStack) -> Trainer:
-    if corpus and len(corpus) > 1:
-        raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
-    target = corpus[0] if corpus else None
-    path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
-    stack.enter_context(run_lock(path.parent))
-    _, vocab, saved, meta, arrays = load_model(path)
-    changes = {key: value for key, value in flags.items() if value is not None}
-    fixed = sorted(set(changes) - set(RESUMABLE))
-    if fixed:
-        raise CharRNNError(
-            f"{flag(fixed[0])} cannot change when resuming (the run goes on with its own settings); only "
-            f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
-        )
-    cfg = build_config(None, {**saved.to_dict(), "run_dir": str(path.parent), **changes})
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, path.parent, vocab, newline=cfg.newline)
-    trainer = Trainer(cfg, data)
-    trainer.load(meta, arrays, f"checkpoint {path}")
-    write_config(trainer.run_dir, cfg)
-    return trainer
-
-
-@contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """The first Ctrl-C (SIGINT) or SIGTERM lets the current step finish, then the run saves and stops."""
-
-    def request_stop(signum: int, frame: object) -> None:
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        err.print("charrnn: stopping after this step, then saving (press Ctrl-C again to quit at once)")
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    err.print(f"charrnn: done ({run.reason}). Sample from it with: charrnn sample --run-dir {run.run_dir} --len 500")
 
 
 CheckpointOption = Annotated[
@@ -236,10 +116,11 @@ RunDirOption = Annotated[
 ]
 
 
-def _load(checkpoint: Path | None, run_dir: Path | None) -> tuple:
-    path = find_checkpoint(checkpoint, run_dir)
-    model, vocab, config, meta, _ = load_model(path)
-    return path, model, vocab, config, meta
+def _load(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
+    """The model --checkpoint or --run-dir names, else the most recent run's."""
+    if checkpoint is not None:
+        return api.Model(find_checkpoint(checkpoint=checkpoint))
+    return api.Model(find_checkpoint(run_dir=run_dir))
 
 
 @app.command()
@@ -271,27 +152,24 @@ def sample(
         if prime:
             raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
         prime = read_text(prime_file)
-    path, model, vocab, _, _ = _load(checkpoint, run_dir)
-    err.print(f"charrnn: sampling from {path}", style="dim")
-    prime = check_prime(vocab, prime, unknown)
-    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p}
+    model = _load(checkpoint, run_dir)
+    err.print(f"charrnn: sampling from {model.path}", style="dim")
+    prime = check_prime(model.vocab, prime, unknown)
+    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p, "stop": stop}
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         if num_samples == 1 and output is None:  # stream as it is drawn
-            text = generate(model, vocab, length, **options)
-            tail = next(text, "")  # any mistake in the options is reported before anything is printed
-            out.write(prime + tail)
+            text = model.generate(length, **options)
+            first = next(text, "")  # any mistake in the options is reported before anything is printed
+            out.write(prime + first)
             for ch in text:
-                if stop and tail.endswith(stop):
-                    break
                 out.write(ch)
                 out.flush()
-                tail = (tail + ch)[-len(stop) :] if stop else ""
         else:
-            texts = sample_texts(model, vocab, length, num_samples, stop, **options)
-            for i, text in enumerate(texts, 1):
+            texts = model.sample(length, num_samples=num_samples, **options)
+            for i, text in enumerate([texts] if num_samples == 1 else texts, 1):
                 header = f"─── sample {i} of {num_samples} ───\n" if num_samples > 1 else ""
-                out.write(f"{header}{prime}{text}" + ("\n" if num_samples > 1 else ""))
+                out.write(f"{header}{text}" + ("\n" if num_samples > 1 else ""))
         if out.isatty():
             out.write("\n")
     finally:
@@ -314,21 +192,21 @@ def score(
     """Cross-entropy of whole texts under the model (many-to-one): nats/char, bits/char, perplexity."""
     if sort not in ("none", "asc", "desc"):
         raise CharRNNError(f"--sort must be none, asc or desc (got {sort!r}).")
-    path, model, vocab, _, _ = _load(checkpoint, run_dir)
+    model = _load(checkpoint, run_dir)
     texts = {str(f): read_text(f) for f in files}
+    scores = model.scores(list(texts.values()), per_line)
     if per_line:
-        scores = score_lines(model, vocab, [line for text in texts.values() for line in text.splitlines()])
         if sort != "none":
             scores.sort(key=lambda s: s.nats, reverse=sort == "desc")
     else:
-        scores = [score_text(model, vocab, text, name) for name, text in texts.items()]
+        scores = [dataclasses.replace(s, name=name) for s, name in zip(scores, texts, strict=True)]
     total = Score("total", sum(s.total_nats for s in scores), sum(s.chars for s in scores), sum(
         (s.unknown for s in scores), Counter()))  # fmt: skip
     rows = [*scores, total] if len(scores) > 1 else scores
     if json_output:
         print(json.dumps([_score_record(s) for s in rows], ensure_ascii=False))
         return
-    table = Table(title=f"charrnn score: {path}")
+    table = Table(title=f"charrnn score: {model.path}")
     for column in ("line" if per_line else "file", "chars", "nats/char", "bits/char", "perplexity", "total nats"):
         table.add_column(column, justify="left" if column in ("file", "line") else "right")
     for s in rows:
@@ -356,20 +234,19 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """The likeliest next characters after TEXT, with their probabilities (one-to-one)."""
-    path, model, vocab, _, _ = _load(checkpoint, run_dir)
-    probs = next_char_probs(model, vocab, check_prime(vocab, text, unknown))
-    top = np.argsort(-probs, kind="stable")[:top_k]
+    model = _load(checkpoint, run_dir)
+    top = model.predict(text, top_k, unknown)
     if json_output:
-        print(json.dumps([{"char": vocab.chars[i], "p": float(probs[i])} for i in top], ensure_ascii=False))
+        print(json.dumps([{"char": char, "p": p} for char, p in top], ensure_ascii=False))
         return
-    table = Table(title=f"after {printable(text[-40:])!r}", caption=str(path))
+    table = Table(title=f"after {printable(text[-40:])!r}", caption=str(model.path))
     table.add_column("#", justify="right")
     table.add_column("next")
     table.add_column("probability", justify="right")
     table.add_column("")
-    for rank, i in enumerate(top, 1):
-        bar = "█" * round(30 * probs[i] / probs[top[0]])
-        table.add_row(str(rank), char_name(vocab.chars[i]), f"{100 * probs[i]:.2f} %", bar)
+    for rank, (char, p) in enumerate(top, 1):
+        bar = "█" * round(30 * p / top[0][1])
+        table.add_row(str(rank), char_name(char), f"{100 * p:.2f} %", bar)
     Console().print(table)
 
 
@@ -382,46 +259,28 @@ def info(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """What a checkpoint holds: the model, its vocabulary, how far it trained, on what, and its config."""
-    path, model, vocab, config, meta = _load(checkpoint, run_dir)
-    record = {
-        "checkpoint": str(path),
-        "cell": config.cell,
-        "layers": config.layers,
-        "hidden": config.hidden,
-        "vocab_size": len(vocab),
-        "parameters": model.num_params,
-        "dtype": config.dtype,
-        "vocab": "".join(vocab.chars),
-        "step": meta.get("step"),
-        "epoch": meta.get("epoch"),
-        "val_loss": meta.get("val_loss"),
-        "best_val_loss": meta.get("best_val_loss"),
-        "corpus": meta.get("corpus", {}) | {"files": config.corpus},
-        "train_seconds": meta.get("train_seconds"),
-        "format_version": meta.get("version"),
-        "charrnn_version": meta.get("charrnn_version"),
-        "config": config.to_dict(),
-    }
+    model = _load(checkpoint, run_dir)
+    record, config = model.info, model.config
     if json_output:
         print(json.dumps(record, ensure_ascii=False))
         return
-    table = Table(title=f"charrnn info: {path}", show_header=False)
+    table = Table(title=f"charrnn info: {model.path}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
 
     def loss(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f} nats/char ({value * LOG2E:.3f} bits/char)"
 
-    table.add_row("model", f"{config.cell} {config.layers}×{config.hidden}, {model.num_params:,} parameters, "
+    table.add_row("model", f"{config.cell} {config.layers}×{config.hidden}, {record['parameters']:,} parameters, "
                            f"{config.dtype}")  # fmt: skip
-    table.add_row("vocabulary", f"{len(vocab)} characters: {printable(record['vocab'])}")
+    table.add_row("vocabulary", f"{record['vocab_size']} characters: {printable(record['vocab'])}")
     minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
     table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
     table.add_row("validation", f"last {loss(record['val_loss'])}; best {loss(record['best_val_loss'])}")
     corpus = record["corpus"]
     table.add_row("corpus", f"{', '.join(config.corpus)}: {corpus.get('train_chars', 0):,} training and "
                             f"{corpus.get('val_chars', 0):,} validation characters")  # fmt: skip
-    table.add_row("config", dump_yaml(config).strip())
+    table.add_row("config", config.to_yaml().strip())
     Console().print(table)
 
 
@@ -495,13 +354,18 @@ class TrainDisplay:
         self.lines_to_stdout = not (sys.stdout.isatty() and err.is_terminal)
 
     def __enter__(self) -> "TrainDisplay":
-        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
     def on_event(self, event: TrainEvent) -> None:
+        if event.kind in ("start", "notice"):
+            style = "yellow" if event.kind == "notice" else None
+            self.progress.console.print(f"charrnn: {event.text}", style=style, markup=False)
+            if event.kind == "start":  # the bar appears once the run has begun, not while its input is checked
+                self.progress.start()
+            return
         val = "-" if event.val_loss is None else f"{event.val_loss:.3f}"
         self.progress.update(
             self.task,
@@ -515,8 +379,6 @@ class TrainDisplay:
         )
         if event.kind == "eval":
             self.line(event)
-        elif event.kind == "notice":
-            self.progress.console.print(f"charrnn: {event.text}", style="yellow", markup=False)
         elif event.kind == "sample":
             self.progress.console.print(f"── sample at step {event.step} ──\n{event.text}", style="dim", markup=False)
 

@@ -1,6 +1,6 @@
 """The run's settings: defaults <- YAML file <- command-line flags, each value checked once, here.
 
-Every key is a field of `TrainConfig`; its metadata holds the help text and the allowed values, so the
+Every key is a field of `Config`; its metadata holds the help text and the allowed values, so the
 YAML loader, the CLI's help and the README table all read the same definition.
 """
 
@@ -24,7 +24,15 @@ def _key(default: Any, help: str, **rule: Any) -> Any:
 
 
 @dataclass
-class TrainConfig:
+class Config:
+    """The settings of a training run. Every value is checked when the config is made (a bad one raises
+    CharRNNError); defaults <- a YAML file <- overrides, as on the command line:
+
+        >>> config = Config.from_yaml("configs/tiny.yaml", hidden=64)
+        >>> config.replace(dropout=0.2).dropout
+        0.2
+    """
+
     corpus: list[str] = _key([], "text file(s) to train on, read in order and joined")
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(0.1, "fraction of the corpus, from its end, held out for validation", ge=0.0, lt=1.0)
@@ -87,11 +95,33 @@ class TrainConfig:
     guard_lr_factor: float = _key(0.5, "divergence guard: learning-rate factor at each rollback", gt=0.0, lt=1.0)
     guard_rollbacks: int = _key(3, "divergence guard: rollbacks before giving up", ge=0)
 
+    def __post_init__(self) -> None:
+        for key in FIELDS:
+            try:
+                setattr(self, key, check_value(key, getattr(self, key)))
+            except ValueError as e:
+                raise CharRNNError(f"config key '{key}' {e}.") from None
+        check_consistency(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> "Config":
+        """The config a YAML file describes, with `overrides` (config keys) on top, as `--config FILE --flag ...`."""
+        return build_config(Path(path), overrides)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some keys changed, checked as command-line flags are."""
+        return build_config(None, {**self.to_dict(), **changes})
+
     def to_dict(self) -> dict[str, Any]:
+        """Every key and its value (what a checkpoint stores)."""
         return dataclasses.asdict(self)
 
+    def to_yaml(self) -> str:
+        """The config as YAML, as the run directory's config.yaml holds it (`--config` reads it back)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def flag(key: str) -> str:
@@ -102,7 +132,7 @@ def flag(key: str) -> str:
 def describe(key: str) -> str:
     """Help text with the default, for `--help` and the README table."""
     f = FIELDS[key]
-    default = TrainConfig().to_dict()[key]
+    default = Config().to_dict()[key]
     choices = f.metadata.get("choices")
     allowed = f" ({'|'.join(choices)})" if choices else ""
     return f"{f.metadata['help']}{allowed} [default: {default!r}]"
@@ -166,14 +196,18 @@ def from_mapping(mapping: Any, source: str) -> dict[str, Any]:
     checked = {}
     for key, value in mapping.items():
         if key not in FIELDS:
-            close = difflib.get_close_matches(str(key), FIELDS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys are: {', '.join(FIELDS)}."
-            raise CharRNNError(f"{source}: unknown key '{key}'; {hint}")
+            raise CharRNNError(f"{source}: unknown key '{key}'; {closest_key(key)}")
         try:
             checked[key] = check_value(key, value)
         except ValueError as e:
             raise CharRNNError(f"{source}: key '{key}' {e}.") from None
     return checked
+
+
+def closest_key(key: object) -> str:
+    """A hint for an unknown config key: the closest known one, or the list of them."""
+    close = difflib.get_close_matches(str(key), FIELDS, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"valid keys are: {', '.join(FIELDS)}."
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -191,20 +225,22 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return from_mapping(document, f"config file {path}")
 
 
-def build_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+def build_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the YAML file, then command-line `overrides` (None means "not given")."""
     values = read_yaml(config_file) if config_file else {}
     for key, value in (overrides or {}).items():
+        if key not in FIELDS:
+            raise CharRNNError(f"unknown config key '{key}'; {closest_key(key)}")
         if value is None:
             continue
         try:
             values[key] = check_value(key, value)
         except ValueError as e:
             raise CharRNNError(f"{flag(key)} {e}.") from None
-    return check_consistency(TrainConfig(**values))
+    return Config(**values)
 
 
-def check_consistency(config: TrainConfig) -> TrainConfig:
+def check_consistency(config: Config) -> None:
     """Values that are each allowed but contradict each other."""
     if config.lr_schedule in ("cosine", "wsd") and config.min_lr > config.lr:
         raise CharRNNError(
@@ -219,8 +255,3 @@ def check_consistency(config: TrainConfig) -> TrainConfig:
             f"--warmup-steps {config.warmup_steps} leaves no steps after the warm-up within --max-steps "
             f"{config.max_steps}; lower --warmup-steps."
         )
-    return config
-
-
-def dump_yaml(config: TrainConfig) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
-from charrnn.train import METRICS
+from charrnn.trainer import METRICS
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint
-from charrnn.config import TrainConfig
+from charrnn.config import Config
 from charrnn.data import load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.sample import generate
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 
 @pytest.fixture
 def trained(small_corpus, tmp_path):
-    cfg = TrainConfig(
+    cfg = Config(
         corpus=[str(small_corpus)],
         cell="gru",
         layers=2,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from charrnn.config import FIELDS, TrainConfig, build_config, describe, flag
+from charrnn.config import FIELDS, Config, build_config, describe, flag
 from charrnn.errors import CharRNNError
 
 
@@ -19,7 +19,7 @@ def test_flags_beat_the_file_and_the_file_beats_defaults(tmp_path):
     assert cfg.layers == 3  # file
     assert cfg.lr == 0.002  # YAML 1.1 reads 2e-3 as a string; it is still a number
     assert cfg.corpus == ["a.txt"]
-    assert cfg.seq_len == TrainConfig().seq_len  # default
+    assert cfg.seq_len == Config().seq_len  # default
 
 
 def test_unknown_key_names_the_closest_valid_key(tmp_path):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from charrnn.checkpoint import load_model
-from charrnn.config import TrainConfig
+from charrnn.config import Config
 from charrnn.data import load_corpus
 from charrnn.optim import learning_rate
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "16", "--eval-every", "5"]
@@ -31,9 +31,7 @@ def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_p
     """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
     common = [*SMALL, "--dropout", "0.3", "--lr-schedule", schedule, "--warmup-steps", "3", "--log-every", "1"]
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
-    cfg = TrainConfig(
-        **load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")}
-    )
+    cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
     first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
 
     def stop_at_10(event):
@@ -110,7 +108,7 @@ def test_learning_rate_schedules():
 
 def make_trainer(small_corpus, tmp_path, **overrides):
     settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
-    cfg = TrainConfig(**{**settings, **overrides})
+    cfg = Config(**{**settings, **overrides})
     return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
 
 

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from charrnn.config import TrainConfig
+from charrnn.config import Config
 from charrnn.data import load_corpus
-from charrnn.train import Trainer, eval_layout, evaluate
+from charrnn.trainer import Trainer, eval_layout, evaluate
 
 
 def make_trainer(small_corpus, tmp_path, **overrides):
     settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
-    cfg = TrainConfig(**{**settings, **overrides})
+    cfg = Config(**{**settings, **overrides})
     return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from charrnn import checkpoint
-from charrnn.config import TrainConfig, dump_yaml
+from charrnn.config import Config
 from charrnn.data import Batches, Corpus
 from charrnn.errors import CharRNNError
 from charrnn.model import CharModel
@@ -38,17 +38,24 @@ RESUMABLE = ("max_steps", "epochs", "max_time", "eval_every", "save_every", "kee
 
 @dataclass
 class TrainEvent:
-    """What happened. kind: "step" (after every update), "eval" (a validation pass and/or a save), "sample"
-    (`text` is a short sample), "notice" (`text` says what the divergence guard did) or "end" (`text` says why)."""
+    """What happened. kind: "start" (`text` describes the run), "step" (after every update), "eval" (a validation
+    pass and/or a save), "sample" (`text` is a short sample), "notice" (`text` says what happened: the divergence
+    guard, a stop requested, the model --size auto chose) or "end" (`text` says why it stopped).
+
+        >>> def show(event):
+        ...     if event.evaluated:
+        ...         print(event.step, event.val_loss)
+        >>> charrnn.train("data/pond.txt", max_steps=400, callback=show)
+    """
 
     kind: str
-    step: int
-    total_steps: int
-    epoch: float
-    train_loss: float  # smoothed, nats/char
-    val_loss: float | None  # last validation loss, nats/char
-    chars_per_sec: float
-    elapsed: float  # seconds of training in the whole run, evaluation excluded
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    train_loss: float = math.nan  # smoothed, nats/char
+    val_loss: float | None = None  # last validation loss, nats/char
+    chars_per_sec: float = 0.0
+    elapsed: float = 0.0  # seconds of training in the whole run, evaluation excluded
     lr: float = 0.0
     saved: Path | None = None
     evaluated: bool = False  # a validation pass ran at this step (val_loss is new)
@@ -89,12 +96,12 @@ def eval_layout(n: int, streams: int, warmup: int) -> tuple[np.ndarray, np.ndarr
     return np.minimum(position, n - 1), counted
 
 
-def default_run_dir(config: TrainConfig) -> Path:
+def default_run_dir(config: Config) -> Path:
     return Path(config.run_dir) if config.run_dir else Path("runs") / Path(config.corpus[0]).stem
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, corpus: Corpus, init_params: np.ndarray | None = None) -> None:
+    def __init__(self, config: Config, corpus: Corpus, init_params: np.ndarray | None = None) -> None:
         self.config, self.corpus = config, corpus
         self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
         self.model = CharModel(
@@ -446,7 +453,7 @@ def clear_run(run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_config(run_dir: Path, config: TrainConfig) -> None:
+def write_config(run_dir: Path, config: Config) -> None:
     """The effective config (defaults <- file <- flags) next to the checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")

@@ -1,0 +1,354 @@
+"""The Python API: load a trained model and use it, or train one, exactly as the `charrnn` command does.
+
+The command line is a thin shell over these functions: `charrnn sample` calls `Model.generate`, `charrnn train`
+calls `train`, and so on, so a script and the terminal always get the same results for the same options.
+"""
+
+import contextlib
+import dataclasses
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charrnn.checkpoint import find_checkpoint, load_model
+from charrnn.config import Config, build_config, flag
+from charrnn.data import load_corpus
+from charrnn.errors import CharRNNError
+from charrnn.sample import check_prime, sample_ids, sample_texts
+from charrnn.score import Score, next_char_probs, score_lines, score_text
+from charrnn.sizing import pick_size
+from charrnn.trainer import (
+    RESUMABLE,
+    Trainer,
+    TrainEvent,
+    check_run_dir,
+    clear_run,
+    default_run_dir,
+    run_lock,
+    write_config,
+)
+
+PathLike = str | Path
+
+
+class Model:
+    """A trained model read from a checkpoint, with everything it can do. Get one with `charrnn.load`.
+
+    >>> model = charrnn.load("runs/shakespeare")
+    >>> model.sample(100, prime="ROMEO:", seed=1), model.score("To be, or not to be")
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.network, self.vocab, self.config, self.meta, _ = load_model(path)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"<charrnn.Model {c.cell} {c.layers}×{c.hidden} from {self.path}>"
+
+    def generate(
+        self,
+        length: int = 500,
+        prime: str = "",
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: str = "",
+        unknown: str = "error",
+    ) -> Iterator[str]:
+        """Yield up to `length` characters that follow `prime`, one at a time as they are drawn (the prime is not
+        repeated); stop after writing `stop` if it appears.
+
+            >>> for ch in model.generate(200, prime="ROMEO:", seed=1):
+            ...     print(ch, end="", flush=True)
+        """
+        prime = check_prime(self.vocab, prime, unknown)
+        draws = sample_ids(self.network, self.vocab, length, 1, temperature, prime, seed, top_k, top_p)
+        tail = ""
+        for ids in draws:
+            ch = self.vocab.chars[ids[0]]
+            yield ch
+            if stop:
+                tail = (tail + ch)[-len(stop) :]
+                if tail == stop:
+                    return
+
+    def sample(
+        self,
+        length: int = 500,
+        prime: str = "",
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        num_samples: int = 1,
+        stop: str = "",
+        unknown: str = "error",
+    ) -> str | list[str]:
+        """The prime followed by `length` drawn characters, as `charrnn sample` prints it; with num_samples > 1, a
+        list of that many samples drawn side by side. The same seed gives the same text.
+
+            >>> model.sample(100, prime="ROMEO:", temperature=0.8, seed=1)
+            'ROMEO:\\nWhat is the matter...'
+        """
+        if num_samples < 1:
+            raise CharRNNError(f"--num-samples must be >= 1 (got {num_samples}).")
+        prime = check_prime(self.vocab, prime, unknown)
+        options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p}
+        texts = [prime + text for text in sample_texts(self.network, self.vocab, length, num_samples, stop, **options)]
+        return texts[0] if num_samples == 1 else texts
+
+    def scores(self, texts: Sequence[str], per_line: bool = False) -> list[Score]:
+        """A `Score` (nats and characters counted, characters left out as unknown) of each text, or of each line
+        of them with per_line=True; `charrnn score` prints these."""
+        if per_line:
+            return score_lines(self.network, self.vocab, [line for text in texts for line in text.splitlines()])
+        return [score_text(self.network, self.vocab, text) for text in texts]
+
+    def score(self, text: str) -> float:
+        """Cross-entropy of `text` under the model, in nats per character (many-to-one): each character predicted
+        from those before it, as the validation loss is. Characters the model never saw are left out.
+
+            >>> model.score("To be, or not to be")
+            1.93
+        """
+        return self.scores([text])[0].nats
+
+    def score_lines(self, lines: Sequence[str]) -> list[float]:
+        """Nats per character of each line on its own, as the model would write it after a line break.
+
+        >>> model.score_lines(["ROMEO:", "xqzv kpt"])
+        [0.9, 4.1]
+        """
+        return [s.nats for s in score_lines(self.network, self.vocab, list(lines))]
+
+    def predict(self, text: str, top_k: int = 10, unknown: str = "error") -> list[tuple[str, float]]:
+        """The `top_k` likeliest next characters after `text`, with their probabilities, likeliest first.
+
+        >>> model.predict("ROMEO", top_k=2)
+        [(':', 0.97), ('\\n', 0.01)]
+        """
+        if top_k < 1:
+            raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
+        probs = next_char_probs(self.network, self.vocab, check_prime(self.vocab, text, unknown))
+        top = np.argsort(-probs, kind="stable")[:top_k]
+        return [(self.vocab.chars[i], float(probs[i])) for i in top]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the checkpoint holds, as `charrnn info --json` prints it.
+
+        >>> model.info["val_loss"]
+        1.47
+        """
+        c, meta = self.config, self.meta
+        return {
+            "checkpoint": str(self.path),
+            "cell": c.cell,
+            "layers": c.layers,
+            "hidden": c.hidden,
+            "vocab_size": len(self.vocab),
+            "parameters": self.network.num_params,
+            "dtype": c.dtype,
+            "vocab": "".join(self.vocab.chars),
+            "step": meta.get("step"),
+            "epoch": meta.get("epoch"),
+            "val_loss": meta.get("val_loss"),
+            "best_val_loss": meta.get("best_val_loss"),
+            "corpus": meta.get("corpus", {}) | {"files": c.corpus},
+            "train_seconds": meta.get("train_seconds"),
+            "format_version": meta.get("version"),
+            "charrnn_version": meta.get("charrnn_version"),
+            "config": c.to_dict(),
+        }
+
+
+def load(path: PathLike | None = None) -> Model:
+    """The model in a run directory (its last.npz) or a checkpoint file; with no path, the most recent run under
+    runs/.
+
+        >>> model = charrnn.load("runs/shakespeare")
+        >>> print(model.sample(200, seed=1))
+    """
+    if path is None:
+        return Model(find_checkpoint())
+    path = Path(path)
+    return Model(find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path))
+
+
+@dataclass
+class Run:
+    """What a training run reached; `reason` says why it stopped ("interrupted" after Ctrl-C).
+
+    >>> run = charrnn.train("data/pond.txt", max_steps=200)
+    >>> run.run_dir, run.steps, run.best_val_loss
+    (PosixPath('runs/pond'), 200, 2.05)
+    """
+
+    run_dir: Path
+    steps: int
+    val_loss: float | None
+    best_val_loss: float | None
+    train_seconds: float
+    reason: str
+
+    @property
+    def interrupted(self) -> bool:
+        return self.reason == "interrupted"
+
+    def load(self) -> Model:
+        """The model as last saved (last.npz)."""
+        return load(self.run_dir)
+
+
+def train(
+    corpus_or_config: PathLike | Sequence[PathLike] | Config | None = None,
+    *,
+    config: PathLike | Config | None = None,
+    resume: bool = False,
+    init_from: PathLike | None = None,
+    overwrite: bool = False,
+    callback: Callable[[TrainEvent], None] | None = None,
+    **overrides: Any,
+) -> Run:
+    """Train a model as `charrnn train` does, with the same config keys, run directory and checkpoints.
+
+    `corpus_or_config` is a text file (or a list of them), a YAML config file (.yaml or .yml) or a `Config`; with
+    resume=True, the run to continue (its folder or a checkpoint; default: the most recent). `overrides` are config
+    keys, as command-line flags are (`max_steps=200`, `dropout=0.1`). `callback` receives every `TrainEvent` the
+    command line draws. Ctrl-C (or a notebook's interrupt) lets the current step finish, saves, and returns a run
+    whose `interrupted` is True; continue it with `train(run.run_dir, resume=True)`.
+
+        >>> run = charrnn.train("data/pond.txt", max_steps=200, dropout=0.1, run_dir="runs/d0.1")
+        >>> run.val_loss
+        2.05
+    """
+    emit = callback or (lambda event: None)
+    names_config = isinstance(corpus_or_config, Config) or (
+        isinstance(corpus_or_config, str | Path) and Path(corpus_or_config).suffix in (".yaml", ".yml")
+    )
+    if names_config and config is None and not resume:
+        corpus_or_config, config = None, corpus_or_config
+    if isinstance(corpus_or_config, str | Path):
+        corpus_or_config = [corpus_or_config]
+    targets = [Path(p) for p in corpus_or_config or []]
+    with contextlib.ExitStack() as stack:
+        if resume:
+            if config is not None or init_from is not None or overwrite:
+                raise CharRNNError(
+                    "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
+                )
+            trainer = _resumed_trainer(targets, overrides, stack)
+        else:
+            trainer = _new_trainer(targets, config, init_from, overwrite, overrides, stack, emit)
+        cfg, data = trainer.config, trainer.corpus
+        emit(TrainEvent("start", trainer.step, trainer.total_steps, text=(
+            f"{'resuming' if resume else 'training'} {cfg.cell} {cfg.layers}×{cfg.hidden} "
+            f"({trainer.model.num_params:,} parameters) on {data.name}: {len(data.train):,} training and "
+            f"{len(data.val):,} validation characters, vocabulary {len(data.vocab)}; steps {trainer.step:,} to "
+            f"{trainer.total_steps:,} of {cfg.batch_size}×{cfg.seq_len}, run directory {trainer.run_dir}"
+        )))  # fmt: skip
+        with _stop_on_signals(trainer, emit):
+            end = trainer.run(emit)
+    return Run(trainer.run_dir, trainer.step, trainer.val_loss, trainer.best_val, trainer.train_seconds, end.text)
+
+
+def _new_trainer(
+    corpus: list[Path],
+    config: PathLike | Config | None,
+    init_from: PathLike | None,
+    overwrite: bool,
+    overrides: dict[str, Any],
+    stack: contextlib.ExitStack,
+    emit: Callable[[TrainEvent], None],
+) -> Trainer:
+    flags = {**overrides, "corpus": [str(p) for p in corpus] if corpus else overrides.get("corpus")}
+    vocab, init_params = None, None
+    if init_from is not None:  # the model's shape and vocabulary come from the checkpoint
+        model, vocab, source, _, _ = load_model(Path(init_from))
+        for key in ("cell", "layers", "hidden", "dtype"):
+            if flags.get(key) is not None and flags[key] != getattr(source, key):
+                raise CharRNNError(
+                    f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "
+                    f"{key} {getattr(source, key)}; leave {flag(key)} out."
+                )
+            flags[key] = getattr(source, key)
+        init_params = model.flat_params
+    if isinstance(config, Config):
+        cfg = config.replace(**{k: v for k, v in flags.items() if v is not None})
+    else:
+        cfg = build_config(Path(config) if config is not None else None, flags)
+    if not cfg.corpus:
+        raise CharRNNError(
+            "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
+        )
+    run_dir = default_run_dir(cfg)
+    check_run_dir(run_dir, overwrite)
+    stack.enter_context(run_lock(run_dir))
+    data = load_corpus(
+        cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
+    )
+    if cfg.size == "auto":
+        sized = [k for k in ("cell", "layers", "hidden", "dropout", "forget_bias") if flags.get(k) is not None]
+        if sized or init_from is not None:
+            what = flag(sized[0]) if sized else "--init-from"
+            raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
+        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len)
+        cfg = dataclasses.replace(cfg, **settings)
+        emit(TrainEvent("notice", text=why))
+    trainer = Trainer(cfg, data, init_params)
+    if overwrite:
+        clear_run(run_dir)
+    write_config(trainer.run_dir, cfg)
+    return trainer
+
+
+def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: contextlib.ExitStack) -> Trainer:
+    if len(targets) > 1:
+        raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
+    target = targets[0] if targets else None
+    path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
+    stack.enter_context(run_lock(path.parent))
+    _, vocab, saved, meta, arrays = load_model(path)
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    fixed = sorted(set(changes) - set(RESUMABLE))
+    if fixed:
+        raise CharRNNError(
+            f"{flag(fixed[0])} cannot change when resuming (the run goes on with its own settings); only "
+            f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
+        )
+    cfg = saved.replace(run_dir=str(path.parent), **changes)
+    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, path.parent, vocab, newline=cfg.newline)
+    trainer = Trainer(cfg, data)
+    trainer.load(meta, arrays, f"checkpoint {path}")
+    write_config(trainer.run_dir, cfg)
+    return trainer
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer, emit: Callable[[TrainEvent], None]) -> Iterator[None]:
+    """The first Ctrl-C (SIGINT) or SIGTERM lets the current step finish, then the run saves and stops; a second
+    one stops at once. Signal handlers can only be set in the main thread; elsewhere the run has none."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: object) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        emit(TrainEvent("notice", trainer.step, text="stopping after this step, then saving (press Ctrl-C again "
+                                                     "to quit at once)"))  # fmt: skip
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

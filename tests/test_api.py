@@ -1,0 +1,197 @@
+"""The Python API: the same results as the command line, the same errors, and nothing public beyond `__all__`."""
+
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import charrnn
+from charrnn.checkpoint import load_model
+
+TINY = {"layers": 1, "hidden": 24, "batch_size": 4, "seq_len": 16, "eval_every": 10}
+TINY_FLAGS = ["--layers", "1", "--hidden", "24", "--batch-size", "4", "--seq-len", "16", "--eval-every", "10"]
+
+
+@pytest.fixture
+def trained(run_cli, small_corpus, tmp_path):
+    code, _, err = run_cli("train", small_corpus, *TINY_FLAGS, "--max-steps", "40")
+    assert code == 0, err
+    return tmp_path / "runs" / "small"
+
+
+def test_the_public_names_are_exactly_all():
+    assert sorted(charrnn.__all__) == [
+        "CharRNNError", "Config", "Model", "Run", "Score", "TrainEvent", "__version__", "load", "train",
+    ]  # fmt: skip
+    public = {name for name in dir(charrnn) if not name.startswith("_")}
+    modules = {name for name in public if inspect.ismodule(getattr(charrnn, name))}
+    assert public - modules == set(charrnn.__all__) - {"__version__"}
+
+
+@pytest.mark.parametrize("name", ["Config", "Model", "Run", "Score", "TrainEvent", "CharRNNError", "load", "train"])
+def test_every_public_name_has_a_docstring_with_an_example_and_type_hints(name):
+    obj = getattr(charrnn, name)
+    assert ">>>" in inspect.getdoc(obj), f"{name}'s docstring has no example"
+    functions = [obj] if inspect.isfunction(obj) else [
+        f for n, f in vars(obj).items() if inspect.isfunction(f) and not n.startswith("_")
+    ]  # fmt: skip
+    for f in functions:
+        hints = inspect.signature(f)
+        assert hints.return_annotation is not inspect.Signature.empty, f"{name}.{f.__name__} has no return type"
+        for p in hints.parameters.values():
+            if p.name not in ("self", "cls"):
+                assert p.annotation is not inspect.Parameter.empty, f"{name}.{f.__name__}({p.name}) has no type"
+    for method in [m for m, f in vars(obj).items() if inspect.isfunction(f) and not m.startswith("_")]:
+        assert inspect.getdoc(getattr(obj, method)), f"{name}.{method} has no docstring"
+
+
+@pytest.mark.parametrize(
+    ("options", "flags"),
+    [
+        ({"seed": 5}, ["--seed", "5"]),
+        ({"prime": "MILLER:", "temperature": 0.7, "top_k": 5, "seed": 1}, ["--prime", "MILLER:", "--temperature",
+                                                                         "0.7", "--top-k", "5", "--seed", "1"]),
+        ({"top_p": 0.9, "stop": ".", "seed": 2}, ["--top-p", "0.9", "--stop", ".", "--seed", "2"]),
+    ],
+)  # fmt: skip
+def test_sample_gives_what_the_command_line_prints(run_cli, trained, options, flags):
+    model = charrnn.load(trained)
+    code, out, _ = run_cli("sample", "--len", "120", *flags)
+    assert code == 0
+    assert model.sample(120, **options) == out
+    assert options.get("prime", "") + "".join(model.generate(120, **options)) == out
+    three = model.sample(60, num_samples=3, **options)
+    code, out, _ = run_cli("sample", "--len", "60", "--num-samples", "3", *flags)
+    assert out == "".join(f"─── sample {i} of 3 ───\n{text}\n" for i, text in enumerate(three, 1))
+
+
+def test_score_predict_and_info_agree_with_the_command_line(run_cli, trained, tmp_path):
+    model = charrnn.load(trained / "last.npz")
+    lines = ["MILLER:", "The pond is cold tonight.", "zzzz"]
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(lines) + "\n")
+    out = run_cli("score", path, "--json")[1]
+    assert model.score(path.read_text()) == pytest.approx(json.loads(out)[0]["nats_per_char"], rel=1e-12)
+    out = run_cli("score", path, "--per-line", "--json")[1]
+    assert model.score_lines(lines) == pytest.approx([r["nats_per_char"] for r in json.loads(out)[:-1]], rel=1e-12)
+    assert model.score_lines(lines)[2] > model.score_lines(lines)[1]  # gibberish is less likely than prose
+    out = run_cli("predict", "The pond is col", "--top-k", "4", "--json")[1]
+    top = model.predict("The pond is col", top_k=4)
+    assert [(r["char"], r["p"]) for r in json.loads(out)] == top
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True) and sum(p for _, p in top) <= 1
+    out = run_cli("info", "--json")[1]
+    assert model.info == json.loads(out) | {"checkpoint": str(trained / "last.npz")}
+    assert model.info["step"] == 40 and model.info["hidden"] == 24
+
+
+def test_train_reports_events_and_returns_the_run(small_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    events = []
+    run = charrnn.train(small_corpus, max_steps=20, callback=events.append, **TINY)
+    assert run.run_dir.resolve() == tmp_path / "runs" / "small"
+    assert run.steps == 20 and not run.interrupted and run.reason.startswith("reached step 20")
+    assert run.val_loss is not None and run.best_val_loss <= run.val_loss
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("step") == 20
+    assert [e.step for e in events if e.kind == "eval"] == [10, 20]
+    assert [e.val_loss for e in events if e.kind == "eval"][-1] == run.val_loss
+    assert run.load().info["step"] == 20
+    config = charrnn.Config.from_yaml(tmp_path / "runs" / "small" / "config.yaml")
+    assert config.hidden == 24 and config.max_steps == 20
+
+
+def test_train_then_resume_is_bit_identical_to_the_command_lines_resume(run_cli, small_corpus, tmp_path):
+    flags = [*TINY_FLAGS, "--dropout", "0.2", "--lr-schedule", "constant"]
+    assert run_cli("train", small_corpus, *flags, "--max-steps", "8", "--run-dir", "cli")[0] == 0
+    assert run_cli("train", "--resume", "cli", "--max-steps", "20")[0] == 0
+    options = TINY | {"dropout": 0.2, "lr_schedule": "constant"}
+    charrnn.train(small_corpus, max_steps=8, run_dir="api", **options)
+    run = charrnn.train("api", resume=True, max_steps=20)
+    assert run.steps == 20
+    cli, _, _, _, cli_arrays = load_model(tmp_path / "cli" / "last.npz")
+    api, _, _, _, api_arrays = load_model(tmp_path / "api" / "last.npz")
+    np.testing.assert_array_equal(api.flat_params, cli.flat_params)
+    for name in cli_arrays:
+        np.testing.assert_array_equal(api_arrays[name], cli_arrays[name])
+
+
+def test_train_takes_a_yaml_file_or_a_config(run_cli, small_corpus, tmp_path):
+    (tmp_path / "run.yaml").write_text(f"corpus: {small_corpus}\nlayers: 1\nhidden: 8\nbatch_size: 4\nseq_len: 8\n")
+    run = charrnn.train(tmp_path / "run.yaml", max_steps=3, run_dir="from-yaml")
+    assert run.load().config.hidden == 8 and run.steps == 3
+    config = charrnn.Config(corpus=[str(small_corpus)], hidden=12, layers=1, batch_size=4, seq_len=8, max_steps=2)
+    run = charrnn.train(config, run_dir="from-config", hidden=10)
+    assert run.load().config.hidden == 10 and run.steps == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "flags"),
+    [
+        (lambda c: charrnn.train(c, seq_len=0), ["--seq-len", "0"]),
+        (lambda c: charrnn.train(c, cell="lsmt"), ["--cell", "lsmt"]),
+        (lambda c: charrnn.train(c, max_time="ten minutes"), ["--max-time", "ten minutes"]),
+        (lambda c: charrnn.train(c, min_lr=1.0, lr_schedule="cosine"), ["--min-lr", "1", "--lr-schedule", "cosine"]),
+        (lambda c: charrnn.train(str(c) + ".missing"), ["MISSING"]),
+        (lambda c: charrnn.train(c, resume=True), ["--resume"]),
+    ],
+)
+def test_errors_are_charrnnerrors_with_the_command_lines_message(run_cli, small_corpus, call, flags):
+    code, _, err = run_cli("train", *(["--resume", small_corpus] if flags == ["--resume"] else
+                                      [str(small_corpus) + ".missing"] if flags == ["MISSING"] else
+                                      [small_corpus, *flags]))  # fmt: skip
+    assert code == 2
+    with pytest.raises(charrnn.CharRNNError) as raised:
+        call(small_corpus)
+    assert f"charrnn: error: {raised.value}" == err.strip()
+
+
+def test_load_and_config_errors_are_charrnnerrors(run_cli, tmp_path):
+    code, _, err = run_cli("sample", "--checkpoint", "nope.npz")
+    with pytest.raises(charrnn.CharRNNError) as raised:
+        charrnn.load("nope.npz")
+    assert code == 2 and err.strip() == f"charrnn: error: {raised.value}"
+    with pytest.raises(charrnn.CharRNNError, match="config key 'hidden' must be >= 1"):
+        charrnn.Config(hidden=0)
+    with pytest.raises(charrnn.CharRNNError, match="unknown config key 'hiden'; did you mean 'hidden'"):
+        charrnn.Config().replace(hiden=3)
+    with pytest.raises(charrnn.CharRNNError, match=r"--dropout must be < 1\.0"):
+        charrnn.Config().replace(dropout=1.5)
+    (tmp_path / "bad.yaml").write_text("hidden: [1\n")
+    with pytest.raises(charrnn.CharRNNError, match="not valid YAML at line 2"):
+        charrnn.Config.from_yaml(tmp_path / "bad.yaml")
+    assert charrnn.Config(max_time="10m").max_time == 600.0
+
+
+def test_sampling_methods_check_their_options(trained):
+    model = charrnn.load(trained)
+    with pytest.raises(charrnn.CharRNNError, match="characters the model never saw"):
+        model.sample(10, prime="€")
+    assert model.sample(10, prime="a€", unknown="skip", seed=1).startswith("a")
+    with pytest.raises(charrnn.CharRNNError, match="--top-p must be in"):
+        model.sample(10, top_p=0)
+
+
+def test_ctrl_c_stops_a_training_call_which_saves_and_returns(small_corpus, tmp_path):
+    script = (
+        "import sys, charrnn\n"
+        "run = charrnn.train(sys.argv[1], layers=1, hidden=64, batch_size=8, seq_len=32, max_steps=100000,\n"
+        "                    callback=lambda e: e.kind == 'step' and e.step == 5 and print('training', flush=True))\n"
+        "print(run.interrupted, run.steps, flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(charrnn.__file__).rsplit("/charrnn/", 1)[0]}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(small_corpus)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "training"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    interrupted, steps = out.split()
+    assert interrupted == "True"
+    assert load_model(tmp_path / "runs" / "small" / "last.npz")[3]["step"] == int(steps)
