@@ -11,7 +11,7 @@ from pathlib import Path
 
 from charrnn.checkpoint import load_model
 from charrnn.data import load_corpus
-from charrnn.trainer import evaluate
+from charrnn.tasks import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,14 @@ import numpy as np
 
 from charrnn.checkpoint import find_checkpoint, load_model
 from charrnn.config import Config, build_config, flag
-from charrnn.data import load_corpus
+from charrnn.data import read_text
 from charrnn.errors import CharRNNError
-from charrnn.sample import check_prime, sample_ids, sample_texts
+from charrnn.examples import check_known, encode, read_examples, unknown_report
+from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
 from charrnn.sizing import pick_size
+from charrnn.supervised import log_probabilities
+from charrnn.tasks import example_metrics, load_data
 from charrnn.trainer import (
     RESUMABLE,
     Trainer,
@@ -37,10 +41,14 @@ PathLike = str | Path
 
 
 class Model:
-    """A trained model read from a checkpoint, with everything it can do. Get one with `charrnn.load`.
+    """A trained model read from a checkpoint, with everything its task can do. Get one with `charrnn.load`.
+
+    A language model (task "lm") samples, scores and predicts; a classifier classifies, a tagger tags; every one
+    evaluates a labelled file.
 
     >>> model = charrnn.load("runs/shakespeare")
     >>> model.sample(100, prime="ROMEO:", seed=1), model.score("To be, or not to be")
+    >>> charrnn.load("runs/wordlang").classify(["lebensmittel", "bonjour"])
     """
 
     def __init__(self, path: Path) -> None:
@@ -49,7 +57,25 @@ class Model:
 
     def __repr__(self) -> str:
         c = self.config
-        return f"<charrnn.Model {c.cell} {c.layers}×{c.hidden} from {self.path}>"
+        return f"<charrnn.Model {c.task} {c.cell} {c.layers}×{c.hidden} from {self.path}>"
+
+    @property
+    def task(self) -> str:
+        """What the model does: "lm", "classify" or "tag"."""
+        return self.config.task
+
+    @property
+    def outputs(self) -> list[str]:
+        """A classifier's labels or a tagger's output characters (empty for a language model)."""
+        return list(self.meta.get("outputs") or [])
+
+    def _need(self, task: str, action: str) -> None:
+        if self.task != task:
+            kind = {"lm": "a language model", "classify": "a classifier", "tag": "a tagger"}
+            raise CharRNNError(
+                f"{action} needs {kind[task]}, but {self.path} holds {kind[self.task]} (task {self.task}); "
+                f"use charrnn {'eval' if self.task == 'lm' else self.task} with it, or another checkpoint."
+            )
 
     def generate(
         self,
@@ -68,8 +94,13 @@ class Model:
             >>> for ch in model.generate(200, prime="ROMEO:", seed=1):
             ...     print(ch, end="", flush=True)
         """
+        self._need("lm", "sampling")
         prime = check_prime(self.vocab, prime, unknown)
-        draws = sample_ids(self.network, self.vocab, length, 1, temperature, prime, seed, top_k, top_p)
+        Sampler(len(self.vocab), temperature, top_k=top_k, top_p=top_p)  # checks the options now, not when drawing
+        return self._characters(sample_ids(self.network, self.vocab, length, 1, temperature, prime, seed, top_k, top_p),
+                                stop)  # fmt: skip
+
+    def _characters(self, draws: Iterator[np.ndarray], stop: str) -> Iterator[str]:
         tail = ""
         for ids in draws:
             ch = self.vocab.chars[ids[0]]
@@ -97,6 +128,7 @@ class Model:
             >>> model.sample(100, prime="ROMEO:", temperature=0.8, seed=1)
             'ROMEO:\\nWhat is the matter...'
         """
+        self._need("lm", "sampling")
         if num_samples < 1:
             raise CharRNNError(f"--num-samples must be >= 1 (got {num_samples}).")
         prime = check_prime(self.vocab, prime, unknown)
@@ -107,6 +139,7 @@ class Model:
     def scores(self, texts: Sequence[str], per_line: bool = False) -> list[Score]:
         """A `Score` (nats and characters counted, characters left out as unknown) of each text, or of each line
         of them with per_line=True; `charrnn score` prints these."""
+        self._need("lm", "scoring text")
         if per_line:
             return score_lines(self.network, self.vocab, [line for text in texts for line in text.splitlines()])
         return [score_text(self.network, self.vocab, text) for text in texts]
@@ -126,6 +159,7 @@ class Model:
         >>> model.score_lines(["ROMEO:", "xqzv kpt"])
         [0.9, 4.1]
         """
+        self._need("lm", "scoring text")
         return [s.nats for s in score_lines(self.network, self.vocab, list(lines))]
 
     def predict(self, text: str, top_k: int = 10, unknown: str = "error") -> list[tuple[str, float]]:
@@ -134,11 +168,81 @@ class Model:
         >>> model.predict("ROMEO", top_k=2)
         [(':', 0.97), ('\\n', 0.01)]
         """
+        self._need("lm", "predicting the next character")
         if top_k < 1:
             raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
         probs = next_char_probs(self.network, self.vocab, check_prime(self.vocab, text, unknown))
         top = np.argsort(-probs, kind="stable")[:top_k]
         return [(self.vocab.chars[i], float(probs[i])) for i in top]
+
+    def _encode_inputs(self, texts: Sequence[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
+        """The ids of each text, and where each had characters the model never saw (left out with "skip")."""
+        if unknown not in ("error", "skip"):
+            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+        unseen = Counter(c for text in texts for c in text if c not in self.vocab.index)
+        if unseen and unknown == "error":
+            raise CharRNNError(
+                unknown_report(unseen, "characters", "the input") + "; remove them or pass --unknown skip."
+            )
+        ids, skipped = [], []
+        for number, text in enumerate(texts, 1):
+            known = "".join(c for c in text if c in self.vocab.index)
+            if not known:
+                raise CharRNNError(f"input {number} ({text!r}) has no character the model knows; give it some text.")
+            ids.append(self.vocab.encode(known))
+            skipped.append([i for i, c in enumerate(text) if c not in self.vocab.index])
+        return ids, skipped
+
+    def classify(self, texts: Sequence[str], top_k: int = 1, unknown: str = "error") -> list[list[tuple[str, float]]]:
+        """The `top_k` likeliest labels of each text with their probabilities, likeliest first (many-to-one).
+
+        >>> model.classify(["lebensmittel", "bonjour"], top_k=2)
+        [[('german', 0.99), ('dutch', 0.01)], [('french', 0.97), ('english', 0.02)]]
+        """
+        self._need("classify", "classifying")
+        if top_k < 1:
+            raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
+        ids, _ = self._encode_inputs(texts, unknown)
+        probs = np.exp(log_probabilities(self.network, ids))
+        labels = self.outputs
+        return [[(labels[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:top_k]] for p in probs]
+
+    def tag(self, texts: Sequence[str], unknown: str = "error") -> list[str]:
+        """The likeliest output string of each text, one output character per input character (many-to-many).
+        With unknown="skip", characters the model never saw are read past and copied to the output as they are.
+
+            >>> model.tag(["to be or not to be"])
+            ['To be or not to be']
+        """
+        self._need("tag", "tagging")
+        ids, skipped = self._encode_inputs(texts, unknown)
+        results = []
+        for text, log_probs, gaps in zip(texts, log_probabilities(self.network, ids), skipped, strict=True):
+            out = [self.outputs[i] for i in log_probs.argmax(axis=1)]
+            for i in gaps:
+                out.insert(i, text[i])
+            results.append("".join(out))
+        return results
+
+    def evaluate(self, path: PathLike, unknown: str = "error") -> dict[str, Any]:
+        """How well the model does on a labelled file (input<TAB>target lines; for a language model, any text):
+        classify: accuracy, macro_f1, per-label precision/recall/F1 and the confusion matrix; tag: char_accuracy,
+        exact_match and the precision/recall/F1 of changed characters; lm: what `score` gives.
+
+            >>> model.evaluate("dev.tsv")["accuracy"]
+            0.93
+        """
+        path = Path(path)
+        if self.task == "lm":
+            [s] = self.scores([read_text(path)])
+            return {"name": str(path), "chars": s.chars, "nats_per_char": s.nats, "bits_per_char": s.bits,
+                    "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
+        if unknown not in ("error", "skip"):
+            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+        examples = check_known(read_examples(path, self.task), self.vocab, self.outputs, self.task, str(path), unknown)
+        encoded, _ = encode(examples, self.vocab, self.outputs, self.task, self.config.max_len)
+        metrics = example_metrics(self.network, encoded, self.outputs)
+        return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
 
     @property
     def info(self) -> dict[str, Any]:
@@ -150,6 +254,7 @@ class Model:
         c, meta = self.config, self.meta
         return {
             "checkpoint": str(self.path),
+            "task": c.task,
             "cell": c.cell,
             "layers": c.layers,
             "hidden": c.hidden,
@@ -159,7 +264,9 @@ class Model:
             "vocab": "".join(self.vocab.chars),
             "step": meta.get("step"),
             "epoch": meta.get("epoch"),
+            "outputs": self.outputs,
             "val_loss": meta.get("val_loss"),
+            "metrics": meta.get("metrics") or {},
             "best_val_loss": meta.get("best_val_loss"),
             "corpus": meta.get("corpus", {}) | {"files": c.corpus},
             "train_seconds": meta.get("train_seconds"),
@@ -192,6 +299,7 @@ class Run:
     """
 
     run_dir: Path
+    task: str
     steps: int
     val_loss: float | None
     best_val_loss: float | None
@@ -247,16 +355,19 @@ def train(
             trainer = _resumed_trainer(targets, overrides, stack)
         else:
             trainer = _new_trainer(targets, config, init_from, overwrite, overrides, stack, emit)
-        cfg, data = trainer.config, trainer.corpus
-        emit(TrainEvent("start", trainer.step, trainer.total_steps, text=(
-            f"{'resuming' if resume else 'training'} {cfg.cell} {cfg.layers}×{cfg.hidden} "
-            f"({trainer.model.num_params:,} parameters) on {data.name}: {len(data.train):,} training and "
-            f"{len(data.val):,} validation characters, vocabulary {len(data.vocab)}; steps {trainer.step:,} to "
-            f"{trainer.total_steps:,} of {cfg.batch_size}×{cfg.seq_len}, run directory {trainer.run_dir}"
+        cfg = trainer.config
+        batch = f"{cfg.batch_size}×{cfg.seq_len}" if cfg.task == "lm" else f"{cfg.batch_size} examples"
+        emit(TrainEvent("start", cfg.task, trainer.step, trainer.total_steps, text=(
+            f"{'resuming' if resume else 'training'} {trainer.task.describe()}; steps {trainer.step:,} to "
+            f"{trainer.total_steps:,} of {batch}, run directory {trainer.run_dir}"
         )))  # fmt: skip
+        cut = getattr(trainer.data, "cut", 0)
+        if cut:
+            emit(TrainEvent("notice", text=f"{cut:,} inputs longer than --max-len {cfg.max_len} were cut to it"))
         with _stop_on_signals(trainer, emit):
             end = trainer.run(emit)
-    return Run(trainer.run_dir, trainer.step, trainer.val_loss, trainer.best_val, trainer.train_seconds, end.text)
+    return Run(trainer.run_dir, trainer.config.task, trainer.step, trainer.val_loss, trainer.best_val,
+               trainer.train_seconds, end.text)  # fmt: skip
 
 
 def _new_trainer(
@@ -269,10 +380,11 @@ def _new_trainer(
     emit: Callable[[TrainEvent], None],
 ) -> Trainer:
     flags = {**overrides, "corpus": [str(p) for p in corpus] if corpus else overrides.get("corpus")}
-    vocab, init_params = None, None
-    if init_from is not None:  # the model's shape and vocabulary come from the checkpoint
-        model, vocab, source, _, _ = load_model(Path(init_from))
-        for key in ("cell", "layers", "hidden", "dtype"):
+    vocab, outputs, init_params = None, None, None
+    if init_from is not None:  # the model's shape and vocabularies come from the checkpoint
+        model, vocab, source, meta, _ = load_model(Path(init_from))
+        outputs = meta.get("outputs")
+        for key in ("task", "cell", "layers", "hidden", "dtype", "bidirectional", "pool"):
             if flags.get(key) is not None and flags[key] != getattr(source, key):
                 raise CharRNNError(
                     f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "
@@ -291,9 +403,7 @@ def _new_trainer(
     run_dir = default_run_dir(cfg)
     check_run_dir(run_dir, overwrite)
     stack.enter_context(run_lock(run_dir))
-    data = load_corpus(
-        cfg.corpus, cfg.encoding, cfg.val_frac, run_dir, vocab, newline=cfg.newline, max_vocab=cfg.max_vocab
-    )
+    data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
         sized = [k for k in ("cell", "layers", "hidden", "dropout", "forget_bias") if flags.get(k) is not None]
         if sized or init_from is not None:
@@ -316,6 +426,8 @@ def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: cont
     path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
     stack.enter_context(run_lock(path.parent))
     _, vocab, saved, meta, arrays = load_model(path)
+    if meta.get("optimizer_steps") is None:
+        raise CharRNNError(f"checkpoint {path} holds no training position; it cannot be resumed.")
     changes = {key: value for key, value in overrides.items() if value is not None}
     fixed = sorted(set(changes) - set(RESUMABLE))
     if fixed:
@@ -324,7 +436,7 @@ def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: cont
             f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
         )
     cfg = saved.replace(run_dir=str(path.parent), **changes)
-    data = load_corpus(cfg.corpus, cfg.encoding, cfg.val_frac, path.parent, vocab, newline=cfg.newline)
+    data = load_data(cfg, path.parent, vocab, meta.get("outputs"))
     trainer = Trainer(cfg, data)
     trainer.load(meta, arrays, f"checkpoint {path}")
     write_config(trainer.run_dir, cfg)
@@ -343,8 +455,8 @@ def _stop_on_signals(trainer: Trainer, emit: Callable[[TrainEvent], None]) -> It
         if trainer.stop_requested:
             raise KeyboardInterrupt
         trainer.stop_requested = True
-        emit(TrainEvent("notice", trainer.step, text="stopping after this step, then saving (press Ctrl-C again "
-                                                     "to quit at once)"))  # fmt: skip
+        text = "stopping after this step, then saving (press Ctrl-C again to quit at once)"
+        emit(TrainEvent("notice", trainer.config.task, trainer.step, text=text))
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

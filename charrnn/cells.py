@@ -24,16 +24,27 @@ State = list[np.ndarray]
 
 
 class Scratch:
-    """Named scratch arrays kept between calls: no allocation in the hot path after the first chunk."""
+    """Named scratch arrays kept between calls: no allocation in the hot path after the first chunk.
+
+    Each name owns one block of memory, as large as the largest shape asked of it, and every shape is a view into
+    it: batches of many lengths (examples padded to their batch's longest) cost the memory of the longest one.
+    A name's views share that memory, so a caller uses one shape of a name at a time.
+    """
 
     dtype: np.dtype
 
     def buf(self, name: str, *shape: int) -> np.ndarray:
-        buffers = self.__dict__.setdefault("_buffers", {})
-        key = (name, shape)
-        if key not in buffers:
-            buffers[key] = np.empty(shape, self.dtype)
-        return buffers[key]
+        views = self.__dict__.setdefault("_views", {})
+        view = views.get((name, shape))
+        if view is None:
+            blocks = self.__dict__.setdefault("_blocks", {})
+            size = int(np.prod(shape))
+            if name not in blocks or blocks[name].size < size:
+                blocks[name] = np.empty(size, self.dtype)
+                for key in [k for k in views if k[0] == name]:
+                    del views[key]
+            view = views[(name, shape)] = blocks[name][:size].reshape(shape)
+        return view
 
     def sum_rows(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """rows.sum(axis=0) of a (N, K) array, as ones(N) @ rows: a GEMV, about twice as fast as the sum."""

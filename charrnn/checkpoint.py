@@ -17,10 +17,11 @@ from charrnn import __version__
 from charrnn.config import Config, from_mapping
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharModel
+from charrnn.model import Network
+from charrnn.tasks import build_network
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: tasks (config key `task`, meta["outputs"]); version 1 files (language models) load as they are
 LAST = "last.npz"
 
 
@@ -86,8 +87,11 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def load_model(path: Path) -> tuple[CharModel, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
-    """Rebuild the model a checkpoint describes and fill in its weights, checking every shape."""
+def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
+    """Rebuild the network a checkpoint describes (its task's) and fill in its weights, checking every shape.
+
+    Returns the network, the input vocabulary, the config, the metadata (a classifier's labels or a tagger's
+    output characters are meta["outputs"]) and every array."""
     meta, arrays = load(path)
     source = f"checkpoint {path}"
     config = Config(**from_mapping(meta.get("config"), f"{source}: config"))
@@ -98,11 +102,16 @@ def load_model(path: Path) -> tuple[CharModel, Vocab, Config, dict[str, Any], di
         vocab = Vocab(chars)
     except CharRNNError as e:
         raise CharRNNError(f"{source} is damaged ({e})") from None
-    model = CharModel(len(vocab), config.hidden, config.layers, config.cell, config.dtype)
+    outputs = meta.get("outputs") if config.task != "lm" else []
+    if not isinstance(outputs, list) or not all(isinstance(s, str) for s in outputs):
+        raise CharRNNError(f"{source} is damaged (its {config.task} outputs are not a list of strings).")
+    model = build_network(config, len(vocab), len(outputs))
     expected = {f"param/{name}" for name in model.params}
     unexpected = sorted(k for k in arrays if k.startswith("param/") and k not in expected)
     if unexpected:
-        raise CharRNNError(f"{source} has array {unexpected[0]!r}, which its config ({config.cell}) has no place for.")
+        raise CharRNNError(
+            f"{source} has array {unexpected[0]!r}, which its config ({config.task}, {config.cell}) has no place for."
+        )
     for name, param in model.params.items():
         array = arrays.get(f"param/{name}")
         if array is None:

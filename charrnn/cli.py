@@ -66,7 +66,8 @@ def _with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
         if key == "corpus":  # the positional argument
             continue
         kind = str if field.metadata.get("duration") else field.type
-        option = typer.Option(flag(key), help=describe(key), show_default=False)
+        names = f"{flag(key)}/--no-{flag(key)[2:]}" if field.type is bool else flag(key)
+        option = typer.Option(names, help=describe(key), show_default=False)
         params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
                                         annotation=Annotated[kind | None, option]))  # fmt: skip
     command.__signature__ = inspect.Signature(params)
@@ -103,7 +104,13 @@ def train(
             f"Resume with: charrnn train --resume {run.run_dir}"
         )
         raise typer.Exit(130)
-    err.print(f"charrnn: done ({run.reason}). Sample from it with: charrnn sample --run-dir {run.run_dir} --len 500")
+    where = f"--run-dir {run.run_dir}"
+    use = (
+        f"Sample from it with: charrnn sample {where} --len 500"
+        if run.task == "lm"
+        else f"Use it with: charrnn {run.task} {where} TEXT..., or measure it with: charrnn eval FILE {where}"
+    )
+    err.print(f"charrnn: done ({run.reason}). {use}")
 
 
 CheckpointOption = Annotated[
@@ -153,21 +160,22 @@ def sample(
             raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
         prime = read_text(prime_file)
     model = _load(checkpoint, run_dir)
+    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p, "stop": stop,
+               "unknown": unknown}  # fmt: skip
+    stream = num_samples == 1 and output is None  # print each character as it is drawn
+    # Any mistake in the options is reported here, before anything is printed or a file is made.
+    drawn = model.generate(length, **options) if stream else model.sample(length, num_samples=num_samples, **options)
     err.print(f"charrnn: sampling from {model.path}", style="dim")
-    prime = check_prime(model.vocab, prime, unknown)
-    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p, "stop": stop}
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
-        if num_samples == 1 and output is None:  # stream as it is drawn
-            text = model.generate(length, **options)
-            first = next(text, "")  # any mistake in the options is reported before anything is printed
-            out.write(prime + first)
-            for ch in text:
+        if stream:
+            out.write(check_prime(model.vocab, prime, unknown))
+            for ch in drawn:
                 out.write(ch)
                 out.flush()
         else:
-            texts = model.sample(length, num_samples=num_samples, **options)
-            for i, text in enumerate([texts] if num_samples == 1 else texts, 1):
+            texts = [drawn] if num_samples == 1 else drawn
+            for i, text in enumerate(texts, 1):
                 header = f"─── sample {i} of {num_samples} ───\n" if num_samples > 1 else ""
                 out.write(f"{header}{text}" + ("\n" if num_samples > 1 else ""))
         if out.isatty():
@@ -268,20 +276,173 @@ def info(
     table.add_column("what", style="bold")
     table.add_column("value")
 
-    def loss(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f} nats/char ({value * LOG2E:.3f} bits/char)"
+    unit = _loss_unit(config.task)
 
-    table.add_row("model", f"{config.cell} {config.layers}×{config.hidden}, {record['parameters']:,} parameters, "
-                           f"{config.dtype}")  # fmt: skip
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f} nats{unit}" + (
+            f" ({value * LOG2E:.3f} bits{unit})" if config.task == "lm" else "")  # fmt: skip
+
+    direction = "bidirectional " if config.bidirectional else ""
+    table.add_row("task", {"lm": "lm: next-character language model", "classify": f"classify (pool {config.pool})",
+                           "tag": "tag: an output character per input character"}[config.task])  # fmt: skip
+    table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}, {record['parameters']:,} "
+                           f"parameters, {config.dtype}")  # fmt: skip
     table.add_row("vocabulary", f"{record['vocab_size']} characters: {printable(record['vocab'])}")
+    if config.task == "classify":
+        table.add_row("labels", f"{len(record['outputs'])}: {', '.join(record['outputs'])}")
+    elif config.task == "tag":
+        table.add_row("output characters", f"{len(record['outputs'])}: {printable(''.join(record['outputs']))}")
     minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
     table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
-    table.add_row("validation", f"last {loss(record['val_loss'])}; best {loss(record['best_val_loss'])}")
+    figures = "".join(f"; {k} {v:.4f}" for k, v in record["metrics"].items())
+    table.add_row("validation", f"last {loss(record['val_loss'])}{figures}; best {loss(record['best_val_loss'])}")
     corpus = record["corpus"]
-    table.add_row("corpus", f"{', '.join(config.corpus)}: {corpus.get('train_chars', 0):,} training and "
-                            f"{corpus.get('val_chars', 0):,} validation characters")  # fmt: skip
+    if config.task == "lm":
+        size = f"{corpus.get('train_chars', 0):,} training and {corpus.get('val_chars', 0):,} validation characters"
+    else:
+        size = f"{corpus.get('train_examples', 0):,} training and {corpus.get('val_examples', 0):,} validation examples"
+    table.add_row("corpus", f"{', '.join(config.corpus)}: {size}")
     table.add_row("config", config.to_yaml().strip())
     Console().print(table)
+
+
+def _loss_unit(task: str) -> str:
+    return {"lm": "/char", "tag": "/char", "classify": "/example"}[task]
+
+
+def _read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
+    """TEXT arguments, or the lines of --file (the part before a tab, so a labelled file can be read too)."""
+    if bool(texts) == (file is not None):
+        raise CharRNNError("give the inputs as TEXT arguments or with --file FILE, one of the two.")
+    if file is None:
+        return list(texts)
+    lines = [line.split("\t")[0] for line in read_text(file).splitlines() if line.strip()]
+    if not lines:
+        raise CharRNNError(f"{file} holds no inputs; write one per line.")
+    return lines
+
+
+InputsArgument = Annotated[list[str] | None, typer.Argument(help="Inputs to read.", show_default=False)]
+FileOption = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Read the inputs from this file, one per line.", show_default=False)
+]
+UnknownOption = Annotated[
+    str, typer.Option(help="Input characters the model never saw: error (name them) or skip them.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+@app.command()
+def classify(
+    texts: InputsArgument = None,
+    file: FileOption = None,
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    top_k: Annotated[int, typer.Option(min=1, help="How many of the likeliest labels to show.")] = 1,
+    unknown: UnknownOption = "error",
+    json_output: JsonOption = False,
+) -> None:
+    """The label of each input, with its probability (a classifier: many-to-one)."""
+    inputs = _read_inputs(texts, file)
+    model = _load(checkpoint, run_dir)
+    results = model.classify(inputs, top_k, unknown)
+    if json_output:
+        records = [{"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
+                   for text, top in zip(inputs, results, strict=True)]  # fmt: skip
+        print(json.dumps(records, ensure_ascii=False))
+        return
+    table = Table(caption=str(model.path))
+    table.add_column("input")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    if top_k > 1:
+        table.add_column("then")
+    for text, top in zip(inputs, results, strict=True):
+        (label, p), rest = top[0], top[1:]
+        row = [printable(text), label, f"{100 * p:.1f} %"]
+        table.add_row(*row, *([", ".join(f"{lab} {100 * q:.1f} %" for lab, q in rest)] if top_k > 1 else []))
+    Console().print(table)
+
+
+@app.command()
+def tag(
+    texts: InputsArgument = None,
+    file: FileOption = None,
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    unknown: UnknownOption = "error",
+    json_output: JsonOption = False,
+) -> None:
+    """The output of each input, one character per input character, one line each on stdout (a tagger)."""
+    inputs = _read_inputs(texts, file)
+    outputs = _load(checkpoint, run_dir).tag(inputs, unknown)
+    if json_output:
+        records = [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
+        print(json.dumps(records, ensure_ascii=False))
+        return
+    for out in outputs:
+        print(out)
+
+
+@app.command("eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Labelled examples (input<TAB>target lines); for an lm, any text.")],
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    unknown: UnknownOption = "error",
+    json_output: JsonOption = False,
+) -> None:
+    """How well the model does on FILE: accuracy and F1 (classify), character accuracy and exact match (tag),
+    the loss per character (lm, as `score`)."""
+    model = _load(checkpoint, run_dir)
+    result = model.evaluate(file, unknown)
+    if json_output:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    console = Console()
+    if model.task == "lm":
+        console.print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
+                      f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")  # fmt: skip
+        return
+    summary = Table(title="charrnn eval", caption=f"{file}, {model.path}", show_header=False)
+    summary.add_column("measure", style="bold")
+    summary.add_column("value", justify="right")
+    summary.add_row("examples", f"{result['examples']:,}")
+    summary.add_row(f"loss (nats{_loss_unit(model.task)})", f"{result['loss']:.4f}")
+    percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall")
+    for key in ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_precision", "change_recall",
+                "change_f1"):  # fmt: skip
+        if key in result:
+            value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
+            summary.add_row(key.replace("_", " "), value)
+    console.print(summary)
+    if model.task == "classify":
+        _print_labels(console, result)
+
+
+def _print_labels(console: Console, result: dict) -> None:
+    """Per-label precision, recall and F1, then the confusion matrix (rows: the truth; columns: predicted)."""
+    labels = result["labels"]
+    per_label = Table(title="per label")
+    for column in ("label", "precision", "recall", "F1", "examples"):
+        per_label.add_column(column, justify="left" if column == "label" else "right")
+    for label in labels:
+        r = result["per_label"][label]
+        per_label.add_row(label, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", f"{r['support']:,}")
+    console.print(per_label)
+    longest = max(map(len, labels))  # columns show the shortest prefixes (3 letters or more) that tell labels apart
+    size = next((n for n in range(3, longest) if len({lab[:n] for lab in labels}) == len(labels)), longest)
+    short = [label[:size] for label in labels]
+    confusion = Table(title="confusion (rows: true label, columns: predicted)")
+    confusion.add_column("", no_wrap=True)
+    for name in short:
+        confusion.add_column(name, justify="right")
+    for label, row in zip(labels, result["confusion"], strict=True):
+        total = max(1, sum(row))
+        cells = [f"[bold]{n}[/]" if i == labels.index(label) else (str(n) if n / total < 0.02 else f"[red]{n}[/]")
+                 for i, n in enumerate(row)]  # fmt: skip
+        confusion.add_row(label, *cells)
+    console.print(confusion)
 
 
 @app.command()
@@ -346,7 +507,7 @@ class TrainDisplay:
             TextColumn("step {task.fields[step]}"),
             BarColumn(bar_width=24),
             TextColumn("epoch {task.fields[epoch]:.2f} · loss {task.fields[loss]} · val {task.fields[val]}"),
-            TextColumn("· {task.fields[speed]} chars/s ·"),
+            TextColumn("· {task.fields[speed]} ·"),
             TimeRemainingColumn(),
             console=err,
         )
@@ -367,6 +528,7 @@ class TrainDisplay:
                 self.progress.start()
             return
         val = "-" if event.val_loss is None else f"{event.val_loss:.3f}"
+        speed = f"{event.chars_per_sec:,.0f} chars/s" if event.task == "lm" else f"{event.examples_per_sec:,.0f} ex/s"
         self.progress.update(
             self.task,
             completed=event.step,
@@ -375,7 +537,7 @@ class TrainDisplay:
             epoch=event.epoch,
             loss="-" if math.isnan(event.train_loss) else f"{event.train_loss:.3f}",
             val=val,
-            speed=f"{event.chars_per_sec:,.0f}",
+            speed=speed,
         )
         if event.kind == "eval":
             self.line(event)
@@ -385,8 +547,15 @@ class TrainDisplay:
     def line(self, event: TrainEvent) -> None:
         parts = [f"step {event.step}", f"epoch {event.epoch:.2f}", f"train {event.train_loss:.3f}"]
         if event.evaluated and event.val_loss is not None:
-            parts.append(f"val_loss={event.val_loss:.4f} nats/char ({event.val_loss * LOG2E:.3f} bits/char)")
-        parts.append(f"{event.chars_per_sec:,.0f} chars/s")
+            unit = _loss_unit(event.task)
+            bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if event.task == "lm" else ""
+            parts.append(f"val_loss={event.val_loss:.4f} nats{unit}{bits}")
+            parts += [f"{k} {100 * v:.2f} %" if k != "macro_f1" and "f1" not in k else f"{k} {v:.4f}"
+                      for k, v in event.metrics.items()]  # fmt: skip
+        if event.task == "lm":
+            parts.append(f"{event.chars_per_sec:,.0f} chars/s")
+        else:
+            parts.append(f"{event.examples_per_sec:,.0f} examples/s")
         if event.best:
             parts.append("best")
         parts.append(f"lr {event.lr:.3g}")

@@ -33,9 +33,25 @@ class Config:
         0.2
     """
 
-    corpus: list[str] = _key([], "text file(s) to train on, read in order and joined")
+    corpus: list[str] = _key([], "text file(s) to train on, read in order and joined (other tasks: a file of examples)")
+    task: str = _key(
+        "lm",
+        "what to learn: lm (next character), classify (a label per line: input<TAB>label), tag (an output "
+        "character per input character: input<TAB>output)",
+        choices=("lm", "classify", "tag"),
+    )
+    val_file: str = _key("", "classify, tag: a file of validation examples (default: hold out --val-frac of the file)")
+    max_len: int = _key(0, "classify, tag: cut inputs longer than this many characters (0: no limit)", ge=0)
+    bidirectional: bool = _key(False, "classify, tag: a right-to-left stack beside the left-to-right one")
+    pool: str = _key(
+        "last",
+        "classify: what the label is read from: the final states, or the mean or maximum over the input",
+        choices=("last", "mean", "max"),
+    )
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
-    val_frac: float = _key(0.1, "fraction of the corpus, from its end, held out for validation", ge=0.0, lt=1.0)
+    val_frac: float = _key(
+        0.1, "fraction held out for validation: the corpus's end (lm), or examples drawn with --seed", ge=0.0, lt=1.0
+    )
     newline: str = _key(
         "keep", "line endings: keep them as they are, or turn CRLF and CR into LF", choices=("keep", "lf")
     )
@@ -144,7 +160,10 @@ def check_value(key: str, value: Any) -> Any:
     rule = f.metadata
     if rule.get("duration") and isinstance(value, str):
         value = parse_duration(value)
-    if f.type is float:
+    if f.type is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false (got {value!r})")
+    elif f.type is float:
         if isinstance(value, str):
             with contextlib.suppress(ValueError):  # YAML 1.1 reads `2e-3` as a string; a user means a number
                 value = float(value)
@@ -166,7 +185,9 @@ def check_value(key: str, value: Any) -> Any:
             raise ValueError(f"must be a file name or a list of file names (got {value!r})")
         value = list(value)
     if "choices" in rule and value not in rule["choices"]:
-        raise ValueError(f"must be one of {', '.join(rule['choices'])} (got {value!r})")
+        close = difflib.get_close_matches(str(value), rule["choices"], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"must be one of {', '.join(rule['choices'])} (got {value!r}{hint})")
     for name, ok, word in (
         ("ge", lambda v, b: v >= b, ">="),
         ("gt", lambda v, b: v > b, ">"),
@@ -246,6 +267,20 @@ def check_consistency(config: Config) -> None:
         raise CharRNNError(
             f"--min-lr {config.min_lr} is above --lr {config.lr}; the {config.lr_schedule} schedule would rise."
         )
+    if config.task == "lm" and config.bidirectional:
+        raise CharRNNError(
+            "--bidirectional reads the input from both ends, but a language model cannot see the characters it "
+            "predicts; use it with --task classify or tag."
+        )
+    if config.task != "classify" and config.pool != "last":
+        raise CharRNNError(f"--pool is for --task classify (this run's task is {config.task}); leave it out.")
+    if config.task != "lm":
+        if config.size == "auto":
+            raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
+        if len(config.corpus) > 1:
+            raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
+    if config.val_file and config.task == "lm":
+        raise CharRNNError("--val-file is for --task classify and tag; a language model holds out --val-frac.")
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:

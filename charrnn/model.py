@@ -9,7 +9,39 @@ import numpy as np
 from charrnn.cells import CELLS, Layer, Scratch, State
 
 
-class CharModel(Scratch):
+class Network(Scratch):
+    """Parameters in one flat array and gradients in another, with `params`/`grads` as named views into them."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: str | np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.shapes = shapes
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        self.flat_params = np.zeros(total, self.dtype)
+        self.flat_grads = np.zeros(total, self.dtype)
+        self.params = self._views(self.flat_params)
+        self.grads = self._views(self.flat_grads)
+
+    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        views, start = {}, 0
+        for name, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            views[name] = flat[start : start + size].reshape(shape)
+            start += size
+        return views
+
+    def bind(self, layer: Layer, prefix: str) -> None:
+        """Give `layer` the views of the parameters named `prefix` + its own names."""
+        layer.bind(
+            {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)},
+            {k[len(prefix) :]: v for k, v in self.grads.items() if k.startswith(prefix)},
+        )
+
+    @property
+    def num_params(self) -> int:
+        return self.flat_params.size
+
+
+class CharModel(Network):
     def __init__(
         self,
         vocab_size: int,
@@ -21,35 +53,16 @@ class CharModel(Scratch):
         forget_bias: float = 0.0,
     ) -> None:
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
-        self.dtype = np.dtype(dtype)
         layer_cls = CELLS[cell]
         self.layers: list[Layer] = [
-            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, self.dtype, forget_bias)
+            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, dtype, forget_bias)
             for i in range(num_layers)
         ]
         shapes = {f"l{i}.{k}": s for i, layer in enumerate(self.layers) for k, s in layer.shapes().items()}
-        shapes |= {"W_y": (hidden_size, vocab_size), "b_y": (vocab_size,)}
-        self.shapes = shapes
-        total = sum(int(np.prod(s)) for s in shapes.values())
-        self.flat_params = np.zeros(total, self.dtype)
-        self.flat_grads = np.zeros(total, self.dtype)
-        self.params = self._views(self.flat_params)
-        self.grads = self._views(self.flat_grads)
+        super().__init__(shapes | {"W_y": (hidden_size, vocab_size), "b_y": (vocab_size,)}, dtype)
         for i, layer in enumerate(self.layers):
-            prefix = f"l{i}."
-            layer.bind(
-                {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)},
-                {k[len(prefix) :]: v for k, v in self.grads.items() if k.startswith(prefix)},
-            )
+            self.bind(layer, f"l{i}.")
         self.init(np.random.default_rng(seed))
-
-    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        views, start = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape))
-            views[name] = flat[start : start + size].reshape(shape)
-            start += size
-        return views
 
     def init(self, rng: np.random.Generator) -> None:
         for layer in self.layers:
@@ -57,10 +70,6 @@ class CharModel(Scratch):
         bound = 1.0 / np.sqrt(self.hidden_size)
         self.params["W_y"][...] = rng.uniform(-bound, bound, self.params["W_y"].shape)
         self.params["b_y"][...] = 0.0
-
-    @property
-    def num_params(self) -> int:
-        return self.flat_params.size
 
     def initial_state(self, batch_size: int) -> list[State]:
         return [layer.zero_state(batch_size) for layer in self.layers]
@@ -181,16 +190,17 @@ def softmax_cross_entropy(
 ) -> tuple[float, np.ndarray | None]:
     """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target]; overwrites `logits`.
 
-    With grad=True also returns dL/dlogits of the *mean* loss over all rows: (softmax - onehot) / N, in the
-    logits buffer.
+    With grad=True also returns dL/dlogits of the *mean* loss over the counted rows: (softmax - onehot) / N, zero
+    in the rows not counted, in the logits buffer.
     """
     losses, norm = cross_entropy_rows(logits, targets)
     total = float(losses.sum() if counted is None else losses[counted].sum())
     if not grad:
         return total, None
-    n = logits.shape[0]
     probs = logits
     probs /= norm
-    probs[np.arange(n), targets] -= 1.0
-    probs *= 1.0 / n
+    probs[np.arange(len(probs)), targets] -= 1.0
+    if counted is not None:
+        probs[~counted] = 0.0
+    probs *= 1.0 / (len(probs) if counted is None else max(1, int(counted.sum())))
     return total, probs

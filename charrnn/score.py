@@ -9,7 +9,8 @@ import numpy as np
 
 from charrnn.data import Vocab
 from charrnn.model import CharModel, cross_entropy_rows
-from charrnn.trainer import LOG2E, evaluate
+from charrnn.tasks import evaluate
+from charrnn.trainer import LOG2E
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The training loop: stateful truncated BPTT, clipping, the optimizer step, evaluation and checkpoints,
-and everything that makes a long run safe to leave alone: exact resume, best/last checkpoints, early stopping,
-time limits, a clean stop on a signal and a guard against divergence.
+"""The training loop, the same for every task (`charrnn.tasks` makes the batches and the loss): clipping, the
+optimizer step, evaluation and checkpoints, and everything that makes a long run safe to leave alone: exact
+resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a guard against divergence.
 
 It never prints: it reports through `TrainEvent`s, which the CLI draws (or a script collects).
 """
@@ -22,11 +22,11 @@ import numpy as np
 
 from charrnn import checkpoint
 from charrnn.config import Config
-from charrnn.data import Batches, Corpus
+from charrnn.data import Corpus
 from charrnn.errors import CharRNNError
-from charrnn.model import CharModel
+from charrnn.examples import ExampleData
 from charrnn.optim import clip_gradients, learning_rate, make_optimizer
-from charrnn.sample import generate
+from charrnn.tasks import make_task
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 BEST = "best.npz"
@@ -49,51 +49,21 @@ class TrainEvent:
     """
 
     kind: str
+    task: str = "lm"
     step: int = 0
     total_steps: int = 0
     epoch: float = 0.0
     train_loss: float = math.nan  # smoothed, nats/char
     val_loss: float | None = None  # last validation loss, nats/char
-    chars_per_sec: float = 0.0
+    chars_per_sec: float = 0.0  # input characters read per second of training
+    examples_per_sec: float = 0.0  # classify, tag: examples per second of training
     elapsed: float = 0.0  # seconds of training in the whole run, evaluation excluded
     lr: float = 0.0
     saved: Path | None = None
     evaluated: bool = False  # a validation pass ran at this step (val_loss is new)
     best: bool = False  # this validation loss is the best so far
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # the task's other validation figures
     text: str = ""
-
-
-def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128) -> float:
-    """Mean cross-entropy (nats/char) of ids[1:] given ids[:-1]: the whole text, as if read as one stream.
-
-    Reading one stream is a batch of 1, which wastes the GEMMs. So the text is cut into `streams` contiguous
-    segments read side by side (a batch of `streams`): the first starts from the zero state at the text's
-    beginning, exactly as one stream would; each other one first reads the `warmup` characters before its
-    segment, uncounted, so that its state has the context it would have had. With streams=1 it is exact.
-    """
-    n = len(ids) - 1
-    position, counted = eval_layout(n, streams, warmup)
-    x, y = ids[position], ids[position + 1]
-    state = model.initial_state(position.shape[1])
-    total = 0.0
-    for start in range(0, len(position), chunk_len):
-        part = slice(start, start + chunk_len)
-        loss, state = model.loss(x[part], y[part], state, counted[part])
-        total += loss
-    return total / n
-
-
-def eval_layout(n: int, streams: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which input position each (row, stream) reads, and whether its prediction counts, for `evaluate`.
-
-    Every prediction 0..n-1 is counted exactly once; stream s reads from position s * seg on.
-    """
-    k = max(1, min(streams, (n - warmup) // max(1, 2 * warmup)))
-    seg = -(-(n - warmup) // k) if k > 1 else n
-    rows = seg + warmup if k > 1 else n
-    position = np.arange(rows)[:, None] + seg * np.arange(k)[None, :]
-    counted = (position < n) & ((np.arange(rows) >= warmup)[:, None] | (np.arange(k) == 0)[None, :])
-    return np.minimum(position, n - 1), counted
 
 
 def default_run_dir(config: Config) -> Path:
@@ -101,23 +71,24 @@ def default_run_dir(config: Config) -> Path:
 
 
 class Trainer:
-    def __init__(self, config: Config, corpus: Corpus, init_params: np.ndarray | None = None) -> None:
-        self.config, self.corpus = config, corpus
-        self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
-        self.model = CharModel(
-            len(corpus.vocab), config.hidden, config.layers, config.cell, config.dtype, config.seed, config.forget_bias
-        )
+    """Trains the network of a task (`charrnn.tasks`): optimizer, schedule, clipping, the divergence guard,
+    evaluation, checkpoints, exact resume and metrics are the same for every task."""
+
+    def __init__(self, config: Config, data: Corpus | ExampleData, init_params: np.ndarray | None = None) -> None:
+        self.config, self.data = config, data
+        self.task = make_task(config, data)
+        self.model = self.task.model
         if init_params is not None:  # fine-tuning: trained weights, everything else new
             self.model.flat_params[...] = init_params
         self.optimizer = make_optimizer(
             config.optimizer, self.model.flat_params, config.lr, config.momentum, config.weight_decay
         )
         self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
-        self.state = self.model.initial_state(config.batch_size)
         self.run_dir = default_run_dir(config)
         self.step = 0
         self.train_seconds = 0.0
         self.val_loss: float | None = None
+        self.metrics: dict[str, float] = {}  # of the last evaluation, besides the loss
         self.best_val: float | None = None
         self.evals_since_best = 0
         self.grad_norm = 0.0
@@ -131,12 +102,12 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        total = math.ceil(self.config.epochs * self.batches.chunks_per_epoch)
+        total = math.ceil(self.config.epochs * self.task.steps_per_epoch)
         return min(total, self.config.max_steps) if self.config.max_steps else total
 
     @property
     def epoch(self) -> float:
-        return self.step / self.batches.chunks_per_epoch
+        return self.step / self.task.steps_per_epoch
 
     @property
     def lr(self) -> float:
@@ -144,34 +115,24 @@ class Trainer:
         # With --max-time, the run's length is the time budget: the cosine follows the time spent, not the steps.
         time_progress = self.train_seconds / cfg.max_time if cfg.max_time else None
         scheduled = learning_rate(
-            self.step, cfg.lr, cfg.lr_schedule, self.batches.chunks_per_epoch, self.total_steps,
+            self.step, cfg.lr, cfg.lr_schedule, self.task.steps_per_epoch, self.total_steps,
             cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr, time_progress, cfg.decay_frac,
         )  # fmt: skip
         return scheduled * self.lr_scale
 
     def train_step(self) -> float | None:
-        """One update on the next chunk of every stream; returns its mean loss (nats/char), or None if the loss
-        or the gradient was not finite and the update was skipped (see `_guard`)."""
+        """One update on the task's next batch; returns its mean loss, or None if the loss or the gradient was not
+        finite and the update was skipped (see `_guard`)."""
         cfg = self.config
-        chunk = self.step % self.batches.chunks_per_epoch
-        if chunk == 0:  # the streams start again from the beginning of their text
-            self.state = self.model.initial_state(cfg.batch_size)
-        elif cfg.reset_every:
-            # Without this, the zero state is only ever seen by an untrained model, and a trained one can fall
-            # into a saturated state when it reads e.g. "\n\n" from zero (validation loss 5.5 instead of 2.1).
-            fresh = (self.step + np.arange(cfg.batch_size)) % cfg.reset_every == 0
-            for layer in self.state:
-                for s in layer:
-                    s[fresh] = 0.0
-        x, y = self.batches.chunk(chunk)
-        loss, state = self.model.loss_and_grads(x, y, self.state, cfg.dropout, self.rng)
+        loss = self.task.loss_and_grads(self.step, self.rng)
         self.grad_norm = clip_gradients(self.model.flat_grads, cfg.clip, cfg.clip_value)
         if not (math.isfinite(loss) and math.isfinite(self.grad_norm)):
+            self.task.reject()
             self._guard(loss)
             self.step += 1
             return None
         self.bad_steps = 0
-        self.state = state
+        self.task.accept()
         self.optimizer.lr = self.last_lr = self.lr
         self.optimizer.step(self.model.flat_grads)
         self.step += 1
@@ -182,7 +143,6 @@ class Trainer:
         back to the last good state kept in memory and cut the learning rate; after `guard_rollbacks`, give up."""
         cfg = self.config
         self.bad_steps += 1
-        self.state = self.model.initial_state(cfg.batch_size)
         self.notice = f"step {self.step + 1}: loss {loss}, gradient norm {self.grad_norm}; update skipped"
         if self.bad_steps < cfg.guard_skips:
             return
@@ -216,37 +176,36 @@ class Trainer:
         self.optimizer.steps = snapshot["optimizer_steps"]
 
     def evaluate(self) -> float | None:
-        if len(self.corpus.val) < 2:
+        """A validation pass: the loss (returned and kept) and the task's other figures (kept in `metrics`)."""
+        metrics = self.task.evaluate()
+        if metrics is None:
             return None
-        self.val_loss = evaluate(self.model, self.corpus.val)
+        self.val_loss = metrics.pop("val_loss")
+        self.metrics = metrics
         return self.val_loss
 
     def checkpoint_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Everything needed to sample from, inspect or continue this run exactly."""
+        """Everything needed to use, inspect or continue this run exactly."""
         if not (np.all(np.isfinite(self.model.flat_params)) and all(np.all(np.isfinite(v)) for v in
                                                                      self.optimizer.state.values())):  # fmt: skip
             raise CharRNNError(f"step {self.step}: the weights are not finite, so no checkpoint was written.")
         arrays = {f"param/{k}": v for k, v in self.model.params.items()}
         arrays |= {f"optim/{k}": v for k, v in self.optimizer.state.items()}
-        arrays |= {f"state/{i}.{k}": s for i, layer in enumerate(self.state) for k, s in enumerate(layer)}
+        arrays |= self.task.arrays()
         meta = {
-            "vocab": self.corpus.vocab.chars,
+            **self.task.meta(),
             "config": self.config.to_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "optimizer_steps": self.optimizer.steps,
             "val_loss": self.val_loss,
+            "metrics": self.metrics,
             "best_val_loss": self.best_val,
             "evals_since_best": self.evals_since_best,
             "train_seconds": self.train_seconds,
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
             "rng": self.rng.bit_generator.state,
-            "corpus": {
-                "name": self.corpus.name,
-                "train_chars": len(self.corpus.train),
-                "val_chars": len(self.corpus.val),
-            },
         }
         return meta, arrays
 
@@ -279,17 +238,13 @@ class Trainer:
             if saved is None or saved.shape != moment.shape:
                 raise CharRNNError(f"{source} has no usable optimizer state 'optim/{name}'; it cannot be resumed.")
             moment[...] = saved
-        for i, layer in enumerate(self.state):
-            for k, s in enumerate(layer):
-                saved = arrays.get(f"state/{i}.{k}")
-                if saved is None or saved.shape != s.shape:
-                    raise CharRNNError(f"{source} has no usable hidden state 'state/{i}.{k}'; it cannot be resumed.")
-                s[...] = saved
+        self.task.load_arrays(arrays, source)
         try:
             self.optimizer.steps = int(meta["optimizer_steps"])
             self.step = int(meta["step"])
             self.train_seconds = float(meta.get("train_seconds", 0.0))
             self.val_loss, self.best_val = meta.get("val_loss"), meta.get("best_val_loss")
+            self.metrics = dict(meta.get("metrics") or {})
             self.evals_since_best = int(meta.get("evals_since_best", 0))
             self.lr_scale = float(meta.get("lr_scale", 1.0))
             self.rollbacks = int(meta.get("rollbacks", 0))
@@ -320,8 +275,7 @@ class Trainer:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(self.run_dir / METRICS, self.step)
-        chars_per_step = cfg.batch_size * cfg.seq_len
-        smooth, session_seconds, session_steps = None, 0.0, 0
+        smooth, session_seconds, session_chars, session_examples = None, 0.0, 0, 0
         since_log: list[float] = []  # losses of the steps since the last metrics line
         while True:
             started = time.perf_counter()
@@ -329,13 +283,16 @@ class Trainer:
             spent = time.perf_counter() - started
             self.train_seconds += spent
             session_seconds += spent
-            session_steps += 1
+            session_chars += self.task.batch_chars
+            session_examples += self.task.batch_examples
             if loss is not None:
                 smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
                 since_log.append(loss)
-            speed = session_steps * chars_per_step / max(session_seconds, 1e-9)
-            event = TrainEvent("step", self.step, self.total_steps, self.epoch, math.nan if smooth is None else
-                               smooth, self.val_loss, speed, self.train_seconds, self.last_lr)  # fmt: skip
+            per_second = 1.0 / max(session_seconds, 1e-9)
+            smoothed = math.nan if smooth is None else smooth
+            event = TrainEvent("step", cfg.task, self.step, self.total_steps, self.epoch, smoothed, self.val_loss,
+                               session_chars * per_second, session_examples * per_second, self.train_seconds,
+                               self.last_lr, metrics=self.metrics)  # fmt: skip
             emit(event)
             if self.notice:
                 emit(dataclasses.replace(event, kind="notice", text=self.notice))
@@ -351,7 +308,8 @@ class Trainer:
                     self.evals_since_best += 1
                     if cfg.patience and self.evals_since_best >= cfg.patience:
                         reason = f"no better validation loss in {cfg.patience} passes (--patience)"
-                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved)
+                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved,
+                                            metrics=self.metrics)  # fmt: skip
             last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
                 event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
@@ -360,9 +318,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or event.kind == "eval" or reason:
                 self._log(event, float(np.mean(since_log)) if since_log else None)
                 since_log = []
-            if cfg.sample_every and self.step % cfg.sample_every == 0:
-                text = "".join(generate(self.model, self.corpus.vocab, 200, temperature=0.8, seed=self.step))
-                emit(dataclasses.replace(event, kind="sample", text=text))
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.task == "lm":
+                emit(dataclasses.replace(event, kind="sample", text=self.task.sample(seed=self.step)))
             if reason:
                 end = dataclasses.replace(event, kind="end", text=reason)
                 emit(end)
@@ -381,6 +338,10 @@ class Trainer:
             "chars_per_sec": round(event.chars_per_sec, 1),
             "elapsed": round(event.elapsed, 3),
         }
+        if self.config.task != "lm":
+            record["examples_per_sec"] = round(event.examples_per_sec, 1)
+        if event.evaluated:
+            record |= {k: round(v, 6) for k, v in event.metrics.items()}
         with (self.run_dir / METRICS).open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 

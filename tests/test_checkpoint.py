@@ -39,7 +39,7 @@ def test_round_trip_gives_the_same_weights_and_the_same_sample(trained):
     trainer, path = trained
     model, vocab, config, meta, arrays = checkpoint.load_model(path)
     assert config == trainer.config
-    assert vocab.chars == trainer.corpus.vocab.chars
+    assert vocab.chars == trainer.data.vocab.chars
     assert meta["step"] == 5 and meta["version"] == checkpoint.VERSION
     np.testing.assert_array_equal(model.flat_params, trainer.model.flat_params)
     np.testing.assert_array_equal(arrays["optim/m"], trainer.optimizer.state["m"])

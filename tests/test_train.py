@@ -7,7 +7,8 @@ import pytest
 
 from charrnn.config import Config
 from charrnn.data import load_corpus
-from charrnn.trainer import Trainer, eval_layout, evaluate
+from charrnn.tasks import eval_layout, evaluate
+from charrnn.trainer import Trainer
 
 
 def make_trainer(small_corpus, tmp_path, **overrides):
@@ -36,12 +37,12 @@ def test_run_stops_at_max_steps_and_reports_each_evaluation(small_corpus, tmp_pa
         assert e.saved == (tmp_path / "best.npz" if e.best else None)
     assert evals[0].best
     assert end.kind == "end" and end.step == 7 and trainer.step == 7
-    assert end.val_loss == evaluate(trainer.model, trainer.corpus.val)
+    assert end.val_loss == evaluate(trainer.model, trainer.data.val)
 
 
 def test_epochs_bound_the_run(small_corpus, tmp_path):
     trainer = make_trainer(small_corpus, tmp_path, epochs=0.5)
-    assert trainer.total_steps == int(np.ceil(0.5 * trainer.batches.chunks_per_epoch))
+    assert trainer.total_steps == int(np.ceil(0.5 * trainer.task.steps_per_epoch))
 
 
 def test_same_seed_same_losses(small_corpus, tmp_path):
@@ -64,7 +65,7 @@ def test_parallel_evaluation_matches_one_stream(small_corpus, tmp_path):
     trainer = make_trainer(small_corpus, tmp_path, hidden=16, val_frac=0.5)
     for _ in range(30):
         trainer.train_step()
-    val = trainer.corpus.val
+    val = trainer.data.val
     one = evaluate(trainer.model, val, streams=1)
     state, total = trainer.model.initial_state(1), 0.0
     for t in range(len(val) - 1):  # character by character

@@ -1,0 +1,143 @@
+"""Quality per CPU-minute, side by side: train charrnn and the PyTorch reference (`../shared/bench/torch_ref.py`)
+back to back on the same machine, with the same corpus, split, time (or step) budget and thread count, and print
+what each reached.
+
+    .venv/bin/python benchmarks/quality.py                                      # the default match-up, 10 minutes
+    .venv/bin/python benchmarks/quality.py charrnn-shakespeare torch-gru-2x384 --minutes 5
+    .venv/bin/python benchmarks/quality.py charrnn-recipe torch-gru-2x384 --steps 1500 --seeds 1 2 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --threads 1       # a slower machine's stand-in
+
+With --minutes, each run trains for that long (evaluation time is not counted, on either side) and the table shows
+the validation loss at 2, 5 and 10 minutes (the last pass within that time), the best, the steps and the training
+characters a second. With --steps, each run makes that many updates (a decaying schedule runs over them) and the
+table shows the validation loss at the end: the same recipe in both systems should then give the same loss within
+seed noise, which --seeds measures. A last table gives each candidate's best (the mean over the seeds), its spread
+over the seeds and its difference from the best PyTorch candidate.
+
+Both sides read the corpus with its line endings made LF (PyTorch's `open` does that; charrnn is given `--newline lf`),
+hold out the last 10 % and score all of it from the zero state. PyTorch runs from .venv-torch/bin/python (see
+`../shared/bench/compare.py` for how to make it) or --torch-python. charrnn's runs go to runs/quality/ (kept, so
+`charrnn plot` can draw them).
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TORCH_REF = SHARED / "bench" / "torch_ref.py"
+
+# The recipe of configs/shakespeare.yaml, on both sides: GRU 2x384, dropout 0.2, Adam 3e-3, 100 warm-up steps, cosine
+# to 1e-4 over the budget, batch 32 x 64, clip 5.
+RECIPE = ["--lr", "0.003", "--warmup-steps", "100", "--min-lr", "0.0001"]
+CANDIDATES: dict[str, tuple[str, list[str]]] = {
+    "charrnn-shakespeare": ("charrnn", ["--config", "configs/shakespeare.yaml"]),
+    "charrnn-auto": ("charrnn", ["--size", "auto"]),
+    "charrnn-recipe": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
+                                   "--lr-schedule", "cosine", *RECIPE]),
+    "torch-gru-2x384": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0", "--dropout",
+                                  "0.2", "--schedule", "cosine", *RECIPE]),
+    "torch-lstm-2x384-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
+                                       "--dropout", "0.2", "--lr", "0.002", "--schedule", "wsd"]),
+}  # fmt: skip
+
+
+def run(command: list[str], env: dict[str, str]) -> str:
+    """Run a trainer; its stdout, or exit with what it said if it failed."""
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"quality.py: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
+    run_dir = REPO / "runs" / "quality" / f"{name}-seed{seed}"
+    budget = ["--max-time", f"{args.minutes * 60:.0f}s"] if args.minutes else ["--max-steps", str(args.steps)]
+    every = args.eval_every or (100 if args.minutes else max(1, args.steps // 4))
+    flags = [*flags, *args.charrnn_flags.split()]
+    command = [sys.executable, "-m", "charrnn", "train", str(args.corpus), *flags, *budget, "--epochs", "1000",
+               "--newline", "lf", "--seed", str(seed), "--eval-every", str(every), "--save-every", "0",
+               "--run-dir", str(run_dir), "--overwrite"]  # fmt: skip
+    run(command, args.env)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [(r["elapsed"], r["step"], r["val_loss"]) for r in records if r["val_loss"] is not None]
+    return {"steps": records[-1]["step"], "chars_per_sec": records[-1]["chars_per_sec"], "evals": evals}
+
+
+def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
+    if args.minutes:
+        budget = ["--time-budget", str(args.minutes * 60)]
+        budget += ["--eval-every", str(args.eval_seconds), "--eval-end"]
+    else:
+        budget = ["--steps", str(args.steps), "--eval-end"]
+    command = [args.torch_python, str(TORCH_REF), "--corpus", str(args.corpus), *flags, *budget,
+               "--threads", str(args.threads), "--seed", str(seed)]  # fmt: skip
+    out = run(command, args.env)
+    evals = [(float(t), int(s), float(v)) for t, s, v in
+             re.findall(r"EVAL \S+ train_time=([0-9.]+)s step=(\d+) .*?val_loss=([0-9.]+)", out)]  # fmt: skip
+    result = re.search(r"RESULT .* steps=(\d+) .* chars/s=([0-9.]+)", out)
+    return {"steps": int(result.group(1)), "chars_per_sec": float(result.group(2)), "evals": evals}
+
+
+def val_at(evals: list[tuple[float, int, float]], seconds: float) -> float | None:
+    """The last validation loss measured within the first `seconds` of training."""
+    within = [v for t, _, v in evals if t <= seconds + 1]
+    return within[-1] if within else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = ["charrnn-shakespeare", "charrnn-auto", "torch-gru-2x384", "torch-lstm-2x384-wsd"]
+    parser.add_argument("names", nargs="*", default=default, help=f"any of {', '.join(CANDIDATES)}")
+    parser.add_argument("--corpus", type=Path, default=SHARED / "data" / "tinyshakespeare.txt")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=10.0, help="training time per run")
+    budget.add_argument("--steps", type=int, help="updates per run, instead of --minutes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1234])
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
+    parser.add_argument("--eval-every", type=int, help="charrnn: steps between validation passes")
+    parser.add_argument("--eval-seconds", type=float, default=30.0, help="PyTorch: seconds between validation passes")
+    parser.add_argument("--charrnn-flags", default="", help="more flags for every charrnn run, e.g. '--dropout 0.1'")
+    parser.add_argument("--torch-python", default=str(REPO / ".venv-torch" / "bin" / "python"))
+    args = parser.parse_args()
+    if args.steps:
+        args.minutes = 0.0
+    unknown = [n for n in args.names if n not in CANDIDATES]
+    if unknown:
+        sys.exit(f"quality.py: unknown candidate {unknown[0]!r}; choose from {', '.join(CANDIDATES)}")
+    threads = str(args.threads)
+    args.env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    per_run = f"{args.minutes:g} minutes" if args.minutes else f"{args.steps} steps"
+    print(f"corpus {args.corpus.name}, {args.threads} thread(s), {per_run} per run", flush=True)
+    marks = [m for m in (2, 5, 10, 20, 30, 60) if m <= args.minutes]
+    columns = [f"val {m} min" for m in marks] if args.minutes else []
+    print("| candidate | seed | steps | chars/s | " + " | ".join([*columns, "best"]) + " |")
+    print("|---|---:|---:|---:|" + "---:|" * (len(columns) + 1), flush=True)
+    bests: dict[str, list[float]] = {}
+    for name in args.names:
+        system, flags = CANDIDATES[name]
+        for seed in args.seeds:
+            result = (run_charrnn if system == "charrnn" else run_torch)(name, flags, args, seed)
+            best = min(v for _, _, v in result["evals"])
+            bests.setdefault(name, []).append(best)
+            at = ["-" if v is None else f"{v:.4f}" for v in (val_at(result["evals"], 60 * m) for m in marks)]
+            print(f"| {name} | {seed} | {result['steps']:,} | {result['chars_per_sec']:,.0f} | "
+                  + " | ".join([*at, f"{best:.4f}"]) + " |", flush=True)  # fmt: skip
+    means = {name: statistics.mean(values) for name, values in bests.items()}
+    torch_means = {name: m for name, m in means.items() if CANDIDATES[name][0] == "torch"}
+    reference = min(torch_means, key=torch_means.get) if torch_means else None
+    print(f"\n| candidate | best (mean over {len(args.seeds)} seed(s)) | spread over seeds | vs {reference} |")
+    print("|---|---:|---:|---:|")
+    for name, values in bests.items():
+        diff = f"{means[name] - means[reference]:+.4f}" if reference else "-"
+        print(f"| {name} | {means[name]:.4f} | {max(values) - min(values):.4f} | {diff} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The recurrent stack over a padded batch of examples, left to right and, optionally, also right to left.
+
+A batch is (T, B) ids padded at the end, with each example's length. Left to right, padding needs no care: a
+position after an example's end cannot change an earlier one, and the heads read and score only real positions,
+so the gradients that reach the padding are zero. Right to left, each example is read reversed *within its own
+length* (`reverse_index`), so its padding also comes last, and the outputs are put back in reading order. Each
+layer's output, as the next layer sees it, is the two directions' outputs side by side, (T, B, 2H), as in
+PyTorch's `bidirectional=True`. Full backpropagation through each example: no state is carried between batches.
+"""
+
+import numpy as np
+
+from charrnn.cells import CELLS, Layer
+
+
+def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(T, B) time indices that reverse each example within its length and leave its padding where it is."""
+    t = np.arange(steps)[:, None]
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def take_steps(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """x[index[t, b], b] for (T, B) or (T, B, D) arrays: a reordering of each example's time steps."""
+    return x[index, np.arange(x.shape[1])[None, :]]
+
+
+class Encoder:
+    """`num_layers` stacked layers of `cell`, each with a right-to-left twin when `bidirectional`.
+
+    Parameters are named l{i}.* (left to right) and l{i}r.* (right to left); the owning network binds them.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dtype: np.dtype,
+        forget_bias: float = 0.0,
+    ) -> None:
+        self.hidden_size = hidden_size
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.directions
+        layer_cls = CELLS[cell]
+        self.layers: list[list[Layer]] = [
+            [
+                layer_cls(vocab_size if i == 0 else self.output_size, hidden_size, i == 0, dtype, forget_bias)
+                for _ in range(self.directions)
+            ]
+            for i in range(num_layers)
+        ]
+
+    def named_layers(self) -> dict[str, Layer]:
+        return {f"l{i}{'r' if d else ''}.": layer for i, pair in enumerate(self.layers) for d, layer in enumerate(pair)}
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {prefix + k: s for prefix, layer in self.named_layers().items() for k, s in layer.shapes().items()}
+
+    def prepare(self) -> None:
+        for layer in self.named_layers().values():
+            layer.prepare()
+
+    def forward(
+        self, x: np.ndarray, lengths: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """The top layer's outputs (T, B, directions * H) for ids x (T, B); dropout p > 0 drops units of each
+        layer's output before the next layer reads it (not the top layer's: the head decides)."""
+        T, B = x.shape
+        self._reverse = reverse_index(lengths, T) if self.directions == 2 else None
+        self._masks: list[np.ndarray | None] = []
+        out = x
+        for i, pair in enumerate(self.layers):
+            zero = pair[0].zero_state(B)
+            forward, _ = pair[0].forward(out, zero)
+            if self.directions == 1:
+                out = forward
+            else:
+                backward, _ = pair[1].forward(take_steps(out, self._reverse), zero)
+                out = np.concatenate([forward, take_steps(backward, self._reverse)], axis=-1)
+            mask = None
+            if dropout > 0 and i < len(self.layers) - 1:
+                mask = (rng.random(out.shape, out.dtype) >= dropout) * out.dtype.type(1.0 / (1.0 - dropout))
+                out = out * mask
+            self._masks.append(mask)
+        return out
+
+    def backward(self, d_out: np.ndarray) -> None:
+        """Fill the layers' gradients from dL/d(top outputs) (T, B, directions * H); zero at padded positions."""
+        n = self.hidden_size
+        for i in reversed(range(len(self.layers))):
+            pair = self.layers[i]
+            if self._masks[i] is not None:
+                d_out = d_out * self._masks[i]
+            if self.directions == 1:
+                d_out = pair[0].backward(np.ascontiguousarray(d_out))
+                continue
+            d_forward = pair[0].backward(np.ascontiguousarray(d_out[..., :n]))
+            d_backward = pair[1].backward(take_steps(d_out[..., n:], self._reverse))
+            if i:
+                d_out = d_forward + take_steps(d_backward, self._reverse)

@@ -1,0 +1,248 @@
+"""Supervised data: files of `input<TAB>target` lines, their vocabularies, the train/validation split, and batches
+of examples of similar length, padded at the end.
+
+For `classify` the target is a label (any string); for `tag` it is a string with one output character per input
+character. Vocabularies come from the training examples and are stored in the checkpoint.
+"""
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.data import Vocab, printable, read_text
+from charrnn.errors import CharRNNError
+
+
+@dataclass
+class Examples:
+    """Pairs as read from a file, with the line each came from (for messages)."""
+
+    inputs: list[str]
+    targets: list[str]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, keep: Sequence[int]) -> "Examples":
+        return Examples([self.inputs[i] for i in keep], [self.targets[i] for i in keep], [self.lines[i] for i in keep])
+
+
+def read_examples(path: Path, task: str, encoding: str = "utf-8") -> Examples:
+    """Every non-empty line of `path` as input<TAB>target; a malformed line is an error naming its number."""
+    text = read_text(path, encoding)
+    examples = Examples([], [], [])
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            what = "has no tab" if len(fields) == 1 else f"has {len(fields) - 1} tabs"
+            raise CharRNNError(
+                f"{path} line {number} {what}; each line must be input<TAB>{_target_name(task)}, with one tab."
+            )
+        source, target = fields
+        if not source:
+            raise CharRNNError(f"{path} line {number} has an empty input; every example needs some text.")
+        if not target.strip():
+            raise CharRNNError(f"{path} line {number} has an empty {_target_name(task)}; give every example one.")
+        if task == "tag" and len(target) != len(source):
+            raise CharRNNError(
+                f"{path} line {number}: the output has {len(target)} characters but the input {len(source)}; "
+                "--task tag needs one output character per input character."
+            )
+        examples.inputs.append(source)
+        examples.targets.append(target)
+        examples.lines.append(number)
+    if not examples.inputs:
+        raise CharRNNError(f"{path} holds no examples; each line must be input<TAB>{_target_name(task)}.")
+    return examples
+
+
+def _target_name(task: str) -> str:
+    return {"classify": "label", "tag": "output"}.get(task, "target")
+
+
+def output_symbols(task: str, targets: Sequence[str]) -> list[str]:
+    """The output vocabulary: the labels (classify) or the output characters (tag), sorted."""
+    if task == "classify":
+        return sorted(set(targets))
+    return Vocab.from_text("".join(targets)).chars
+
+
+def unknown_report(counts: Counter, what: str, where: str) -> str:
+    """One sentence on the symbols `where` has and the model does not: which, and how many times."""
+    listed = ", ".join(f"{printable(s)!r} ({n})" for s, n in counts.most_common(10))
+    more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
+    return (
+        f"{where} has {len(counts)} {what} the model never saw in training, {counts.total()} times in all: "
+        f"{listed}{more}"
+    )
+
+
+def check_known(examples: Examples, vocab: Vocab, outputs: list[str], task: str, where: str, unknown: str) -> Examples:
+    """Examples the model can read and score: unseen labels or output characters are an error; unseen input
+    characters are an error too, or, with unknown="skip", are dropped (with their output character, for tag)."""
+    known_outputs = set(outputs)
+    if task == "classify":
+        missing = Counter(t for t in examples.targets if t not in known_outputs)
+        what = "labels"
+    else:
+        missing = Counter(c for t in examples.targets for c in t if c not in known_outputs)
+        what = "output characters"
+    if missing:
+        raise CharRNNError(unknown_report(missing, what, where) + "; they cannot be scored.")
+    unseen = Counter(c for text in examples.inputs for c in text if c not in vocab.index)
+    if not unseen:
+        return examples
+    if unknown != "skip":
+        raise CharRNNError(
+            unknown_report(unseen, "input characters", where)
+            + "; remove them or pass --unknown skip to leave them out."
+        )
+    kept = Examples([], [], [])
+    for source, target, line in zip(examples.inputs, examples.targets, examples.lines, strict=True):
+        keep = [i for i, c in enumerate(source) if c in vocab.index]
+        if not keep:
+            continue
+        kept.inputs.append("".join(source[i] for i in keep))
+        kept.targets.append("".join(target[i] for i in keep) if task == "tag" else target)
+        kept.lines.append(line)
+    return kept
+
+
+def split(examples: Examples, val_frac: float, seed: int, stratify: bool) -> tuple[Examples, Examples]:
+    """Hold out a seeded `val_frac` of the examples, the same share of each label when `stratify`."""
+    rng = np.random.default_rng([seed, 3])
+    groups = Counter(examples.targets) if stratify else {None: len(examples)}
+    held: list[int] = []
+    for label in sorted(groups, key=str):
+        members = np.array([i for i, t in enumerate(examples.targets) if not stratify or t == label])
+        rng.shuffle(members)
+        held += members[: round(len(members) * val_frac)].tolist()
+    held_set = set(held)
+    train = [i for i in range(len(examples)) if i not in held_set]
+    return examples.subset(train), examples.subset(sorted(held))
+
+
+@dataclass
+class Encoded:
+    """Examples as ids: one array per input, and a label id (classify) or an array of output ids (tag) each."""
+
+    inputs: list[np.ndarray]
+    targets: list[np.ndarray] | np.ndarray
+    examples: Examples
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def encode(examples: Examples, vocab: Vocab, outputs: list[str], task: str, max_len: int = 0) -> tuple[Encoded, int]:
+    """Ids of every example, inputs cut to `max_len` characters (0: no limit); also returns how many were cut."""
+    cut = 0
+    inputs, targets = [], []
+    index = {s: i for i, s in enumerate(outputs)}
+    out_vocab = Vocab(outputs) if task == "tag" else None
+    for source, target in zip(examples.inputs, examples.targets, strict=True):
+        if max_len and len(source) > max_len:
+            cut += 1
+            source, target = source[:max_len], (target[:max_len] if task == "tag" else target)
+        inputs.append(vocab.encode(source))
+        targets.append(out_vocab.encode(target) if out_vocab else index[target])
+    labels = np.array(targets, dtype=np.int64) if task == "classify" else targets
+    return Encoded(inputs, labels, examples), cut
+
+
+@dataclass
+class ExampleData:
+    """The training and validation examples of a supervised task, encoded, with their vocabularies."""
+
+    vocab: Vocab  # input characters
+    outputs: list[str]  # labels (classify) or output characters (tag)
+    train: Encoded
+    val: Encoded
+    name: str
+    cut: int  # examples whose input was cut to --max-len
+
+
+def load_examples(
+    path: str | Path,
+    task: str,
+    encoding: str = "utf-8",
+    val_file: str = "",
+    val_frac: float = 0.1,
+    seed: int = 0,
+    max_len: int = 0,
+    vocab: Vocab | None = None,
+    outputs: list[str] | None = None,
+) -> ExampleData:
+    """Read, check, split and encode the examples; with `vocab` and `outputs` (resuming), keep those vocabularies."""
+    path = Path(path)
+    examples = read_examples(path, task, encoding)
+    if val_file:
+        train, val = examples, read_examples(Path(val_file), task, encoding)
+    else:
+        train, val = split(examples, val_frac, seed, stratify=task == "classify")
+        if val_frac > 0 and not len(val):
+            raise CharRNNError(
+                f"--val-frac {val_frac} holds out no example of the {len(examples)} in {path}; raise --val-frac, "
+                "give a --val-file, or pass --val-frac 0 to skip validation."
+            )
+    if vocab is None:
+        vocab = Vocab.from_text("".join(train.inputs))
+        outputs = output_symbols(task, train.targets)
+    if task == "classify" and len(outputs) < 2:
+        raise CharRNNError(
+            f"{path} has a single label ({outputs[0]!r}); a classifier needs examples of at least two labels."
+        )
+    train = check_known(train, vocab, outputs, task, str(path), "error")
+    val = check_known(val, vocab, outputs, task, f"--val-file {val_file}" if val_file else str(path), "error")
+    train_encoded, cut = encode(train, vocab, outputs, task, max_len)
+    val_encoded, val_cut = encode(val, vocab, outputs, task, max_len)
+    return ExampleData(vocab, outputs, train_encoded, val_encoded, path.stem, cut + val_cut)
+
+
+def pad(seqs: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A time-major (T, B) batch of id sequences, padded at the end with id 0, and their lengths (B,)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    x = np.zeros((int(lengths.max()), len(seqs)), dtype)
+    for b, s in enumerate(seqs):
+        x[: len(s), b] = s
+    return x, lengths
+
+
+class ExampleBatches:
+    """Batches of examples of similar length, in an order fixed by the seed and the epoch.
+
+    Each epoch shuffles the examples, sorts each pool of `pool` batches' worth by length (so a batch pads little),
+    cuts the pools into batches and shuffles the batches. Which examples step k reads is a function of (seed, k)
+    alone, so a resumed run reads exactly what an unbroken one would.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.pool = batch_size, seed, pool
+        self.steps_per_epoch = math.ceil(len(self.lengths) / batch_size)
+        self._epoch, self._order = -1, []
+
+    def indices(self, step: int) -> np.ndarray:
+        """The examples (indices) of update number `step`."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, self._epoch_order(epoch)
+        return self._order[k]
+
+    def _epoch_order(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, 2, epoch])
+        shuffled = rng.permutation(len(self.lengths))
+        size = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(shuffled), size):
+            members = shuffled[start : start + size]
+            members = members[np.argsort(self.lengths[members], kind="stable")]
+            batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]

@@ -1,0 +1,156 @@
+"""The networks of the supervised tasks: the recurrent `Encoder` over an example, then a head.
+
+classify (the seed's many-to-one row): the encoder's outputs are pooled into one vector per example, then
+    y = pool(O) @ W_y + b_y and a softmax over the labels. `pool` is "last" (the final state: the left-to-right
+    output at the example's last character and, bidirectional, the right-to-left output at its first), "mean" or
+    "max" (over the example's positions, element by element).
+tag (many-to-many, Tx = Ty): y_t = O_t @ W_y + b_y at every position, a softmax over the output characters.
+
+The loss is the mean cross-entropy per example (classify) or per input character (tag); padded positions are
+never read or scored, so the gradients are those of the examples run one by one.
+"""
+
+import numpy as np
+
+from charrnn.encoder import Encoder
+from charrnn.examples import pad
+from charrnn.model import Network, softmax_cross_entropy
+
+
+class ExampleNetwork(Network):
+    def __init__(
+        self,
+        task: str,
+        vocab_size: int,
+        num_outputs: int,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        pool: str = "last",
+        dtype: str = "float32",
+        seed: int = 0,
+        forget_bias: float = 0.0,
+    ) -> None:
+        self.task, self.pool, self.num_outputs = task, pool, num_outputs
+        self.encoder = Encoder(cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias)
+        size = self.encoder.output_size
+        super().__init__(self.encoder.shapes() | {"W_y": (size, num_outputs), "b_y": (num_outputs,)}, dtype)
+        for prefix, layer in self.encoder.named_layers().items():
+            self.bind(layer, prefix)
+        rng = np.random.default_rng(seed)
+        for layer in self.encoder.named_layers().values():
+            layer.init(rng)
+        bound = 1.0 / np.sqrt(size)
+        self.params["W_y"][...] = rng.uniform(-bound, bound, (size, num_outputs))
+
+    def forward(
+        self,
+        x: np.ndarray,
+        lengths: np.ndarray,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Logits: (B, labels) for classify, (T*B, outputs) for tag, for ids x (T, B) padded at the end.
+
+        With dropout p > 0 (training), units are dropped between layers and in what the head reads."""
+        self.encoder.prepare()
+        out = self.encoder.forward(x, lengths, dropout, rng)
+        self._shape, self._lengths = out.shape, lengths
+        features = self._pooled(out) if self.task == "classify" else out.reshape(-1, out.shape[-1])
+        self._mask = None
+        if dropout > 0:
+            keep = rng.random(features.shape, features.dtype) >= dropout
+            self._mask = keep * features.dtype.type(1 / (1 - dropout))
+            features = features * self._mask
+        self._features = features
+        return features @ self.params["W_y"] + self.params["b_y"]
+
+    def _pooled(self, out: np.ndarray) -> np.ndarray:
+        T, B, _ = out.shape
+        n, rows = self.encoder.hidden_size, np.arange(B)
+        if self.pool == "last":
+            last = out[self._lengths - 1, rows]
+            if self.encoder.directions == 2:  # right to left, an example's final state is at its first position
+                last[:, n:] = out[0, :, n:]
+            return last
+        valid = (np.arange(T)[:, None] < self._lengths[None, :])[:, :, None]
+        if self.pool == "mean":
+            return (out * valid).sum(axis=0) / self._lengths[:, None].astype(out.dtype)
+        self._argmax = np.where(valid, out, -np.inf).argmax(axis=0)
+        return np.take_along_axis(out, self._argmax[None], axis=0)[0]
+
+    def _unpooled(self, d_features: np.ndarray) -> np.ndarray:
+        """dL/d(encoder outputs) (T, B, D) from dL/d(pooled features) (B, D)."""
+        T, B, _ = self._shape
+        n, rows = self.encoder.hidden_size, np.arange(B)
+        d_out = np.zeros(self._shape, d_features.dtype)
+        if self.pool == "last":
+            if self.encoder.directions == 2:
+                d_out[0, :, n:] = d_features[:, n:]
+                d_out[self._lengths - 1, rows, :n] = d_features[:, :n]
+            else:
+                d_out[self._lengths - 1, rows] = d_features
+        elif self.pool == "mean":
+            valid = (np.arange(T)[:, None] < self._lengths[None, :])[:, :, None]
+            d_out += valid * (d_features / self._lengths[:, None].astype(d_features.dtype))[None]
+        else:
+            np.put_along_axis(d_out, self._argmax[None], d_features[None], axis=0)
+        return d_out
+
+    def backward(self, d_logits: np.ndarray) -> None:
+        """Fill `grads` from dL/dlogits of the last `forward`."""
+        np.matmul(self._features.T, d_logits, out=self.grads["W_y"])
+        np.sum(d_logits, axis=0, out=self.grads["b_y"])
+        d_features = d_logits @ self.params["W_y"].T
+        if self._mask is not None:
+            d_features *= self._mask
+        d_out = self._unpooled(d_features) if self.task == "classify" else d_features.reshape(self._shape)
+        self.encoder.backward(d_out)
+
+    def positions(self, lengths: np.ndarray, steps: int) -> np.ndarray | None:
+        """Which rows of tag logits (T*B) are real characters; None for classify (every row counts)."""
+        if self.task == "classify":
+            return None
+        return (np.arange(steps)[:, None] < lengths[None, :]).reshape(-1)
+
+    def loss_and_grads(
+        self,
+        x: np.ndarray,
+        lengths: np.ndarray,
+        y: np.ndarray,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> float:
+        """Mean cross-entropy per example (classify) or per real character (tag) of targets y: (B,) labels or
+        (T, B) output ids; fills `grads`."""
+        logits = self.forward(x, lengths, dropout, rng)
+        counted = self.positions(lengths, x.shape[0])
+        total, d_logits = softmax_cross_entropy(logits, y.reshape(-1), grad=True, counted=counted)
+        self.backward(d_logits)
+        return total / (len(lengths) if counted is None else int(counted.sum()))
+
+
+def log_probabilities(
+    net: ExampleNetwork, inputs: list[np.ndarray], batch_size: int = 256
+) -> np.ndarray | list[np.ndarray]:
+    """log P(label) of every input, (N, labels), for classify; for tag, one (length, outputs) array per input.
+
+    Float64, no dropout; inputs are read in batches of similar length (sorted), so little is padded.
+    """
+    order = np.argsort([len(s) for s in inputs], kind="stable")
+    results: list[np.ndarray] = [np.empty(0)] * len(inputs)
+    for start in range(0, len(inputs), batch_size):
+        index = order[start : start + batch_size]
+        x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
+        logits = net.forward(x, lengths).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        if net.task == "classify":
+            for row, i in enumerate(index):
+                results[i] = logits[row]
+        else:
+            steps = logits.reshape(x.shape[0], len(index), -1)
+            for column, i in enumerate(index):
+                results[i] = steps[: lengths[column], column]
+    return np.array(results) if net.task == "classify" else results

@@ -1,0 +1,96 @@
+"""The classify and tag networks: gradients against central differences (float64), and padding changes nothing."""
+
+import numpy as np
+import pytest
+
+from charrnn.encoder import reverse_index, take_steps
+from charrnn.examples import ExampleBatches, pad
+from charrnn.supervised import ExampleNetwork
+
+V, OUT, H = 5, 3, 4
+LENGTHS = [5, 2, 4]
+
+
+def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = "last", seed: int = 0):
+    rng = np.random.default_rng(seed)
+    net = ExampleNetwork(task, V, OUT, H, layers, cell, bidirectional, pool, "float64", seed)
+    net.flat_params[:] = rng.normal(0.0, 0.5, net.num_params)
+    seqs = [rng.integers(0, V, n) for n in LENGTHS]
+    x, lengths = pad(seqs, np.int64)
+    y = rng.integers(0, OUT, len(LENGTHS)) if task == "classify" else rng.integers(0, OUT, x.shape)
+    return net, seqs, x, lengths, y
+
+
+def numeric_gradient(net, loss, eps=1e-5):
+    numeric = np.empty(net.num_params)
+    for k in range(net.num_params):
+        old = net.flat_params[k]
+        net.flat_params[k] = old + eps
+        plus = loss()
+        net.flat_params[k] = old - eps
+        minus = loss()
+        net.flat_params[k] = old
+        numeric[k] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+CASES = [("classify", pool) for pool in ("last", "mean", "max")] + [("tag", "last")]
+
+
+@pytest.mark.parametrize(("task", "pool"), CASES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gradients_match_central_differences(task, pool, bidirectional, layers, cell):
+    net, _, x, lengths, y = problem(task, cell, layers, bidirectional, pool)
+
+    def loss():
+        return net.loss_and_grads(x, lengths, y, dropout=0.3, rng=np.random.default_rng(7))
+
+    loss()
+    analytic = net.flat_grads.copy()
+    numeric = numeric_gradient(net, loss)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)  # differences: noise ~1e-11
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+
+
+@pytest.mark.parametrize(("task", "pool"), CASES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_padded_batch_equals_its_examples_one_by_one(task, pool, cell):
+    """Outputs and gradients of a padded batch are those of the examples run alone (summed losses)."""
+    net, seqs, x, lengths, y = problem(task, cell, 2, True, pool, seed=4)
+    counted = net.positions(lengths, x.shape[0])
+    logits = net.forward(x, lengths)
+    batch_loss = net.loss_and_grads(x, lengths, y) * (len(seqs) if counted is None else int(counted.sum()))
+    batch_grads = net.flat_grads * (len(seqs) if counted is None else int(counted.sum()))
+    total, grads = 0.0, np.zeros_like(batch_grads)
+    for b, seq in enumerate(seqs):
+        xb, lb = pad([seq], np.int64)
+        yb = y[b : b + 1] if task == "classify" else y[: len(seq), b : b + 1]
+        alone = net.forward(xb, lb)
+        expected = logits[b] if task == "classify" else logits.reshape(x.shape[0], len(seqs), -1)[: len(seq), b]
+        np.testing.assert_allclose(alone.reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
+        total += net.loss_and_grads(xb, lb, yb) * (1 if task == "classify" else len(seq))
+        grads += net.flat_grads * (1 if task == "classify" else len(seq))
+    assert batch_loss == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(batch_grads, grads, rtol=1e-10, atol=1e-12)
+
+
+def test_reversing_within_length_leaves_the_padding_in_place():
+    index = reverse_index(np.array([3, 1]), 4)
+    assert index[:, 0].tolist() == [2, 1, 0, 3] and index[:, 1].tolist() == [0, 1, 2, 3]
+    x = np.arange(8).reshape(4, 2)
+    np.testing.assert_array_equal(take_steps(take_steps(x, index), index), x)
+
+
+def test_batches_group_similar_lengths_and_depend_only_on_the_seed_and_step():
+    lengths = np.random.default_rng(0).integers(1, 40, 1000)
+    batches = ExampleBatches(lengths, 16, seed=3)
+    assert batches.steps_per_epoch == 63
+    epoch = [batches.indices(k) for k in range(63)]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in epoch])
+    assert spread < 3, f"lengths within a batch differ by {spread:.1f} on average"
+    again = ExampleBatches(lengths, 16, seed=3)
+    np.testing.assert_array_equal(again.indices(63 + 5), batches.indices(63 + 5))
+    assert not np.array_equal(batches.indices(63 + 5), epoch[5])  # another epoch, another order
