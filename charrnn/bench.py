@@ -1,4 +1,5 @@
-"""`charrnn bench`: full training steps and single-stream sampling, timed, on synthetic ids or a corpus."""
+"""`charrnn bench`: full training steps and single-stream sampling (or, for classify and tag, reading whole batches
+of examples), timed, on synthetic data or the user's own."""
 
 import resource
 import sys
@@ -8,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from charrnn.data import Batches, Vocab, id_dtype
+from charrnn.examples import ExampleBatches, pad
 from charrnn.model import CharModel, softmax_cross_entropy
 from charrnn.optim import Adam, clip_gradients
 from charrnn.sample import generate
+from charrnn.supervised import ExampleNetwork, log_probabilities
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -93,6 +96,82 @@ def run_bench(
         "sample_chars_per_sec": sample_chars_per_sec,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def run_task_bench(
+    inputs: list[np.ndarray],
+    targets: list[np.ndarray] | np.ndarray,
+    vocab_size: int,
+    num_outputs: int,
+    task: str = "classify",
+    cell: str = "lstm",
+    layers: int = 2,
+    hidden: int = 256,
+    batch_size: int = 128,
+    bidirectional: bool = False,
+    pool: str = "last",
+    dtype: str = "float32",
+    warmup: int = 5,
+    steps: int = 50,
+) -> dict[str, Any]:
+    """Time `steps` training steps of a classifier or tagger on batches of examples grouped by length, as training
+    makes them, then reading (inference) of all the examples."""
+    net = ExampleNetwork(task, vocab_size, num_outputs, hidden, layers, cell, bidirectional, pool, dtype)
+    optimizer = Adam(net.flat_params, lr=2e-3)
+    batches = ExampleBatches([len(s) for s in inputs], batch_size, seed=0)
+    phases = {"forward": 0.0, "backward": 0.0, "update": 0.0}
+    examples = chars = 0
+    for step in range(warmup + steps):
+        if step == warmup:
+            phases, examples, chars = dict.fromkeys(phases, 0.0), 0, 0
+        index = batches.indices(step)
+        x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
+        y = np.asarray(targets)[index] if task == "classify" else pad([targets[i] for i in index], np.int64)[0]
+        examples, chars = examples + len(index), chars + int(lengths.sum())
+        t0 = time.perf_counter()
+        logits = net.forward(x, lengths, dropout=0.1, rng=np.random.default_rng(step))
+        _, d_logits = softmax_cross_entropy(logits, y.reshape(-1), True, net.positions(lengths, x.shape[0]))
+        t1 = time.perf_counter()
+        net.backward(d_logits)
+        t2 = time.perf_counter()
+        clip_gradients(net.flat_grads, 5.0)
+        optimizer.step(net.flat_grads)
+        t3 = time.perf_counter()
+        phases["forward"] += t1 - t0
+        phases["backward"] += t2 - t1
+        phases["update"] += t3 - t2
+    seconds = sum(phases.values())
+    t0 = time.perf_counter()
+    log_probabilities(net, inputs)
+    read = len(inputs) / (time.perf_counter() - t0)
+    return {
+        "task": task,
+        "cell": cell,
+        "layers": layers,
+        "hidden": hidden,
+        "bidirectional": bidirectional,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "params": net.num_params,
+        "steps": steps,
+        "mean_length": chars / examples,
+        "train_examples_per_sec": examples / seconds,
+        "train_chars_per_sec": chars / seconds,
+        "ms_per_step": 1000 * seconds / steps,
+        "forward_frac": phases["forward"] / seconds,
+        "backward_frac": phases["backward"] / seconds,
+        "update_frac": phases["update"] / seconds,
+        "read_examples_per_sec": read,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def synthetic_examples(task: str, n: int = 4000, seed: int = 0) -> tuple[list[np.ndarray], list | np.ndarray, int, int]:
+    """Random words of 3 to 20 letters (26 of them) with one of 10 labels, or one of 10 output characters each."""
+    rng = np.random.default_rng(seed)
+    inputs = [rng.integers(0, 26, rng.integers(3, 21)).astype(np.uint8) for _ in range(n)]
+    targets = rng.integers(0, 10, n) if task == "classify" else [rng.integers(0, 10, len(s)) for s in inputs]
+    return inputs, targets, 26, 10
 
 
 def synthetic_ids(vocab_size: int, n: int, seed: int = 0) -> np.ndarray:

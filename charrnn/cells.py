@@ -18,6 +18,8 @@ suggestion) streams the whole chunk through memory a dozen times in strided pass
 LSTM 2x256. The gradients of the pre-activations then overwrite the activations they came from.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 
 State = list[np.ndarray]
@@ -141,8 +143,35 @@ class Layer(Scratch):
         out = self.buf("dh_prev", W_h.shape[0], dz.shape[0])
         return np.matmul(W_h, dz.T, out=out).T
 
+    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Outputs h_t (T, B, H) for inputs x ((T, B) ids or (T, B, D) vectors), and the state after the last step."""
+        for _ in self.forward_steps(x, state):
+            pass
+        return self.outputs[0], [s[-1].copy() for s in self.outputs]
+
+    def backward(
+        self, dH: np.ndarray, d_cell: np.ndarray | None = None, initial_grad: bool = False
+    ) -> np.ndarray | None:
+        """Gradients from dH = dL/dh_t for all t (overwritten); returns dL/dx (None for ids).
+
+        d_cell (LSTM): dL/dc_t from outside the layer, e.g. where an encoder's final cell state was read. With
+        initial_grad, `self.initial_grad` holds dL/d(initial state) afterwards (an encoder's state feeds a decoder).
+        """
+        for _ in self.backward_steps(dH, d_cell, initial_grad):
+            pass
+        return self.finish_backward()
+
+    # forward_steps and backward_steps are generators that pause at every time step, so that a caller can interleave
+    # several layers step by step (a decoder that feeds its attention back into its input must): forward_steps pauses
+    # before step t, when `self.pre[t]` holds x_t @ W_x + b (or, with project=False, waits for the caller to put it
+    # there); backward_steps pauses after step t with dL/dz_t, the input side's pre-activation gradient.
+
+    def finish_backward(self, input_grad: bool = True) -> np.ndarray | None:
+        """The weight gradients once backward_steps has run; dL/dx too unless input_grad is False."""
+        return self.weight_grads(*self._grads_from, input_grad)
+
     def weight_grads(
-        self, x: np.ndarray, h0: np.ndarray, H: np.ndarray, dz_in: np.ndarray, dz_rec: np.ndarray
+        self, x: np.ndarray, h0: np.ndarray, H: np.ndarray, dz_in: np.ndarray, dz_rec: np.ndarray, input_grad: bool
     ) -> np.ndarray | None:
         """dW_h, dW_x, db as single GEMMs over the chunk; returns dL/dx for the layer below (None for ids).
 
@@ -159,6 +188,8 @@ class Layer(Scratch):
             _rows_sum_by_id(x.reshape(-1), dz_in2, out=self.g["W_x"])
             return None
         np.matmul(x.reshape(T * B, -1).T, dz_in2, out=self.g["W_x"])
+        if not input_grad:
+            return None
         dx = self.buf("dx", T, B, self.input_size)
         np.matmul(dz_in2, self.p["W_x"].T, out=dx.reshape(T * B, -1))
         return dx
@@ -169,15 +200,18 @@ class RNN(Layer):
 
     gates = 1
 
-    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def forward_steps(self, x: np.ndarray, state: State, project: bool = True) -> Iterator[int]:
         T, B = x.shape[:2]
         (h0,) = state
-        H = self.project(x, self.buf("H", T, B, self.hidden_size))  # x_t @ W_x + b, then h_t in place
+        H = self.buf("H", T, B, self.hidden_size)  # x_t @ W_x + b, then h_t in place
+        if project:
+            self.project(x, H)
+        self.pre, self.outputs = H, [H]
+        self.cache = (x, h0.copy(), H)
         h = h0
         for t in range(T):
+            yield t
             h = self.step(H[t], h, H[t])
-        self.cache = (x, h0.copy(), H)
-        return H, [H[-1].copy()]
 
     def step(self, a: np.ndarray, h: np.ndarray, h_out: np.ndarray) -> np.ndarray:
         """h_t = tanh(h_{t-1} @ W_h + a) into h_out, given a = x_t @ W_x + b (overwritten)."""
@@ -187,7 +221,9 @@ class RNN(Layer):
     def advance(self, a: np.ndarray, state: State) -> None:
         self.step(a, state[0], state[0])
 
-    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+    def backward_steps(
+        self, dH: np.ndarray, d_cell: np.ndarray | None = None, initial_grad: bool = False
+    ) -> Iterator[np.ndarray]:
         """dH: dL/dh_t from above for all t; it is turned into dL/dz_t in place."""
         x, h0, H = self.cache
         T, B, n = H.shape
@@ -200,9 +236,12 @@ class RNN(Layer):
             dz = dH[t]
             dz += dh_next
             dz *= tanh_grad[t]
-            if t:
+            yield dz
+            if t or initial_grad:
                 dh_next = self.recurrent_grad(dz)
-        return self.weight_grads(x, h0, H, dH, dH)
+        if initial_grad:
+            self.initial_grad = [dh_next.copy()]
+        self._grads_from = (x, h0, H, dH, dH)
 
 
 class LSTM(Layer):
@@ -226,19 +265,22 @@ class LSTM(Layer):
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype) for _ in range(2)]
 
-    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def forward_steps(self, x: np.ndarray, state: State, project: bool = True) -> Iterator[int]:
         T, B = x.shape[:2]
         n = self.hidden_size
         h0, c0 = state
-        A = self.project(x, self.buf("A", T, B, 4 * n))  # input projections, then gate activations o, i, f, g
+        A = self.buf("A", T, B, 4 * n)  # input projections, then gate activations o, i, f, g
+        if project:
+            self.project(x, A)
         C = self.buf("C", T, B, n)
         tanh_C = self.buf("tanh_C", T, B, n)
         H = self.buf("H", T, B, n)
+        self.pre, self.outputs = A, [H, C]
+        self.cache = (x, h0.copy(), c0.copy(), A, C, tanh_C, H)
         h, c = h0, c0
         for t in range(T):
+            yield t
             h, c = self.step(A[t], h, c, H[t], C[t], tanh_C[t])
-        self.cache = (x, h0.copy(), c0.copy(), A, C, tanh_C, H)
-        return H, [H[-1].copy(), C[-1].copy()]
 
     def step(
         self, a: np.ndarray, h: np.ndarray, c: np.ndarray, h_out: np.ndarray, c_out: np.ndarray, tanh_c: np.ndarray
@@ -260,7 +302,9 @@ class LSTM(Layer):
         h, c = state
         self.step(a, h, c, h, c, self.buf("tanh_c", *h.shape))
 
-    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+    def backward_steps(
+        self, dH: np.ndarray, d_cell: np.ndarray | None = None, initial_grad: bool = False
+    ) -> Iterator[np.ndarray]:
         x, h0, c0, A, C, tanh_C, H = self.cache
         T, B, n = H.shape
         d_act = self.buf("d_act", B, 4 * n)
@@ -282,17 +326,22 @@ class LSTM(Layer):
             dc *= o
             dc *= dh
             dc += dc_next
+            if d_cell is not None:
+                dc += d_cell[t]
             # dL/d[o, i, f, g] = [dh * tanh(c), dc * g, dc * c_{t-1}, dc * i], times each gate's derivative
             np.multiply(dh, tanh_c, out=dz[:, :n])
             np.multiply(dc, g, out=dz[:, n : 2 * n])
             np.multiply(dc, C[t - 1] if t else c0, out=dz[:, 2 * n : 3 * n])
             np.multiply(dc, i, out=dz[:, 3 * n :])
-            if t:
+            if t or initial_grad:
                 np.multiply(dc, f, out=dc_next)
             dz = np.multiply(dz, self.gate_derivative(a, out=d_act), out=a)  # A[t] is not needed any more
-            if t:
+            yield dz
+            if t or initial_grad:
                 dh_next = self.recurrent_grad(dz)
-        return self.weight_grads(x, h0, H, A, A)  # A now holds dL/d(pre-activations)
+        if initial_grad:
+            self.initial_grad = [dh_next.copy(), dc_next.copy()]
+        self._grads_from = (x, h0, H, A, A)  # A now holds dL/d(pre-activations)
 
 
 class GRU(Layer):
@@ -311,18 +360,21 @@ class GRU(Layer):
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {**super().shapes(), "b_hn": (self.hidden_size,)}
 
-    def forward(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def forward_steps(self, x: np.ndarray, state: State, project: bool = True) -> Iterator[int]:
         T, B = x.shape[:2]
         n = self.hidden_size
         (h0,) = state
-        A = self.project(x, self.buf("A", T, B, 3 * n))  # input projections, then activations r, z, n
+        A = self.buf("A", T, B, 3 * n)  # input projections, then activations r, z, n
+        if project:
+            self.project(x, A)
         Gh = self.buf("Gh", T, B, 3 * n)  # h_{t-1} @ W_h (+ b_hn on the n block)
         H = self.buf("H", T, B, n)
+        self.pre, self.outputs = A, [H]
+        self.cache = (x, h0.copy(), Gh, A, H)
         h = h0
         for t in range(T):
+            yield t
             h = self.step(A[t], h, H[t], Gh[t])
-        self.cache = (x, h0.copy(), Gh, A, H)
-        return H, [H[-1].copy()]
 
     def step(self, a: np.ndarray, h: np.ndarray, h_out: np.ndarray, gh: np.ndarray) -> np.ndarray:
         """One step from a = x_t @ W_x + b (overwritten by r, z, n): h_t into h_out, h_{t-1} @ W_h + b_hn into gh."""
@@ -345,7 +397,9 @@ class GRU(Layer):
     def advance(self, a: np.ndarray, state: State) -> None:
         self.step(a, state[0], state[0], self.buf("gh", *a.shape))
 
-    def backward(self, dH: np.ndarray) -> np.ndarray | None:
+    def backward_steps(
+        self, dH: np.ndarray, d_cell: np.ndarray | None = None, initial_grad: bool = False
+    ) -> Iterator[np.ndarray]:
         x, h0, Gh, A, H = self.cache
         T, B, n = H.shape
         d_act = self.buf("d_act", B, 3 * n)
@@ -372,10 +426,17 @@ class GRU(Layer):
             np.multiply(d[:, 2 * n :], r, out=gh[:, 2 * n :])
             gh[:, : 2 * n] = d[:, : 2 * n]
             a[...] = d
-            if t:
+            yield a
+            if t or initial_grad:
                 np.add(self.recurrent_grad(gh), dh_direct, out=dh_next)
-        self.sum_rows(Gh.reshape(T * B, 3 * n)[:, 2 * n :], out=self.g["b_hn"])
-        return self.weight_grads(x, h0, H, A, Gh)
+        if initial_grad:
+            self.initial_grad = [dh_next.copy()]
+        self._grads_from = (x, h0, H, A, Gh)
+
+    def finish_backward(self, input_grad: bool = True) -> np.ndarray | None:
+        n, Gh = self.hidden_size, self._grads_from[-1]
+        self.sum_rows(Gh.reshape(-1, 3 * n)[:, 2 * n :], out=self.g["b_hn"])
+        return super().finish_backward(input_grad)
 
 
 def _rows_sum_by_id(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:

@@ -20,11 +20,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from charrnn import __version__, api
-from charrnn.bench import run_bench, synthetic_ids
+from charrnn.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
 from charrnn.checkpoint import LAST, find_checkpoint
-from charrnn.config import FIELDS, build_config, describe, flag
+from charrnn.config import FIELDS, Config, build_config, describe, flag
 from charrnn.data import char_name, load_corpus, printable, read_text
 from charrnn.errors import CharRNNError
+from charrnn.examples import load_examples
 from charrnn.plot import plot_runs
 from charrnn.sample import check_prime
 from charrnn.score import Score
@@ -460,43 +461,77 @@ def plot(
 @app.command()
 def bench(
     corpus: Annotated[
-        Path | None, typer.Argument(help="Text to train on (default: random ids).", show_default=False)
+        Path | None,
+        typer.Argument(
+            help="Text to train on, or a file of examples for a task (default: random).", show_default=False
+        ),
     ] = None,
+    task: Annotated[str, typer.Option(help="lm, classify or tag.")] = "lm",
     cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
     layers: Annotated[int, typer.Option(min=1)] = 2,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    seq_len: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="[default: 32 for lm, 128 for a task]")] = None,
+    seq_len: Annotated[int, typer.Option(min=1, help="lm: steps per chunk.")] = 64,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="classify, tag: read both ways.")] = False,
+    pool: Annotated[str, typer.Option(help="classify: last, mean or max.")] = "last",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     vocab_size: Annotated[int, typer.Option(min=2, help="Vocabulary of the random ids.")] = 65,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 5,
     steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Time full training steps and single-stream sampling; report chars/s, GFLOP/s and peak memory."""
-    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size, "seq_len": seq_len}
-    cfg = build_config(None, {**flags, "dtype": dtype})
-    if corpus is not None:
+    """Time full training steps and, for lm, single-stream sampling (for a task, reading examples); report speed and
+    peak memory."""
+    batch_size = batch_size or (32 if task == "lm" else 128)
+    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size}
+    cfg = build_config(None, {**flags, "dtype": dtype, "task": task, "bidirectional": bidirectional, "pool": pool,
+                              "seq_len": seq_len})  # fmt: skip
+    if task != "lm":
+        result = _bench_task(corpus, cfg, warmup, steps)
+    elif corpus is not None:
         data = load_corpus([corpus], val_frac=0.0)
-        ids, vocab_size = data.train, len(data.vocab)
+        result = run_bench(data.train, len(data.vocab), **flags, seq_len=seq_len, dtype=dtype, warmup=warmup,
+                           steps=steps)  # fmt: skip
     else:
         ids = synthetic_ids(vocab_size, (warmup + steps + 1) * batch_size * seq_len + 1)
-    result = run_bench(ids, vocab_size, **flags, dtype=cfg.dtype, warmup=warmup, steps=steps)
+        result = run_bench(ids, vocab_size, **flags, seq_len=seq_len, dtype=dtype, warmup=warmup, steps=steps)
     if json_output:
         print(json.dumps(result))
         return
-    table = Table(title=f"charrnn bench: {cell} {layers}×{hidden}, batch {batch_size}×{seq_len}, {dtype}")
+    direction = "bidirectional " if bidirectional else ""
+    shape = f"batch {batch_size}×{seq_len}" if task == "lm" else f"batch {batch_size} examples"
+    table = Table(title=f"charrnn bench: {task} {direction}{cell} {layers}×{hidden}, {shape}, {dtype}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+    if task == "lm":
+        table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+    else:
+        table.add_row("training examples/s", f"{result['train_examples_per_sec']:,.0f}")
+        table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+        table.add_row("mean example length", f"{result['mean_length']:.1f}")
     table.add_row("ms per step", f"{result['ms_per_step']:.1f}")
     split = (result["forward_frac"], result["backward_frac"], result["update_frac"])
     table.add_row("forward / backward / update", " / ".join(f"{100 * f:.0f} %" for f in split))
-    table.add_row("GFLOP/s (one-hot model FLOPs)", f"{result['gflops']:.1f}")
-    table.add_row("sampling chars/s (one stream)", f"{result['sample_chars_per_sec']:,.0f}")
+    if task == "lm":
+        table.add_row("GFLOP/s (one-hot model FLOPs)", f"{result['gflops']:.1f}")
+        table.add_row("sampling chars/s (one stream)", f"{result['sample_chars_per_sec']:,.0f}")
+    else:
+        table.add_row("reading examples/s (inference)", f"{result['read_examples_per_sec']:,.0f}")
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
     table.add_row("parameters", f"{result['params']:,}")
     Console().print(table)
+
+
+def _bench_task(examples_file: Path | None, cfg: Config, warmup: int, steps: int) -> dict:
+    """`charrnn bench --task classify|tag`, on a file of examples or on random words."""
+    if examples_file is None:
+        inputs, targets, vocab_size, num_outputs = synthetic_examples(cfg.task)
+    else:
+        data = load_examples(examples_file, cfg.task, val_frac=0.0)
+        inputs, targets = data.train.inputs, data.train.targets
+        vocab_size, num_outputs = len(data.vocab), len(data.outputs)
+    return run_task_bench(inputs, targets, vocab_size, num_outputs, cfg.task, cfg.cell, cfg.layers, cfg.hidden,
+                          cfg.batch_size, cfg.bidirectional, cfg.pool, cfg.dtype, warmup, steps)  # fmt: skip
 
 
 class TrainDisplay:
