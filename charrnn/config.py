@@ -37,17 +37,31 @@ class Config:
     task: str = _key(
         "lm",
         "what to learn: lm (next character), classify (a label per line: input<TAB>label), tag (an output "
-        "character per input character: input<TAB>output)",
-        choices=("lm", "classify", "tag"),
+        "character per input character: input<TAB>output), seq2seq (an output sequence of its own length: "
+        "source<TAB>target)",
+        choices=("lm", "classify", "tag", "seq2seq"),
     )
-    val_file: str = _key("", "classify, tag: a file of validation examples (default: hold out --val-frac of the file)")
-    max_len: int = _key(0, "classify, tag: cut inputs longer than this many characters (0: no limit)", ge=0)
-    bidirectional: bool = _key(False, "classify, tag: a right-to-left stack beside the left-to-right one")
+    val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
+    max_len: int = _key(
+        0, "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)", ge=0
+    )
+    bidirectional: bool = _key(False, "other tasks: a right-to-left stack beside the left-to-right one")
     pool: str = _key(
         "last",
         "classify: what the label is read from: the final states, or the mean or maximum over the input",
         choices=("last", "mean", "max"),
     )
+    target_units: str = _key(
+        "chars",
+        "seq2seq: a target is a string of characters, or of space-separated words (e.g. phonemes)",
+        choices=("chars", "words"),
+    )
+    attention: str = _key(
+        "general",
+        "seq2seq: how the decoder scores the encoder's outputs at every step",
+        choices=("none", "dot", "general", "additive"),
+    )
+    input_feeding: bool = _key(False, "seq2seq: feed each step's attentional state into the decoder's next step")
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(
         0.1, "fraction held out for validation: the corpus's end (lm), or examples drawn with --seed", ge=0.0, lt=1.0
@@ -274,13 +288,24 @@ def check_consistency(config: Config) -> None:
         )
     if config.task != "classify" and config.pool != "last":
         raise CharRNNError(f"--pool is for --task classify (this run's task is {config.task}); leave it out.")
+    if config.task != "seq2seq":
+        for key, default in (("attention", "general"), ("input_feeding", False), ("target_units", "chars")):
+            if getattr(config, key) != default:
+                raise CharRNNError(f"{flag(key)} is for --task seq2seq, not {config.task}; leave it out.")
+    elif config.attention == "dot" and config.bidirectional:
+        raise CharRNNError(
+            "--attention dot needs the encoder's outputs and the decoder's state to be the same size, but a "
+            "--bidirectional encoder's are twice as long; use --attention general or additive."
+        )
+    elif config.attention == "none" and config.input_feeding:
+        raise CharRNNError("--input-feeding feeds the attention into the decoder; it needs an --attention.")
     if config.task != "lm":
         if config.size == "auto":
             raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
         if len(config.corpus) > 1:
             raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
     if config.val_file and config.task == "lm":
-        raise CharRNNError("--val-file is for --task classify and tag; a language model holds out --val-frac.")
+        raise CharRNNError("--val-file is for the other tasks; a language model holds out --val-frac.")
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:

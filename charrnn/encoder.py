@@ -68,6 +68,7 @@ class Encoder:
         """The top layer's outputs (T, B, directions * H) for ids x (T, B); dropout p > 0 drops units of each
         layer's output before the next layer reads it (not the top layer's: the head decides)."""
         T, B = x.shape
+        self._lengths = lengths
         self._reverse = reverse_index(lengths, T) if self.directions == 2 else None
         self._masks: list[np.ndarray | None] = []
         out = x
@@ -86,17 +87,34 @@ class Encoder:
             self._masks.append(mask)
         return out
 
-    def backward(self, d_out: np.ndarray) -> None:
-        """Fill the layers' gradients from dL/d(top outputs) (T, B, directions * H); zero at padded positions."""
+    def final_states(self, lengths: np.ndarray) -> list[list[list[np.ndarray]]]:
+        """[layer][direction] -> the state ([h] or [h, c], each (B, H)) after each example's last character.
+
+        A right-to-left layer reads each example reversed within its length, so its final state is also at the
+        example's length - 1 in its own time order (which is the first character of the text)."""
+        rows, last = np.arange(len(lengths)), lengths - 1
+        return [[[s[last, rows] for s in layer.outputs] for layer in pair] for pair in self.layers]
+
+    def backward(self, d_out: np.ndarray, d_final: list | None = None) -> None:
+        """Fill the layers' gradients from dL/d(top outputs) (T, B, directions * H), zero at padded positions, and
+        from d_final, dL/d(final states) shaped as `final_states` returns them (when a decoder started from them)."""
         n = self.hidden_size
         for i in reversed(range(len(self.layers))):
             pair = self.layers[i]
             if self._masks[i] is not None:
                 d_out = d_out * self._masks[i]
-            if self.directions == 1:
-                d_out = pair[0].backward(np.ascontiguousarray(d_out))
-                continue
-            d_forward = pair[0].backward(np.ascontiguousarray(d_out[..., :n]))
-            d_backward = pair[1].backward(take_steps(d_out[..., n:], self._reverse))
+            d_hidden = [np.ascontiguousarray(d_out[..., :n])]
+            if self.directions == 2:
+                d_hidden.append(take_steps(d_out[..., n:], self._reverse))
+            d_inputs = []
+            for d, (layer, d_h) in enumerate(zip(pair, d_hidden, strict=True)):
+                d_cell = None
+                if d_final is not None:
+                    rows, last = np.arange(d_h.shape[1]), self._lengths - 1
+                    d_h[last, rows] += d_final[i][d][0]
+                    if len(d_final[i][d]) == 2:  # LSTM: the final cell state too
+                        d_cell = np.zeros_like(d_h)
+                        d_cell[last, rows] = d_final[i][d][1]
+                d_inputs.append(layer.backward(d_h, d_cell))
             if i:
-                d_out = d_forward + take_steps(d_backward, self._reverse)
+                d_out = d_inputs[0] if self.directions == 1 else d_inputs[0] + take_steps(d_inputs[1], self._reverse)

@@ -2,7 +2,9 @@
 of examples of similar length, padded at the end.
 
 For `classify` the target is a label (any string); for `tag` it is a string with one output character per input
-character. Vocabularies come from the training examples and are stored in the checkpoint.
+character; for `seq2seq` it is a sequence of its own length, of characters or of space-separated words (tokens).
+Vocabularies come from the training examples and are stored in the checkpoint; a seq2seq vocabulary begins with
+the end-of-sequence symbol EOS.
 """
 
 import math
@@ -67,10 +69,20 @@ def _target_name(task: str) -> str:
     return {"classify": "label", "tag": "output"}.get(task, "target")
 
 
-def output_symbols(task: str, targets: Sequence[str]) -> list[str]:
-    """The output vocabulary: the labels (classify) or the output characters (tag), sorted."""
+EOS = "</s>"  # ends every seq2seq target, and starts the decoder
+
+
+def tokens(target: str, units: str) -> list[str]:
+    """A seq2seq target as output tokens: its characters, or its space-separated words."""
+    return target.split() if units == "words" else list(target)
+
+
+def output_symbols(task: str, targets: Sequence[str], units: str = "chars") -> list[str]:
+    """The output vocabulary: the labels (classify), the output characters (tag), or EOS and the target tokens."""
     if task == "classify":
         return sorted(set(targets))
+    if task == "seq2seq":
+        return [EOS, *sorted({t for target in targets for t in tokens(target, units)})]
     return Vocab.from_text("".join(targets)).chars
 
 
@@ -84,16 +96,19 @@ def unknown_report(counts: Counter, what: str, where: str) -> str:
     )
 
 
-def check_known(examples: Examples, vocab: Vocab, outputs: list[str], task: str, where: str, unknown: str) -> Examples:
-    """Examples the model can read and score: unseen labels or output characters are an error; unseen input
-    characters are an error too, or, with unknown="skip", are dropped (with their output character, for tag)."""
+def check_known(
+    examples: Examples, vocab: Vocab, outputs: list[str], task: str, where: str, unknown: str, units: str = "chars"
+) -> Examples:
+    """Examples the model can read and score: unseen labels or output tokens are an error; unseen input characters
+    are an error too, or, with unknown="skip", are dropped (with their output character, for tag)."""
     known_outputs = set(outputs)
     if task == "classify":
         missing = Counter(t for t in examples.targets if t not in known_outputs)
         what = "labels"
     else:
-        missing = Counter(c for t in examples.targets for c in t if c not in known_outputs)
-        what = "output characters"
+        split_target = (lambda t: tokens(t, units)) if task == "seq2seq" else list
+        missing = Counter(c for t in examples.targets for c in split_target(t) if c not in known_outputs)
+        what = "output characters" if task == "tag" or units == "chars" else "target words"
     if missing:
         raise CharRNNError(unknown_report(missing, what, where) + "; they cannot be scored.")
     unseen = Counter(c for text in examples.inputs for c in text if c not in vocab.index)
@@ -115,15 +130,24 @@ def check_known(examples: Examples, vocab: Vocab, outputs: list[str], task: str,
     return kept
 
 
-def split(examples: Examples, val_frac: float, seed: int, stratify: bool) -> tuple[Examples, Examples]:
-    """Hold out a seeded `val_frac` of the examples, the same share of each label when `stratify`."""
+def split(
+    examples: Examples, val_frac: float, seed: int, stratify: bool, by_input: bool = False
+) -> tuple[Examples, Examples]:
+    """Hold out a seeded `val_frac` of the examples, the same share of each label when `stratify`; with `by_input`,
+    of the distinct inputs, each held out with all its lines (a word and all its pronunciations)."""
     rng = np.random.default_rng([seed, 3])
-    groups = Counter(examples.targets) if stratify else {None: len(examples)}
     held: list[int] = []
-    for label in sorted(groups, key=str):
-        members = np.array([i for i, t in enumerate(examples.targets) if not stratify or t == label])
-        rng.shuffle(members)
-        held += members[: round(len(members) * val_frac)].tolist()
+    if by_input:
+        sources = sorted(set(examples.inputs))
+        rng.shuffle(sources)
+        chosen = set(sources[: round(len(sources) * val_frac)])
+        held = [i for i, s in enumerate(examples.inputs) if s in chosen]
+    else:
+        groups = Counter(examples.targets) if stratify else {None: len(examples)}
+        for label in sorted(groups, key=str):
+            members = np.array([i for i, t in enumerate(examples.targets) if not stratify or t == label])
+            rng.shuffle(members)
+            held += members[: round(len(members) * val_frac)].tolist()
     held_set = set(held)
     train = [i for i in range(len(examples)) if i not in held_set]
     return examples.subset(train), examples.subset(sorted(held))
@@ -141,13 +165,35 @@ class Encoded:
         return len(self.inputs)
 
 
-def encode(examples: Examples, vocab: Vocab, outputs: list[str], task: str, max_len: int = 0) -> tuple[Encoded, int]:
-    """Ids of every example, inputs cut to `max_len` characters (0: no limit); also returns how many were cut."""
+def encode(
+    examples: Examples,
+    vocab: Vocab,
+    outputs: list[str],
+    task: str,
+    max_len: int = 0,
+    units: str = "chars",
+    where: str = "the examples",
+) -> tuple[Encoded, int]:
+    """Ids of every example, inputs cut to `max_len` characters (0: no limit); also returns how many were cut.
+
+    A seq2seq example longer than `max_len` (its source in characters or its target in tokens) is an error instead:
+    cutting either side would teach a wrong pair."""
     cut = 0
     inputs, targets = [], []
     index = {s: i for i, s in enumerate(outputs)}
     out_vocab = Vocab(outputs) if task == "tag" else None
-    for source, target in zip(examples.inputs, examples.targets, strict=True):
+    for source, target, line in zip(examples.inputs, examples.targets, examples.lines, strict=True):
+        if task == "seq2seq":
+            target_ids = np.array([index[t] for t in tokens(target, units)], dtype=np.int64)
+            for side, size, unit in (("source", len(source), "characters"), ("target", len(target_ids), units)):
+                if max_len and size > max_len:
+                    raise CharRNNError(
+                        f"{where} line {line}: the {side} has {size} {unit}, more than --max-len {max_len}; raise "
+                        "--max-len or remove the line."
+                    )
+            inputs.append(vocab.encode(source))
+            targets.append(target_ids)
+            continue
         if max_len and len(source) > max_len:
             cut += 1
             source, target = source[:max_len], (target[:max_len] if task == "tag" else target)
@@ -162,7 +208,7 @@ class ExampleData:
     """The training and validation examples of a supervised task, encoded, with their vocabularies."""
 
     vocab: Vocab  # input characters
-    outputs: list[str]  # labels (classify) or output characters (tag)
+    outputs: list[str]  # labels (classify), output characters (tag) or EOS and target tokens (seq2seq)
     train: Encoded
     val: Encoded
     name: str
@@ -179,6 +225,7 @@ def load_examples(
     max_len: int = 0,
     vocab: Vocab | None = None,
     outputs: list[str] | None = None,
+    units: str = "chars",
 ) -> ExampleData:
     """Read, check, split and encode the examples; with `vocab` and `outputs` (resuming), keep those vocabularies."""
     path = Path(path)
@@ -186,7 +233,7 @@ def load_examples(
     if val_file:
         train, val = examples, read_examples(Path(val_file), task, encoding)
     else:
-        train, val = split(examples, val_frac, seed, stratify=task == "classify")
+        train, val = split(examples, val_frac, seed, stratify=task == "classify", by_input=task == "seq2seq")
         if val_frac > 0 and not len(val):
             raise CharRNNError(
                 f"--val-frac {val_frac} holds out no example of the {len(examples)} in {path}; raise --val-frac, "
@@ -194,15 +241,16 @@ def load_examples(
             )
     if vocab is None:
         vocab = Vocab.from_text("".join(train.inputs))
-        outputs = output_symbols(task, train.targets)
+        outputs = output_symbols(task, train.targets, units)
     if task == "classify" and len(outputs) < 2:
         raise CharRNNError(
             f"{path} has a single label ({outputs[0]!r}); a classifier needs examples of at least two labels."
         )
-    train = check_known(train, vocab, outputs, task, str(path), "error")
-    val = check_known(val, vocab, outputs, task, f"--val-file {val_file}" if val_file else str(path), "error")
-    train_encoded, cut = encode(train, vocab, outputs, task, max_len)
-    val_encoded, val_cut = encode(val, vocab, outputs, task, max_len)
+    val_source = f"--val-file {val_file}" if val_file else str(path)
+    train = check_known(train, vocab, outputs, task, str(path), "error", units)
+    val = check_known(val, vocab, outputs, task, val_source, "error", units)
+    train_encoded, cut = encode(train, vocab, outputs, task, max_len, units, str(path))
+    val_encoded, val_cut = encode(val, vocab, outputs, task, max_len, units, val_source)
     return ExampleData(vocab, outputs, train_encoded, val_encoded, path.stem, cut + val_cut)
 
 

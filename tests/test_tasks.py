@@ -146,7 +146,7 @@ def test_bad_examples_get_one_sentence_and_leave_nothing(run_cli, tmp_path, line
     path = tmp_path / "bad.tsv"
     path.write_text(lines, encoding="utf-8")
     flags = flags if "--task" in flags else ["--task", "classify", *flags]
-    code, out, err = run_cli("train", path, *flags, "--max-steps", "1")
+    code, _out, err = run_cli("train", path, *flags, "--max-steps", "1")
     assert code == 2 and message in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()

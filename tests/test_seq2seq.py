@@ -1,0 +1,139 @@
+"""The encoder-decoder: gradients against central differences (float64) for every attention, with and without input
+feeding and bidirectional encoders; padding changes nothing; decoding step by step equals the teacher-forced pass;
+beam search against greedy and forced decodes."""
+
+import numpy as np
+import pytest
+
+from charrnn.examples import pad
+from charrnn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
+
+V_SRC, V_TGT, H = 5, 4, 4
+SOURCE_LENGTHS, TARGET_LENGTHS = [4, 2, 3], [2, 3, 1]
+
+
+def problem(attention, input_feeding, bidirectional, cell="lstm", layers=1, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    net = Seq2SeqNetwork(V_SRC, V_TGT, H, layers, cell, bidirectional, attention, input_feeding, "float64", seed)
+    net.flat_params[:] = rng.normal(0.0, scale, net.num_params)
+    sources = [rng.integers(0, V_SRC, n) for n in SOURCE_LENGTHS]
+    targets = [rng.integers(1, V_TGT, n) for n in TARGET_LENGTHS]
+    x, lengths = pad(sources, np.int64)
+    return net, sources, targets, x, lengths
+
+
+CASES = [
+    (attention, feeding, bidirectional)
+    for attention in ("none", "dot", "general", "additive")
+    for feeding in (False, True)
+    for bidirectional in (False, True)
+    if not (attention == "none" and feeding) and not (attention == "dot" and bidirectional)
+]
+
+
+@pytest.mark.parametrize(("attention", "feeding", "bidirectional"), CASES)
+@pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1)])
+def test_gradients_match_central_differences(attention, feeding, bidirectional, cell, layers):
+    net, _, targets, x, lengths = problem(attention, feeding, bidirectional, cell, layers)
+
+    def loss():
+        return net.loss_and_grads(x, lengths, targets, dropout=0.2, rng=np.random.default_rng(3))
+
+    loss()
+    analytic = net.flat_grads.copy()
+    numeric = np.empty_like(analytic)
+    eps = 1e-5
+    for k in range(net.num_params):
+        old = net.flat_params[k]
+        net.flat_params[k] = old + eps
+        plus = loss()
+        net.flat_params[k] = old - eps
+        minus = loss()
+        net.flat_params[k] = old
+        numeric[k] = (plus - minus) / (2 * eps)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
+    worst = int(rel.argmax())
+    name = next(n for n, start in _starts(net) if start <= worst)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e} in {name}"
+
+
+def _starts(net):
+    """(parameter name, index of its first element in the flat array), last first."""
+    starts, at = [], 0
+    for name, p in net.params.items():
+        starts.append((name, at))
+        at += p.size
+    return reversed(starts)
+
+
+@pytest.mark.parametrize(("attention", "feeding", "bidirectional"), [("general", False, True), ("additive", True, True),
+                                                                     ("dot", True, False)])  # fmt: skip
+def test_a_padded_batch_equals_its_examples_one_by_one(attention, feeding, bidirectional):
+    net, sources, targets, x, lengths = problem(attention, feeding, bidirectional, seed=2)
+    tokens = sum(len(t) + 1 for t in targets)
+    batch_loss = net.loss_and_grads(x, lengths, targets) * tokens
+    batch_grads = net.flat_grads * tokens
+    total, grads = 0.0, np.zeros_like(batch_grads)
+    for source, target in zip(sources, targets, strict=True):
+        xb, lb = pad([source], np.int64)
+        total += net.loss_and_grads(xb, lb, [target]) * (len(target) + 1)
+        grads += net.flat_grads * (len(target) + 1)
+    assert batch_loss == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(batch_grads, grads, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("attention", "feeding"), [("none", False), ("general", False), ("additive", True)])
+def test_decoding_step_by_step_equals_the_teacher_forced_pass(attention, feeding):
+    net, sources, targets, x, lengths = problem(attention, feeding, True, layers=2, seed=5)
+    decoder_in, _decoder_out, counted = teacher_forcing(targets)
+    logits = net.forward(x, lengths, decoder_in).reshape(len(decoder_in), len(sources), -1).astype(np.float64)
+    forced = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    src = net.encode(x, lengths)
+    feed = np.zeros((len(sources), H)) if feeding else None
+    for t in range(len(decoder_in)):
+        log_probs, out, _ = net.step(decoder_in[t], src.state, feed, src)
+        feed = out if feeding else None
+        np.testing.assert_allclose(log_probs[counted[t]], forced[t][counted[t]], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("feeding", [False, True])
+def test_beam_one_is_greedy_and_a_wider_beam_never_scores_worse(feeding):
+    net, sources, _, _, _ = problem("general", feeding, True, layers=2, seed=7, scale=1.5)
+    rng = np.random.default_rng(1)
+    sources = [rng.integers(0, V_SRC, n) for n in rng.integers(1, 7, 40)]
+    greedy = decode(net, sources, beam=1)
+    by_hand = []
+    for source in sources:  # greedy by hand: the likeliest token, step after step
+        x, lengths = pad([source], np.int64)
+        src = net.encode(x, lengths)
+        ids, feed, tokens, total = np.zeros(1, np.int64), (np.zeros((1, H)) if feeding else None), [], 0.0
+        while True:
+            log_probs, out, _ = net.step(ids, src.state, feed, src)
+            feed = out if feeding else None
+            token = int(log_probs[0].argmax())
+            total += log_probs[0, token]
+            if token == 0:
+                break
+            tokens.append(token)
+            if len(tokens) >= 2 * len(source) + 10:  # cut at the longest output allowed
+                break
+            ids = np.array([token])
+        by_hand.append((tokens, total))
+    assert [(h[0].tokens, pytest.approx(h[0].log_prob)) for h in greedy] == by_hand
+    for penalty in (0.0, 1.0):
+        greedy = decode(net, sources, beam=1, length_penalty=penalty)
+        for beam in (2, 5):
+            wide = decode(net, sources, beam=beam, length_penalty=penalty)
+            assert all(w[0].score >= g[0].score - 1e-12 for w, g in zip(wide, greedy, strict=True))
+            if penalty == 0.0:  # and it does find likelier outputs than greedy
+                assert sum(w[0].score > g[0].score + 1e-6 for w, g in zip(wide, greedy, strict=True)) > 10
+
+
+def test_n_best_scores_are_sorted_log_probabilities():
+    net, sources, _, _, _ = problem("additive", True, False, layers=1, seed=9, scale=1.5)
+    for source, found in zip(sources, decode(net, sources, beam=4, n_best=4, length_penalty=0.0), strict=True):
+        scores = [h.score for h in found]
+        assert scores == sorted(scores, reverse=True) and len({tuple(h.tokens) for h in found}) == len(found)
+        for h in found:
+            forced, _ = forced_log_prob(net, source, h.tokens, h.complete)
+            assert h.log_prob == pytest.approx(forced, rel=1e-9) and h.score == h.log_prob
