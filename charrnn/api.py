@@ -20,12 +20,13 @@ from charrnn.checkpoint import find_checkpoint, load_model
 from charrnn.config import Config, build_config, flag
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
-from charrnn.examples import check_known, encode, read_examples, unknown_report
+from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
 from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
+from charrnn.seq2seq import decode, forced_log_prob
 from charrnn.sizing import pick_size
 from charrnn.supervised import log_probabilities
-from charrnn.tasks import example_metrics, load_data
+from charrnn.tasks import detokenize, example_metrics, load_data, seq2seq_metrics
 from charrnn.trainer import (
     RESUMABLE,
     Trainer,
@@ -43,8 +44,8 @@ PathLike = str | Path
 class Model:
     """A trained model read from a checkpoint, with everything its task can do. Get one with `charrnn.load`.
 
-    A language model (task "lm") samples, scores and predicts; a classifier classifies, a tagger tags; every one
-    evaluates a labelled file.
+    A language model (task "lm") samples, scores and predicts; a classifier classifies, a tagger tags, a seq2seq
+    model translates; every one evaluates a labelled file.
 
     >>> model = charrnn.load("runs/shakespeare")
     >>> model.sample(100, prime="ROMEO:", seed=1), model.score("To be, or not to be")
@@ -61,20 +62,26 @@ class Model:
 
     @property
     def task(self) -> str:
-        """What the model does: "lm", "classify" or "tag"."""
+        """What the model does: "lm", "classify", "tag" or "seq2seq"."""
         return self.config.task
 
     @property
     def outputs(self) -> list[str]:
-        """A classifier's labels or a tagger's output characters (empty for a language model)."""
+        """A classifier's labels, a tagger's output characters or a seq2seq model's output tokens (EOS first)."""
         return list(self.meta.get("outputs") or [])
 
     def _need(self, task: str, action: str) -> None:
         if self.task != task:
-            kind = {"lm": "a language model", "classify": "a classifier", "tag": "a tagger"}
+            kind = {
+                "lm": "a language model",
+                "classify": "a classifier",
+                "tag": "a tagger",
+                "seq2seq": "a seq2seq model",
+            }
+            command = {"lm": "sample", "seq2seq": "translate"}.get(self.task, self.task)
             raise CharRNNError(
                 f"{action} needs {kind[task]}, but {self.path} holds {kind[self.task]} (task {self.task}); "
-                f"use charrnn {'eval' if self.task == 'lm' else self.task} with it, or another checkpoint."
+                f"use charrnn {command} with it, or another checkpoint."
             )
 
     def generate(
@@ -224,10 +231,59 @@ class Model:
             results.append("".join(out))
         return results
 
-    def evaluate(self, path: PathLike, unknown: str = "error") -> dict[str, Any]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        beam: int = 1,
+        n_best: int = 1,
+        length_penalty: float = 1.0,
+        unknown: str = "error",
+    ) -> list[str] | list[list[tuple[str, float]]]:
+        """The output of each text (greedy with beam=1, else beam search); with n_best > 1, the `n_best` best of
+        each with its log-probability, best first.
+
+            >>> model.translate(["phoneme"], beam=5)
+            ['F OW N IY M']
+        """
+        self._need("seq2seq", "translating")
+        found = self._decode(texts, beam, max(1, n_best), length_penalty, unknown)
+        if n_best == 1:
+            return [self._text(h[0].tokens) for h in found]
+        return [[(self._text(h.tokens), h.log_prob) for h in hyps] for hyps in found]
+
+    def attention(self, text: str, beam: int = 1, unknown: str = "error") -> tuple[list[str], list[str], np.ndarray]:
+        """How the decoder attended to `text` while writing its output: the output tokens (EOS last), the source
+        characters, and the weights (output step x source character, each row summing to 1).
+
+            >>> tokens, chars, weights = model.attention("phoneme")
+        """
+        self._need("seq2seq", "showing attention")
+        if self.config.attention == "none":
+            raise CharRNNError(f"{self.path} was trained with --attention none; it has no attention to show.")
+        best = self._decode([text], beam, 1, 1.0, unknown)[0][0]
+        ids, _ = self._encode_inputs([text], unknown)
+        _, weights = forced_log_prob(self.network, ids[0], best.tokens, best.complete)
+        tokens = [self.outputs[i] for i in best.tokens] + ([EOS] if best.complete else [])
+        return tokens, [self.vocab.chars[i] for i in ids[0]], weights
+
+    def _decode(self, texts: Sequence[str], beam: int, n_best: int, length_penalty: float, unknown: str) -> list:
+        if beam < 1:
+            raise CharRNNError(f"--beam must be >= 1 (got {beam}).")
+        if n_best > beam:
+            raise CharRNNError(f"--n-best {n_best} asks for more outputs than --beam {beam} keeps; raise --beam.")
+        ids, _ = self._encode_inputs(texts, unknown)
+        return decode(self.network, ids, beam, n_best, length_penalty)
+
+    def _text(self, ids: Sequence[int]) -> str:
+        return detokenize(ids, self.outputs, self.config.target_units)
+
+    def evaluate(
+        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+    ) -> dict[str, Any]:
         """How well the model does on a labelled file (input<TAB>target lines; for a language model, any text):
         classify: accuracy, macro_f1, per-label precision/recall/F1 and the confusion matrix; tag: char_accuracy,
-        exact_match and the precision/recall/F1 of changed characters; lm: what `score` gives.
+        exact_match and the precision/recall/F1 of changed characters; seq2seq: exact_match, wer and ter (decoded
+        with `beam`; several lines may give references of one source); lm: what `score` gives.
 
             >>> model.evaluate("dev.tsv")["accuracy"]
             0.93
@@ -239,7 +295,15 @@ class Model:
                     "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
         if unknown not in ("error", "skip"):
             raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
-        examples = check_known(read_examples(path, self.task), self.vocab, self.outputs, self.task, str(path), unknown)
+        units = self.config.target_units
+        examples = read_examples(path, self.task)
+        examples = check_known(examples, self.vocab, self.outputs, self.task, str(path), unknown, units)
+        if self.task == "seq2seq":
+            if beam < 1:
+                raise CharRNNError(f"--beam must be >= 1 (got {beam}).")
+            encoded, _ = encode(examples, self.vocab, self.outputs, self.task, 0, units, str(path))
+            metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
+            return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
         encoded, _ = encode(examples, self.vocab, self.outputs, self.task, self.config.max_len)
         metrics = example_metrics(self.network, encoded, self.outputs)
         return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}

@@ -26,7 +26,7 @@ from charrnn.config import FIELDS, Config, build_config, describe, flag
 from charrnn.data import char_name, load_corpus, printable, read_text
 from charrnn.errors import CharRNNError
 from charrnn.examples import load_examples
-from charrnn.plot import plot_runs
+from charrnn.plot import plot_attention, plot_runs
 from charrnn.sample import check_prime
 from charrnn.score import Score
 from charrnn.trainer import LOG2E, TrainEvent
@@ -109,7 +109,8 @@ def train(
     use = (
         f"Sample from it with: charrnn sample {where} --len 500"
         if run.task == "lm"
-        else f"Use it with: charrnn {run.task} {where} TEXT..., or measure it with: charrnn eval FILE {where}"
+        else f"Use it with: charrnn {'translate' if run.task == 'seq2seq' else run.task} {where} TEXT..., or "
+        f"measure it with: charrnn eval FILE {where}"
     )
     err.print(f"charrnn: done ({run.reason}). {use}")
 
@@ -285,7 +286,10 @@ def info(
 
     direction = "bidirectional " if config.bidirectional else ""
     table.add_row("task", {"lm": "lm: next-character language model", "classify": f"classify (pool {config.pool})",
-                           "tag": "tag: an output character per input character"}[config.task])  # fmt: skip
+                           "tag": "tag: an output character per input character",
+                           "seq2seq": f"seq2seq: {config.attention} attention"
+                           + (", input feeding" if config.input_feeding else "")
+                           + f", targets of {config.target_units}"}[config.task])  # fmt: skip
     table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}, {record['parameters']:,} "
                            f"parameters, {config.dtype}")  # fmt: skip
     table.add_row("vocabulary", f"{record['vocab_size']} characters: {printable(record['vocab'])}")
@@ -293,6 +297,8 @@ def info(
         table.add_row("labels", f"{len(record['outputs'])}: {', '.join(record['outputs'])}")
     elif config.task == "tag":
         table.add_row("output characters", f"{len(record['outputs'])}: {printable(''.join(record['outputs']))}")
+    elif config.task == "seq2seq":
+        table.add_row("output tokens", f"{len(record['outputs'])}: {' '.join(record['outputs'])}")
     minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
     table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
     figures = "".join(f"; {k} {v:.4f}" for k, v in record["metrics"].items())
@@ -308,7 +314,7 @@ def info(
 
 
 def _loss_unit(task: str) -> str:
-    return {"lm": "/char", "tag": "/char", "classify": "/example"}[task]
+    return {"lm": "/char", "tag": "/char", "classify": "/example", "seq2seq": "/token"}[task]
 
 
 def _read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
@@ -323,6 +329,10 @@ def _read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
     return lines
 
 
+BeamOption = Annotated[int, typer.Option(help="seq2seq: beam width (1: greedy).")]
+LengthPenaltyOption = Annotated[
+    float, typer.Option(help="seq2seq: rank outputs by log-probability / length ** this (0: no normalisation).")
+]
 InputsArgument = Annotated[list[str] | None, typer.Argument(help="Inputs to read.", show_default=False)]
 FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Read the inputs from this file, one per line.", show_default=False)
@@ -391,12 +401,16 @@ def evaluate(
     checkpoint: CheckpointOption = None,
     run_dir: RunDirOption = None,
     unknown: UnknownOption = "error",
+    beam: BeamOption = 1,
+    length_penalty: LengthPenaltyOption = 1.0,
     json_output: JsonOption = False,
 ) -> None:
     """How well the model does on FILE: accuracy and F1 (classify), character accuracy and exact match (tag),
-    the loss per character (lm, as `score`)."""
+    exact match, word and token error rates (seq2seq), the loss per character (lm, as `score`)."""
     model = _load(checkpoint, run_dir)
-    result = model.evaluate(file, unknown)
+    if model.task != "seq2seq" and (beam != 1 or length_penalty != 1.0):
+        raise CharRNNError(f"--beam and --length-penalty are for seq2seq models; {model.path} is a {model.task} model.")
+    result = model.evaluate(file, unknown, beam, length_penalty)
     if json_output:
         print(json.dumps(result, ensure_ascii=False))
         return
@@ -409,16 +423,81 @@ def evaluate(
     summary.add_column("measure", style="bold")
     summary.add_column("value", justify="right")
     summary.add_row("examples", f"{result['examples']:,}")
+    if "sources" in result:
+        summary.add_row("distinct sources", f"{result['sources']:,}")
     summary.add_row(f"loss (nats{_loss_unit(model.task)})", f"{result['loss']:.4f}")
-    percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall")
+    percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall", "wer", "ter")
     for key in ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_precision", "change_recall",
-                "change_f1"):  # fmt: skip
+                "change_f1", "wer", "ter"):  # fmt: skip
         if key in result:
             value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
             summary.add_row(key.replace("_", " "), value)
     console.print(summary)
     if model.task == "classify":
         _print_labels(console, result)
+
+
+@app.command()
+def translate(
+    texts: InputsArgument = None,
+    file: FileOption = None,
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    beam: BeamOption = 1,
+    n_best: Annotated[int, typer.Option(min=1, help="The N best outputs of each input, with log-probabilities.")] = 1,
+    length_penalty: LengthPenaltyOption = 1.0,
+    show_attention: Annotated[
+        bool, typer.Option("--show-attention", help="Draw how the decoder attended to the (first) input.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="With --show-attention: a PNG heat map (needs charrnn[plot]).")
+    ] = None,
+    unknown: UnknownOption = "error",
+    json_output: JsonOption = False,
+) -> None:
+    """The output sequence of each input, one line each on stdout (a seq2seq model: many-to-many, Tx != Ty)."""
+    inputs = _read_inputs(texts, file)
+    model = _load(checkpoint, run_dir)
+    if out is not None and not show_attention:
+        raise CharRNNError("--out draws the attention; add --show-attention.")
+    if show_attention:
+        tokens, chars, weights = model.attention(inputs[0], beam, unknown)
+        _print_attention(tokens, chars, weights)
+        if out is not None:
+            err.print(f"charrnn: wrote {plot_attention(tokens, chars, weights, out)}")
+        return
+    results = model.translate(inputs, beam, n_best, length_penalty, unknown)
+    if json_output:
+        if n_best == 1:
+            records = [{"input": text, "output": r} for text, r in zip(inputs, results, strict=True)]
+        else:
+            records = [{"input": text, "outputs": [{"output": o, "log_prob": lp} for o, lp in r]}
+                       for text, r in zip(inputs, results, strict=True)]  # fmt: skip
+        print(json.dumps(records, ensure_ascii=False))
+        return
+    if n_best == 1:
+        for output in results:
+            print(output)
+        return
+    table = Table(caption=str(model.path))
+    for column in ("input", "#", "output", "log-probability"):
+        table.add_column(column, justify="right" if column in ("#", "log-probability") else "left")
+    for text, found in zip(inputs, results, strict=True):
+        for rank, (output, log_prob) in enumerate(found, 1):
+            table.add_row(printable(text) if rank == 1 else "", str(rank), output, f"{log_prob:.4f}")
+    Console().print(table)
+
+
+def _print_attention(tokens: list[str], chars: list[str], weights) -> None:
+    """The attention weights as a table: a row per output token, a column per source character, shaded."""
+    table = Table(title="attention (rows: output, columns: input)", show_lines=False, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for c in chars:
+        table.add_column(char_name(c) if c == " " else c, justify="center", min_width=3)
+    for token, row in zip(tokens, weights, strict=True):
+        cells = [f"[on grey{int(93 - 90 * w)}]{round(100 * w):3d}[/]" if w >= 0.05 else "  ." for w in row]
+        table.add_row(token, *cells)
+    Console().print(table)
 
 
 def _print_labels(console: Console, result: dict) -> None:

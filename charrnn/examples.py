@@ -90,6 +90,7 @@ def unknown_report(counts: Counter, what: str, where: str) -> str:
     """One sentence on the symbols `where` has and the model does not: which, and how many times."""
     listed = ", ".join(f"{printable(s)!r} ({n})" for s, n in counts.most_common(10))
     more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
+    what = what if len(counts) > 1 else what.removesuffix("s")
     return (
         f"{where} has {len(counts)} {what} the model never saw in training, {counts.total()} times in all: "
         f"{listed}{more}"

@@ -62,3 +62,29 @@ def tagging_metrics(inputs: Sequence[str], truth: Sequence[str], predicted: Sequ
         "change_recall": recall,
         "change_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
     }
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance between two sequences (insertions, deletions and substitutions cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def sequence_metrics(outputs: Sequence[Sequence], references: Sequence[Sequence[Sequence]]) -> dict:
+    """Exact match and word error rate (an output is right when it equals any of its references), and the token
+    error rate: the edit distance to the closest reference over that reference's length, summed over the inputs
+    (the phoneme error rate when the tokens are phonemes, the character error rate when they are characters)."""
+    right = edits = length = 0
+    for output, refs in zip(outputs, references, strict=True):
+        output = list(output)
+        right += any(output == list(r) for r in refs)
+        distance, closest = min((edit_distance(output, r), len(r)) for r in refs)
+        edits += distance
+        length += closest
+    exact = right / len(outputs) if outputs else 0.0
+    return {"exact_match": exact, "wer": 1.0 - exact, "ter": edits / length if length else 0.0}

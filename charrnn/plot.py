@@ -1,7 +1,10 @@
-"""Loss curves of one or more runs, from their metrics.jsonl, drawn to a PNG with matplotlib (optional extra)."""
+"""Pictures drawn with matplotlib (an optional extra): the loss curves of runs, from their metrics.jsonl, and the
+attention of a seq2seq model over one input."""
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from charrnn.errors import CharRNNError
 from charrnn.trainer import METRICS
@@ -17,15 +20,36 @@ def read_metrics(run_dir: Path) -> list[dict]:
         raise CharRNNError(f"{path} is damaged at line {e.lineno}; it is not JSON lines.") from None
 
 
-def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
-    """Training loss (thin) and validation loss (dots, joined) against steps or epochs, one colour per run."""
+def _pyplot(what: str):
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CharRNNError("charrnn plot needs matplotlib; install it with: pip install 'charrnn[plot]'") from None
+        raise CharRNNError(f"{what} needs matplotlib; install it with: pip install 'charrnn[plot]'") from None
+    return plt
+
+
+def plot_attention(tokens: list[str], chars: list[str], weights: np.ndarray, out: Path) -> Path:
+    """A heat map of attention weights: a row per output token, a column per input character."""
+    plt = _pyplot("--out FILE.png")
+    figure, axes = plt.subplots(figsize=(1 + 0.35 * len(chars), 1 + 0.3 * len(tokens)), dpi=100)
+    axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(chars)), [repr(c)[1:-1] if not c.isprintable() or c == " " else c for c in chars])
+    axes.set_yticks(range(len(tokens)), tokens)
+    axes.set_xlabel("input")
+    axes.set_ylabel("output")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+    plt.close(figure)
+    return out
+
+
+def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
+    """Training loss (thin) and validation loss (dots, joined) against steps or epochs, one colour per run."""
+    plt = _pyplot("charrnn plot")
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     for i, run_dir in enumerate(run_dirs):
         records = read_metrics(run_dir)
@@ -37,7 +61,7 @@ def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
         if val:
             axes.plot(*zip(*val, strict=True), "o-", color=colour, markersize=3, label=f"{run_dir.name} validation")
     axes.set_xlabel(x_axis)
-    axes.set_ylabel("cross-entropy (nats/char)")
+    axes.set_ylabel("cross-entropy (nats per character, example or token)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -8,8 +8,11 @@ nothing task-specific.
 - `ExampleTask` (classify, tag): independent examples, shuffled each epoch and batched by length, full BPTT over
   each; validation adds accuracy and macro-F1 (classify) or character accuracy, exact match and the F1 of the
   characters it changes (tag).
+- `Seq2SeqTask` (seq2seq): the same batches, an encoder-decoder trained with teacher forcing; validation adds the
+  word and token error rates of greedy decoding.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,10 @@ from charrnn.config import Config
 from charrnn.data import Batches, Corpus, Vocab, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.examples import Encoded, ExampleBatches, ExampleData, load_examples, pad
-from charrnn.metrics import classification_metrics, tagging_metrics
-from charrnn.model import CharModel
+from charrnn.metrics import classification_metrics, sequence_metrics, tagging_metrics
+from charrnn.model import CharModel, softmax_cross_entropy
 from charrnn.sample import generate
+from charrnn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
 from charrnn.supervised import ExampleNetwork, log_probabilities
 
 
@@ -58,11 +62,14 @@ def eval_layout(n: int, streams: int, warmup: int) -> tuple[np.ndarray, np.ndarr
     return np.minimum(position, n - 1), counted
 
 
-def build_network(config: Config, vocab_size: int, num_outputs: int = 0) -> CharModel | ExampleNetwork:
+def build_network(config: Config, vocab_size: int, num_outputs: int = 0) -> CharModel | ExampleNetwork | Seq2SeqNetwork:
     """The network of `config`'s task, initialised from its seed."""
     c = config
     if c.task == "lm":
         return CharModel(vocab_size, c.hidden, c.layers, c.cell, c.dtype, c.seed, c.forget_bias)
+    if c.task == "seq2seq":
+        return Seq2SeqNetwork(vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.attention,
+                              c.input_feeding, c.dtype, c.seed, c.forget_bias)  # fmt: skip
     return ExampleNetwork(c.task, vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.pool,
                           c.dtype, c.seed, c.forget_bias)  # fmt: skip
 
@@ -74,7 +81,8 @@ def load_data(
     c = config
     if c.task == "lm":
         return load_corpus(c.corpus, c.encoding, c.val_frac, cache_dir, vocab, c.newline, c.max_vocab)
-    return load_examples(c.corpus[0], c.task, c.encoding, c.val_file, c.val_frac, c.seed, c.max_len, vocab, outputs)
+    return load_examples(c.corpus[0], c.task, c.encoding, c.val_file, c.val_frac, c.seed, c.max_len, vocab, outputs,
+                         c.target_units)  # fmt: skip
 
 
 class LanguageModelTask:
@@ -161,12 +169,45 @@ def example_metrics(net: ExampleNetwork, encoded: Encoded, outputs: list[str]) -
     return {"val_loss": total / chars, **tagging_metrics(examples.inputs, examples.targets, predicted)}
 
 
+def detokenize(ids: Sequence[int], outputs: list[str], units: str) -> str:
+    """A seq2seq output as text: its tokens joined (with spaces when the tokens are words)."""
+    return (" " if units == "words" else "").join(outputs[i] for i in ids)
+
+
+def seq2seq_metrics(
+    net: Seq2SeqNetwork, encoded: Encoded, beam: int = 1, length_penalty: float = 1.0, batch_size: int = 64
+) -> dict[str, Any]:
+    """The loss per target token (teacher-forced), then exact match, WER and token error rate of the decoded
+    outputs: each distinct source is decoded once and scored against every target it has in `encoded`."""
+    order = np.argsort([len(s) for s in encoded.inputs], kind="stable")
+    total = tokens = 0.0
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        x, lengths = pad([encoded.inputs[i] for i in index], encoded.inputs[0].dtype)
+        decoder_in, decoder_out, counted = teacher_forcing([encoded.targets[i] for i in index])
+        logits = net.forward(x, lengths, decoder_in)
+        total += softmax_cross_entropy(logits, decoder_out.reshape(-1), False, counted.reshape(-1))[0]
+        tokens += int(counted.sum())
+    references: dict[str, list[list[int]]] = {}
+    first: dict[str, np.ndarray] = {}
+    for text, ids, target in zip(encoded.examples.inputs, encoded.inputs, encoded.targets, strict=True):
+        references.setdefault(text, []).append(list(target))
+        first.setdefault(text, ids)
+    found = decode(net, list(first.values()), beam, 1, length_penalty)
+    metrics = sequence_metrics([h[0].tokens for h in found], list(references.values()))
+    return {"val_loss": total / tokens, **metrics, "sources": len(first)}
+
+
 # The figures an evaluation reports while training (the others go to `charrnn eval`).
-HEADLINE = {"classify": ("accuracy", "macro_f1"), "tag": ("char_accuracy", "exact_match", "change_f1")}
+HEADLINE = {
+    "classify": ("accuracy", "macro_f1"),
+    "tag": ("char_accuracy", "exact_match", "change_f1"),
+    "seq2seq": ("wer", "ter"),
+}
 
 
 class ExampleTask:
-    """classify or tag: batches of whole examples, from the zero state, with nothing carried between them."""
+    """classify, tag or seq2seq: batches of whole examples, from the zero state, nothing carried between them."""
 
     def __init__(self, config: Config, data: ExampleData) -> None:
         self.config, self.data = config, data
@@ -177,7 +218,7 @@ class ExampleTask:
 
     def describe(self) -> str:
         c, data = self.config, self.data
-        what = "labels" if c.task == "classify" else "output characters"
+        what = {"classify": "labels", "tag": "output characters", "seq2seq": "output tokens and EOS"}[c.task]
         direction = "bidirectional " if c.bidirectional else ""
         return (
             f"{c.task} with a {direction}{c.cell} {c.layers}×{c.hidden} ({self.model.num_params:,} parameters) on "
@@ -191,8 +232,10 @@ class ExampleTask:
         x, lengths = pad([train.inputs[i] for i in index], self.data.vocab.dtype)
         if self.config.task == "classify":
             y = np.asarray(train.targets)[index]
-        else:
+        elif self.config.task == "tag":
             y = pad([train.targets[i] for i in index], np.int64)[0]
+        else:
+            y = [train.targets[i] for i in index]
         self.batch_chars, self.batch_examples = int(lengths.sum()), len(index)
         return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng)
 
@@ -205,7 +248,10 @@ class ExampleTask:
     def evaluate(self) -> dict[str, float] | None:
         if not len(self.data.val):
             return None
-        metrics = example_metrics(self.model, self.data.val, self.data.outputs)
+        if self.config.task == "seq2seq":
+            metrics = seq2seq_metrics(self.model, self.data.val)
+        else:
+            metrics = example_metrics(self.model, self.data.val, self.data.outputs)
         return {k: metrics[k] for k in ("val_loss", *HEADLINE[self.config.task])}
 
     def sample(self, seed: int) -> str:

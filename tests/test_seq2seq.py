@@ -2,9 +2,13 @@
 feeding and bidirectional encoders; padding changes nothing; decoding step by step equals the teacher-forced pass;
 beam search against greedy and forced decodes."""
 
+import json
+
 import numpy as np
 import pytest
 
+import charrnn
+from charrnn.checkpoint import load_model
 from charrnn.examples import pad
 from charrnn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
 
@@ -137,3 +141,98 @@ def test_n_best_scores_are_sorted_log_probabilities():
         for h in found:
             forced, _ = forced_log_prob(net, source, h.tokens, h.complete)
             assert h.log_prob == pytest.approx(forced, rel=1e-9) and h.score == h.log_prob
+
+
+# -- through the command line -----------------------------------------------------------------------------------
+
+REVERSE = ["--task", "seq2seq", "--layers", "1", "--hidden", "32", "--batch-size", "32", "--lr", "0.008",
+           "--bidirectional", "--attention", "additive", "--dropout", "0", "--eval-every", "150"]  # fmt: skip
+
+
+@pytest.fixture
+def reversing(tmp_path):
+    """Strings and their reversals: the output's first character is the input's last, so only an encoder-decoder
+    (or a tagger that could see the end, and the same length) gets them right."""
+    rng = np.random.default_rng(0)
+
+    def make(path, n):
+        words = ["".join(rng.choice(list("abcdefg"), rng.integers(2, 9))) for _ in range(n)]
+        path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+        return path
+
+    return make(tmp_path / "train.tsv", 2000), make(tmp_path / "val.tsv", 150)
+
+
+def test_an_encoder_decoder_learns_to_reverse_strings(run_cli, reversing, tmp_path):
+    train, val = reversing
+    code, out, err = run_cli("train", train, "--val-file", val, *REVERSE, "--max-steps", "450")
+    assert code == 0, err
+    assert "wer" in out and "ter" in out and "nats/token" in out
+    result = json.loads(run_cli("eval", val, "--json")[1])
+    assert result["exact_match"] >= 0.9 and result["wer"] <= 0.1 and result["ter"] < 0.05, result
+    beam = json.loads(run_cli("eval", val, "--json", "--beam", "4")[1])
+    assert beam["wer"] <= result["wer"] + 0.02
+    code, out, _ = run_cli("translate", "abcdef", "gfe")
+    assert code == 0 and out.splitlines() == ["fedcba", "efg"]
+    code, out, _ = run_cli("translate", "abcdef", "--beam", "3", "--n-best", "3", "--json")
+    [record] = json.loads(out)
+    log_probs = [o["log_prob"] for o in record["outputs"]]
+    assert record["outputs"][0]["output"] == "fedcba" and log_probs == sorted(log_probs, reverse=True)
+    code, out, _ = run_cli("translate", "abcdef", "--show-attention", "--out", tmp_path / "attention.png")
+    assert code == 0 and "attention" in out and (tmp_path / "attention.png").stat().st_size > 1000
+    info = json.loads(run_cli("info", "--json")[1])
+    assert info["task"] == "seq2seq" and info["outputs"][0] == "</s>" and "wer" in info["metrics"]
+
+
+def test_words_as_target_units_and_references_shared_by_a_source(run_cli, tmp_path):
+    pairs = [("ab", "A B"), ("ba", "B A"), ("aab", "A A B"), ("ab", "AY B")] * 40
+    (tmp_path / "words.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    code, _, err = run_cli("train", tmp_path / "words.tsv", "--task", "seq2seq", "--target-units", "words",
+                           "--layers", "1", "--hidden", "16", "--max-steps", "3", "--val-frac", "0")  # fmt: skip
+    assert code == 0, err
+    model = charrnn.load(tmp_path / "runs" / "words")
+    assert model.outputs == ["</s>", "A", "AY", "B"]
+    (tmp_path / "refs.tsv").write_text("ab\tA B\nab\tAY B\nba\tB A\n", encoding="utf-8")
+    result = model.evaluate(tmp_path / "refs.tsv")
+    assert result["examples"] == 3 and result["sources"] == 2
+
+
+@pytest.mark.parametrize(
+    ("lines", "flags", "message"),
+    [
+        ("abc\tcba\nab\t\n", [], "line 2 has an empty target"),
+        ("abcdef\tfedcba\n", ["--max-len", "4"], "line 1: the source has 6 characters, more than --max-len 4"),
+        ("ab\tba\n", ["--attention", "dot", "--bidirectional"], "--attention dot needs the encoder's outputs"),
+        ("ab\tba\n", ["--input-feeding", "--attention", "none"], "--input-feeding feeds the attention"),
+    ],
+)
+def test_bad_seq2seq_input_gets_one_sentence(run_cli, tmp_path, lines, flags, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(lines, encoding="utf-8")
+    code, _, err = run_cli("train", path, "--task", "seq2seq", *flags, "--val-frac", "0", "--max-steps", "1")
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_attention_flags_on_other_tasks_and_a_zero_beam_are_refused(run_cli, reversing, small_corpus):
+    train, val = reversing
+    code, _, err = run_cli("train", small_corpus, "--attention", "additive")
+    assert code == 2 and "--attention is for --task seq2seq, not lm" in err
+    code, _, err = run_cli("train", train, "--task", "tag", "--input-feeding")
+    assert code == 2 and "--input-feeding is for --task seq2seq" in err
+    assert run_cli("train", train, "--val-file", val, *REVERSE, "--max-steps", "2")[0] == 0
+    code, _, err = run_cli("translate", "abc", "--beam", "0")
+    assert code == 2 and "--beam must be >= 1" in err
+    code, _, err = run_cli("translate", "abc", "--n-best", "3")
+    assert code == 2 and "--n-best 3 asks for more outputs than --beam 1" in err
+
+
+def test_seq2seq_resume_is_bit_identical(run_cli, reversing, tmp_path):
+    train, val = reversing
+    flags = [*REVERSE, "--val-file", val, "--lr-schedule", "constant", "--dropout", "0.2", "--input-feeding",
+             "--attention", "general"]  # fmt: skip
+    assert run_cli("train", train, *flags, "--max-steps", "90", "--run-dir", "straight")[0] == 0  # 1.4 epochs
+    assert run_cli("train", train, *flags, "--max-steps", "50", "--run-dir", "broken")[0] == 0
+    assert run_cli("train", "--resume", "broken", "--max-steps", "90")[0] == 0
+    np.testing.assert_array_equal(load_model(tmp_path / "broken" / "last.npz")[0].flat_params,
+                                  load_model(tmp_path / "straight" / "last.npz")[0].flat_params)  # fmt: skip

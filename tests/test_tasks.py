@@ -137,7 +137,11 @@ def test_max_len_cuts_inputs_and_says_how_many(run_cli, first_letter):
         ("ab\tx\tz\n", [], "line 1 has 2 tabs"),
         ("ab\tx\ncd\tx\n", ["--val-frac", "0.5"], "has a single label ('x'); a classifier needs"),
         ("abc\txy\n", ["--task", "tag"], "line 1: the output has 2 characters but the input 3"),
-        ("ab\tx\n", ["--task", "clasify"], "--task must be one of lm, classify, tag (got 'clasify'; did you mean "),
+        (
+            "ab\tx\n",
+            ["--task", "clasify"],
+            "--task must be one of lm, classify, tag, seq2seq (got 'clasify'; did you mean classify?)",
+        ),
         ("ab\tx\n", ["--task", "lm", "--bidirectional"], "a language model cannot see the characters it predicts"),
         ("ab\tx\ncd\ty\n", ["--pool", "mean", "--task", "tag"], "--pool is for --task classify"),
     ],
@@ -157,7 +161,7 @@ def test_eval_names_what_the_model_never_saw(run_cli, first_letter, tmp_path):
     assert run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")[0] == 0
     odd = write(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xabc", "zed"), ("xaq", "zed")])
     code, _, err = run_cli("eval", odd)
-    assert code == 2 and "has 1 labels the model never saw in training, 2 times in all: 'zed' (2)" in err
+    assert code == 2 and "has 1 label the model never saw in training, 2 times in all: 'zed' (2)" in err
     odd = write(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xzzq", "ex")])
     code, _, err = run_cli("eval", odd)
     assert code == 2 and "2 input characters the model never saw" in err and "'z' (3)" in err
