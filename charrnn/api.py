@@ -387,6 +387,7 @@ def train(
     init_from: PathLike | None = None,
     overwrite: bool = False,
     callback: Callable[[TrainEvent], None] | None = None,
+    stop: threading.Event | None = None,
     **overrides: Any,
 ) -> Run:
     """Train a model as `charrnn train` does, with the same config keys, run directory and checkpoints.
@@ -394,8 +395,9 @@ def train(
     `corpus_or_config` is a text file (or a list of them), a YAML config file (.yaml or .yml) or a `Config`; with
     resume=True, the run to continue (its folder or a checkpoint; default: the most recent). `overrides` are config
     keys, as command-line flags are (`max_steps=200`, `dropout=0.1`). `callback` receives every `TrainEvent` the
-    command line draws. Ctrl-C (or a notebook's interrupt) lets the current step finish, saves, and returns a run
-    whose `interrupted` is True; continue it with `train(run.run_dir, resume=True)`.
+    command line draws. Ctrl-C (or a notebook's interrupt), or setting `stop` from another thread, lets the current
+    step finish, saves, and returns a run whose `interrupted` is True; continue it with
+    `train(run.run_dir, resume=True)`.
 
         >>> run = charrnn.train("data/pond.txt", max_steps=200, dropout=0.1, run_dir="runs/d0.1")
         >>> run.val_loss
@@ -428,6 +430,7 @@ def train(
         cut = getattr(trainer.data, "cut", 0)
         if cut:
             emit(TrainEvent("notice", text=f"{cut:,} inputs longer than --max-len {cfg.max_len} were cut to it"))
+        trainer.stop_event = stop
         with _stop_on_signals(trainer, emit):
             end = trainer.run(emit)
     return Run(trainer.run_dir, trainer.config.task, trainer.step, trainer.val_loss, trainer.best_val,

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from charrnn import __version__, api
@@ -523,6 +523,62 @@ def _print_labels(console: Console, result: dict) -> None:
                  for i, n in enumerate(row)]  # fmt: skip
         confusion.add_row(label, *cells)
     console.print(confusion)
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[
+        Path | None,
+        typer.Argument(help="The sweep: config keys, then search, trials, metric, early_stop.", show_default=False),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the trials on the Ray cluster at HOST:PORT (default: $RAY_ADDRESS, else a local one).",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[int, typer.Option(min=1, help="CPUs (and BLAS threads) each trial gets.")] = 1,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the sweep in this folder; finished trials are kept.", show_default=False),
+    ] = None,
+) -> None:
+    """Train many runs with settings drawn from a search space, on Ray Tune (needs charrnn[sweep]), and rank them."""
+    from charrnn.sweep import run_sweep  # Ray is imported only by sweeps
+
+    if (sweep_file is None) == (resume is None):
+        raise CharRNNError("give a sweep file, or --resume FOLDER to continue one (not both).")
+    status = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
+    task = status.add_task("starting Ray")
+
+    def show(state: dict) -> None:
+        best = "-" if state["best"] is None else f"{state['best']:.4f} ({state['best_trial']})"
+        status.update(task, description=(
+            f"sweep: {state['running']} running · {state['finished']} finished · {state['stopped early']} stopped "
+            f"early · {state['failed']} failed, of {state['trials']} · best {best}"))  # fmt: skip
+
+    with status:
+        spec, sweep_dir, rows = run_sweep(sweep_file, address, cpus_per_trial, resume, show)
+    table = Table(title=f"charrnn sweep {spec.name}: {len(rows)} trials, by {spec.metric} ({spec.mode})")
+    for column in ("trial", *spec.search, spec.metric, "steps", "minutes", "status"):
+        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+    for row in rows:
+        cells = [_cell(row[k]) for k in ("trial", *spec.search, spec.metric, "steps", "minutes", "status")]
+        table.add_row(*cells, style="bold" if row is rows[0] else None)
+    Console().print(table)
+    interrupted = [r for r in rows if r["status"] == "interrupted"]
+    if interrupted:
+        err.print(f"charrnn: {len(interrupted)} trials were stopped; continue with: charrnn sweep --resume {sweep_dir}")
+        raise typer.Exit(130)
+    err.print(f"charrnn: wrote {sweep_dir / 'results.csv'} and {sweep_dir / 'best.yaml'}; train the best with: "
+              f"charrnn train --config {sweep_dir / 'best.yaml'}")  # fmt: skip
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
 
 
 @app.command()

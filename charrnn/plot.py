@@ -47,9 +47,18 @@ def plot_attention(tokens: list[str], chars: list[str], weights: np.ndarray, out
     return out
 
 
+def _runs_in(folder: Path) -> list[Path]:
+    """A run's folder, or the trials of a sweep's folder (its subfolders that have metrics)."""
+    if (folder / METRICS).is_file() or not folder.is_dir():
+        return [folder]
+    return sorted(p.parent for p in folder.glob(f"*/{METRICS}")) or [folder]
+
+
 def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
-    """Training loss (thin) and validation loss (dots, joined) against steps or epochs, one colour per run."""
+    """Training loss (thin) and validation loss (dots, joined) against steps or epochs, one colour per run; a sweep's
+    folder stands for all its trials."""
     plt = _pyplot("charrnn plot")
+    run_dirs = [trial for d in run_dirs for trial in _runs_in(d)]
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     for i, run_dir in enumerate(run_dirs):
         records = read_metrics(run_dir)

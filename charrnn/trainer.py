@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class Trainer:
         self.bad_steps = 0
         self.notice = ""
         self.stop_requested = False  # set from a signal handler: stop after this step, save
+        self.stop_event: threading.Event | None = None  # the same, set from another thread
         self.snapshot = self._snapshot()
 
     @property
@@ -255,7 +257,7 @@ class Trainer:
 
     def _stop_reason(self) -> str:
         cfg = self.config
-        if self.stop_requested:
+        if self.stop_requested or (self.stop_event is not None and self.stop_event.is_set()):
             return "interrupted"
         if self.step >= self.total_steps:
             return f"reached step {self.total_steps} (--max-steps / --epochs)"
@@ -313,11 +315,11 @@ class Trainer:
             last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
                 event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
-            if event.kind == "eval":
-                emit(event)
             if self.step % cfg.log_every == 0 or event.kind == "eval" or reason:
                 self._log(event, float(np.mean(since_log)) if since_log else None)
                 since_log = []
+            if event.kind == "eval":  # after the save and the metrics line: a callback may end the process
+                emit(event)
             if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.task == "lm":
                 emit(dataclasses.replace(event, kind="sample", text=self.task.sample(seed=self.step)))
             if reason:

@@ -1,0 +1,504 @@
+"""`charrnn sweep`: many training runs with sampled settings, on Ray Tune, from one machine to a cluster.
+
+A sweep file holds the usual config keys (the base run, which must give each trial a budget: max_time, max_steps
+or epochs), and:
+
+    search:            # the keys to vary, each with what to draw from
+      hidden: [64, 128, 256]                # one of a list
+      lr: {loguniform: [0.001, 0.01]}       # a float, log-uniform over [low, high)
+      dropout: {uniform: [0.0, 0.3]}        # a float, uniform over [low, high)
+      layers: {int: [1, 3]}                 # a whole number in [low, high], both included
+    trials: 8          # how many runs
+    metric: val_loss   # what to rank by (default: the validation loss); or accuracy, macro_f1, wer, ter, ...
+    early_stop: true   # ASHA stops trials that fall behind at the same number of validation passes
+
+Every trial is an ordinary charrnn run in runs/<sweep>/<trial id>/ (its checkpoints, metrics.jsonl, config.yaml), so
+`charrnn sample/eval/info/plot` work on it and `charrnn train --resume` continues it. Ray is imported here only,
+inside the functions that need it: it is an optional extra, `pip install 'charrnn[sweep]'`.
+"""
+
+import csv
+import dataclasses
+import difflib
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from charrnn.config import FIELDS, Config, check_value, closest_key, from_mapping
+from charrnn.errors import CharRNNError
+
+SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
+# What a trial may vary: how the model is made and trained, not what it learns from or how long it runs.
+VARIABLE = ("cell", "layers", "hidden", "batch_size", "seq_len", "reset_every", "forget_bias", "dropout", "optimizer",
+            "lr", "momentum", "weight_decay", "lr_schedule", "lr_decay", "lr_decay_every", "min_lr", "decay_frac",
+            "warmup_steps", "clip", "clip_value", "seed", "bidirectional", "pool", "attention", "input_feeding",
+            "max_len")  # fmt: skip
+MAXIMISED = ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_f1")
+METRICS = {
+    "lm": ("val_loss",),
+    "classify": ("val_loss", "accuracy", "macro_f1"),
+    "tag": ("val_loss", "char_accuracy", "exact_match", "change_f1"),
+    "seq2seq": ("val_loss", "wer", "ter"),
+}
+RANGES = ("uniform", "loguniform", "int")
+
+
+@dataclass
+class Sweep:
+    """A sweep file, checked: the base config, what to search, and how."""
+
+    base: Config
+    search: dict[str, Any]  # key -> a list, or {"uniform" | "loguniform" | "int": [low, high]}
+    trials: int
+    metric: str
+    early_stop: bool
+    name: str
+    source: dict = field(default_factory=dict)  # the file as read, to tell this sweep from another
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.metric in MAXIMISED else "min"
+
+
+def read_sweep(path: Path, name: str = "") -> Sweep:
+    """Read and check a sweep file; every mistake is one sentence naming the key and the fix. The sweep's name is
+    its `name:`, else `name`, else the file's stem."""
+    if not path.is_file():
+        raise CharRNNError(f"sweep file {path} does not exist; check the path.")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise CharRNNError(f"sweep file {path} is not valid YAML: {e}.") from None
+    if not isinstance(document, dict):
+        raise CharRNNError(f"sweep file {path} must be a mapping of config keys, with a `search:` section.")
+    where = f"sweep file {path}"
+    unknown = [k for k in document if k not in FIELDS and k not in SWEEP_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), [*FIELDS, *SWEEP_KEYS], n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the sweep keys are {', '.join(SWEEP_KEYS)}."
+        raise CharRNNError(f"{where}: unknown key '{unknown[0]}'; {hint}")
+    values = from_mapping({k: v for k, v in document.items() if k in FIELDS}, where)
+    if not values.get("corpus"):
+        raise CharRNNError(f"{where} names no corpus; add `corpus: FILE`.")
+    if not any(k in document for k in ("max_time", "max_steps", "epochs")):
+        raise CharRNNError(f"{where} gives the trials no budget; add max_time (e.g. 2m), max_steps or epochs.")
+    values["corpus"] = [str(Path(p).resolve()) for p in values["corpus"]]  # each trial reads it where it runs
+    if values.get("val_file"):
+        values["val_file"] = str(Path(values["val_file"]).resolve())
+    base = Config(**values)
+    search = document.get("search")
+    if not isinstance(search, dict) or not search:
+        raise CharRNNError(f"{where} has no `search:` section; give it the keys to vary, e.g. `hidden: [64, 128]`.")
+    for key, spec in search.items():
+        _check_search(key, spec, where)
+    trials = document.get("trials", 8)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise CharRNNError(f"{where}: `trials` must be a whole number >= 1 (got {trials!r}).")
+    metric = document.get("metric", "val_loss")
+    if metric not in METRICS[base.task]:
+        raise CharRNNError(
+            f"{where}: `metric` {metric!r} is not measured for --task {base.task}; use one of "
+            f"{', '.join(METRICS[base.task])}."
+        )
+    early_stop = document.get("early_stop", True)
+    if not isinstance(early_stop, bool):
+        raise CharRNNError(f"{where}: `early_stop` must be true or false (got {early_stop!r}).")
+    name = str(document.get("name") or name or path.stem)
+    for sample in _corners(search):  # every extreme of the search must make a valid config
+        try:
+            base.replace(**sample)
+        except CharRNNError as e:
+            raise CharRNNError(f"{where}: the search can make an invalid run: {e}") from None
+    return Sweep(base, search, trials, metric, early_stop, name, document)
+
+
+def _check_search(key: str, spec: Any, where: str) -> None:
+    if key not in FIELDS:
+        raise CharRNNError(f"{where}: search key '{key}' is not a config key; {closest_key(key)}")
+    if key not in VARIABLE:
+        raise CharRNNError(
+            f"{where}: '{key}' may not vary between trials (every trial reads the same data for the same budget); "
+            f"set it above `search:`. Keys that may vary: {', '.join(VARIABLE)}."
+        )
+    if isinstance(spec, list):
+        if not spec:
+            raise CharRNNError(f"{where}: search key '{key}' has an empty list; give it the values to try.")
+        for value in spec:
+            try:
+                check_value(key, value)
+            except ValueError as e:
+                raise CharRNNError(f"{where}: search key '{key}': {value!r} {e}.") from None
+        return
+    if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in RANGES):
+        raise CharRNNError(
+            f"{where}: search key '{key}' must be a list of values or one of {{uniform: [low, high]}}, "
+            "{loguniform: [low, high]}, {int: [low, high]}."
+        )
+    kind, bounds = next(iter(spec.items()))
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds)):
+        raise CharRNNError(f"{where}: search key '{key}': {kind} needs [low, high], two numbers (got {bounds!r}).")
+    low, high = bounds
+    if low >= high:
+        raise CharRNNError(f"{where}: search key '{key}': {kind} [{low}, {high}] is empty; low must be below high.")
+    if kind == "loguniform" and low <= 0:
+        raise CharRNNError(f"{where}: search key '{key}': loguniform needs low > 0 (got {low}); use uniform.")
+    if kind == "int" and not all(isinstance(b, int) for b in bounds):
+        raise CharRNNError(f"{where}: search key '{key}': int needs whole numbers (got {bounds!r}).")
+    if kind != "int" and FIELDS[key].type is int:
+        raise CharRNNError(f"{where}: search key '{key}' takes whole numbers; use {{int: [{low}, {high}]}}.")
+    for value in bounds:
+        try:
+            check_value(key, value)
+        except ValueError as e:
+            raise CharRNNError(f"{where}: search key '{key}': {value!r} {e}.") from None
+
+
+def _corners(search: dict[str, Any]) -> list[dict[str, Any]]:
+    """A few samples that together reach every listed value and both ends of every range."""
+    options = {k: (v if isinstance(v, list) else next(iter(v.values()))) for k, v in search.items()}
+    width = max(len(v) for v in options.values())
+    return [{k: v[min(i, len(v) - 1)] for k, v in options.items()} for i in range(width)]
+
+
+def _domain(spec: Any):
+    from ray import tune
+
+    if isinstance(spec, list):
+        return tune.choice(spec)
+    kind, (low, high) = next(iter(spec.items()))
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform}[kind](low, high) if kind != "int" else \
+        tune.randint(low, high + 1)  # fmt: skip
+
+
+STATE = ".tune"  # Ray Tune's own record of the sweep, for --resume
+STOPPED = "stopped by Ctrl-C; charrnn sweep --resume continues it"  # how a trial that Ctrl-C stopped ends
+
+
+def trial_folder(trial_id: str) -> str:
+    """A trial's run folder in its sweep's: trial-NNNNN, from Ray Tune's id (the same when the sweep resumes)."""
+    return f"trial-{trial_id.rsplit('_', 1)[-1]}"
+
+
+def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric: str, control: Any) -> None:
+    """One trial, run by Ray: an ordinary charrnn run in sweep_dir/<trial id>, reporting each validation pass.
+
+    A trial stopped by Ctrl-C (through `control`) finishes its step, saves, and fails, so that `--resume` runs it
+    again, and charrnn then continues it from its checkpoint."""
+    import ray
+    from ray import tune
+
+    from charrnn.api import train
+
+    run_dir = Path(sweep_dir) / trial_folder(tune.get_context().get_trial_id())
+    sampled = {k: v.item() if hasattr(v, "item") else v for k, v in sampled.items()}  # NumPy scalars from Ray
+    config = Config(**{**base, **sampled, "run_dir": str(run_dir)})
+    config = config.replace(save_every=config.eval_every)  # a trial stopped early keeps its last evaluation
+    stop = threading.Event()
+    best: list[float] = []
+    node = ray.get_runtime_context().get_node_id()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if ray.get(control.stopping.remote()):
+                stop.set()
+            time.sleep(1.0)
+
+    def on_event(event) -> None:
+        """After every validation pass: its figures, the best so far, and whether the run has reached its budget."""
+        if event.kind != "eval" or not event.evaluated or event.val_loss is None:
+            return
+        figures = {"val_loss": event.val_loss, **event.metrics}
+        best.append(figures[metric])
+        pick = max if metric in MAXIMISED else min
+        finished = event.step >= event.total_steps or bool(config.max_time and event.elapsed >= config.max_time)
+        tune.report({**figures, "best": pick(best), "step": event.step, "train_seconds": event.elapsed,
+                     "finished": finished, "node": node, "run_dir": str(run_dir)})  # fmt: skip
+
+    if ray.get(control.stopping.remote()):  # started after Ctrl-C: leave it to --resume
+        raise RuntimeError(STOPPED)
+    threading.Thread(target=watch, daemon=True).start()
+    resumed = (run_dir / "last.npz").is_file()  # the sweep was interrupted: go on from the trial's checkpoint
+    try:
+        run = train(run_dir if resumed else config, resume=resumed, callback=on_event, stop=stop)
+    finally:
+        stop.set()  # ends the watcher
+    if run.interrupted:
+        raise RuntimeError(STOPPED)
+
+
+def run_sweep(
+    path: Path | None,
+    address: str | None = None,
+    cpus_per_trial: int = 1,
+    resume: Path | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+) -> tuple[Sweep, Path, list[dict]]:
+    """Run (or, with `resume`, continue) a sweep; return it, its folder and one row per trial, best first."""
+    if resume is not None:
+        sweep_dir = resume
+        if not (sweep_dir / "sweep.yaml").is_file():
+            raise CharRNNError(f"{sweep_dir} holds no sweep (no sweep.yaml); give the folder a sweep ran in.")
+        sweep = read_sweep(sweep_dir / "sweep.yaml", sweep_dir.name)
+    else:
+        sweep = read_sweep(path)
+        sweep_dir = Path("runs") / sweep.name
+        _claim(sweep_dir, sweep)
+    # Ray Tune's own console output and result loggers: the display and results.csv replace them.
+    os.environ.update(RAY_AIR_NEW_OUTPUT="0", RAY_DEDUP_LOGS="0")
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise CharRNNError("charrnn sweep runs on Ray Tune; install it with: pip install 'charrnn[sweep]'") from None
+    _start_ray(ray, address or os.environ.get("RAY_ADDRESS"), cpus_per_trial)
+    try:
+        _check_nodes_read(ray, sweep.base)
+        control = _control(ray)
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, base=sweep.base.to_dict(), sweep_dir=str(sweep_dir.resolve()),
+                                 metric=sweep.metric, control=control),
+            {"cpu": cpus_per_trial},
+        )  # fmt: skip
+        state = str((sweep_dir / STATE).resolve())
+        progress = _progress(tune, sweep.trials, sweep.mode)
+        if resume is not None:
+            if not tune.Tuner.can_restore(state):
+                raise CharRNNError(f"{sweep_dir} has no Ray Tune state to resume ({STATE}); run the sweep anew.")
+            tuner = tune.Tuner.restore(state, trainable, resume_errored=True)
+        else:
+            scheduler = None
+            if sweep.early_stop:
+                scheduler = tune.schedulers.ASHAScheduler(time_attr="training_iteration", grace_period=1,
+                                                          reduction_factor=2)  # fmt: skip
+            tuner = tune.Tuner(
+                trainable,
+                param_space={k: _domain(v) for k, v in sweep.search.items()},
+                tune_config=tune.TuneConfig(num_samples=sweep.trials, metric="best", mode=sweep.mode,
+                                            scheduler=scheduler,  # the base config's seed draws the trials
+                                            search_alg=tune.search.BasicVariantGenerator(random_state=sweep.base.seed)),
+                run_config=tune.RunConfig(name=STATE, storage_path=str(sweep_dir.resolve()), verbose=0,
+                                          callbacks=[progress]),
+            )  # fmt: skip
+        done = threading.Event()
+        threading.Thread(target=_show_progress, args=(progress, on_progress, done), daemon=True).start()
+        try:
+            with _interrupt_trials(control):
+                grid = tuner.fit()
+        finally:
+            done.set()
+        rows = _rows(grid, sweep, sweep_dir)
+    finally:
+        ray.shutdown()
+    _write_results(sweep, sweep_dir, rows)
+    return sweep, sweep_dir, rows
+
+
+def _claim(sweep_dir: Path, sweep: Sweep) -> None:
+    """Make the sweep's folder, unless it holds another sweep (or this one, already run: that is --resume)."""
+    saved = sweep_dir / "sweep.yaml"
+    if saved.is_file():
+        other = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        if other != sweep.source:
+            raise CharRNNError(
+                f"{sweep_dir} already holds a different sweep; give this one another `name:`, or remove the folder."
+            )
+        raise CharRNNError(
+            f"{sweep_dir} already holds this sweep; continue it with: charrnn sweep --resume {sweep_dir}"
+        )
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(sweep.source, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def _check_reachable(address: str) -> None:
+    """A cluster's address must answer at once (Ray itself would retry it for minutes)."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as e:
+        raise CharRNNError(
+            f"could not reach the Ray cluster at {address} ({e.strerror or e}); start it with `ray start --head`, "
+            "or check the address."
+        ) from None
+
+
+def _start_ray(ray: Any, address: str | None, cpus_per_trial: int) -> None:
+    """Join the cluster at `address`, or start one in this process; BLAS in each trial uses its own CPUs only."""
+    threads = str(cpus_per_trial)
+    env = {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    options = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "include_dashboard": False,
+               "logging_level": logging.ERROR}  # fmt: skip
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    try:
+        if address:
+            _check_reachable(address)
+            ray.init(address=address, **options)
+        else:
+            ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise CharRNNError(f"could not reach {where} ({str(e).splitlines()[0]}); start it with `ray start`, "
+                           "or check the address.") from None  # fmt: skip
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cpus < cpus_per_trial:
+        raise CharRNNError(f"--cpus-per-trial {cpus_per_trial} is more than the cluster has ({cpus:g} CPUs).")
+
+
+def _check_nodes_read(ray: Any, base: Config) -> None:
+    """Refuse early if a node of the cluster cannot read the corpus at the path the trials will use."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    paths = [*base.corpus, *([base.val_file] if base.val_file else [])]
+
+    @ray.remote(num_cpus=0)
+    def unreadable(files: list[str]) -> list[str]:
+        bad = []
+        for name in files:
+            try:
+                with open(name, "rb") as f:
+                    f.read(1)
+            except OSError as e:
+                bad.append(f"{name} ({e.strerror or e})")
+        return bad
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    checks = [
+        unreadable.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths)
+        for n in nodes
+    ]
+    for node, bad in zip(nodes, ray.get(checks), strict=True):
+        if bad:
+            raise CharRNNError(
+                f"a trial on node {node.get('NodeManagerAddress')} cannot read {bad[0]}; every node reads the corpus "
+                "at the same path: copy it there, or keep it in a folder all nodes share."
+            )
+
+
+def _control(ray: Any) -> Any:
+    """An actor that tells the trials, wherever they run, that the sweep is stopping."""
+
+    @ray.remote(num_cpus=0)
+    class Control:
+        def __init__(self) -> None:
+            self.stop = False
+
+        def request_stop(self) -> None:
+            self.stop = True
+
+        def stopping(self) -> bool:
+            return self.stop
+
+    return Control.remote()
+
+
+class _interrupt_trials:
+    """The first Ctrl-C asks every trial to finish its step, save and stop (Tune then ends the sweep); a second one
+    stops at once."""
+
+    def __init__(self, control: Any) -> None:
+        self.control = control
+
+    def __enter__(self) -> None:
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self.previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum: int, frame: object) -> None:
+            if self.stopping:
+                raise KeyboardInterrupt
+            self.stopping = True
+            self.control.request_stop.remote()
+            logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # the trials it stops end as errors: expected
+
+        self.stopping = False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, request_stop)
+
+    def __exit__(self, *exc: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _progress(tune: Any, trials: int, mode: str) -> Any:
+    """A Ray Tune callback that counts the trials and keeps the best so far in `state` (read by the display)."""
+
+    class Progress(tune.Callback):
+        def __init__(self) -> None:
+            self.state = {"running": 0, "finished": 0, "stopped early": 0, "failed": 0, "best": None,
+                          "best_trial": None, "trials": trials}  # fmt: skip
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            self.state["running"] += 1
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            value, best = result.get("best"), self.state["best"]
+            if value is not None and (best is None or (value > best if mode == "max" else value < best)):
+                self.state["best"], self.state["best_trial"] = value, trial.trial_id
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.state["running"] -= 1
+            self.state["finished" if (trial.last_result or {}).get("finished") else "stopped early"] += 1
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self.state["running"] -= 1
+            self.state["failed"] += 1
+
+    return Progress()
+
+
+def _show_progress(progress: Any, on_progress: Callable[[dict], None] | None, done: threading.Event) -> None:
+    """Pass the callback's counts to the display twice a second until `done`."""
+    while on_progress and not done.wait(0.5):
+        on_progress(dict(progress.state))
+
+
+def _rows(grid: Any, sweep: Sweep, sweep_dir: Path) -> list[dict]:
+    rows = []
+    for result in grid:
+        metrics = result.metrics or {}
+        run_dir = Path(metrics.get("run_dir") or sweep_dir / trial_folder(metrics.get("trial_id", "")))
+        if result.error is not None:
+            status = "interrupted" if STOPPED in str(result.error) else "failed"
+        else:
+            status = "finished" if metrics.get("finished") else "stopped early"
+        rows.append({
+            "trial": run_dir.name,
+            **{k: result.config.get(k) for k in sweep.search},
+            sweep.metric: metrics.get("best"),
+            "steps": metrics.get("step"),
+            "minutes": round(metrics.get("train_seconds", 0.0) / 60, 2),
+            "status": status,
+            "node": metrics.get("node"),
+            "run_dir": str(run_dir),
+        })  # fmt: skip
+    worst = -math.inf if sweep.mode == "max" else math.inf
+    rows.sort(key=lambda r: (r[sweep.metric] if r[sweep.metric] is not None else worst) * (-1 if sweep.mode == "max"
+                                                                                           else 1))  # fmt: skip
+    return rows
+
+
+def _write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict]) -> None:
+    """results.csv (every trial, best first) and best.yaml (the best trial's config, ready for charrnn train)."""
+    with (sweep_dir / "results.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
+        writer.writeheader()
+        writer.writerows(rows)
+    done = [r for r in rows if r[sweep.metric] is not None]
+    if done:
+        top = done[0]
+        best = dataclasses.replace(sweep.base, **{k: top[k] for k in sweep.search}, run_dir="")
+        (sweep_dir / "best.yaml").write_text(
+            f"# The best trial of sweep {sweep.name} ({top['trial']}, {sweep.metric} {top[sweep.metric]:.4f});\n"
+            f"# train it again with: charrnn train --config {sweep_dir / 'best.yaml'}\n" + best.to_yaml(),
+            encoding="utf-8",
+        )
