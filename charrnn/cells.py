@@ -91,10 +91,16 @@ class Layer(Scratch):
         self.p, self.g = params, grads
 
     def init(self, rng: np.random.Generator) -> None:
-        """Uniform(-1/sqrt(H), 1/sqrt(H)) weights, as PyTorch's recurrent layers; zero biases."""
+        """PyTorch's initialisation of its recurrent layers: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)).
+
+        Our `b` stands for PyTorch's b_ih + b_hh, so it is the sum of two such draws. Zero biases learned measurably
+        less per step (GRU 2x384, 1,500 steps: 1.527 against 1.513 nats/char; benchmarks/quality.md).
+        """
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, w in self.p.items():
-            w[...] = rng.uniform(-bound, bound, w.shape) if name.startswith("W") else 0.0
+            w[...] = rng.uniform(-bound, bound, w.shape)
+            if name == "b":
+                w += rng.uniform(-bound, bound, w.shape)
 
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype)]
@@ -260,7 +266,7 @@ class LSTM(Layer):
     def init(self, rng: np.random.Generator) -> None:
         super().init(rng)
         n = self.hidden_size
-        self.p["b"][2 * n : 3 * n] = self.forget_bias  # 0 by default: measured better than 1 (benchmarks/sweep.md)
+        self.p["b"][2 * n : 3 * n] += self.forget_bias  # 0 by default: measured better than 1 (benchmarks/sweep.md)
 
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype) for _ in range(2)]

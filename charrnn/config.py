@@ -89,8 +89,9 @@ class Config:
         ge=0,
     )
     forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate")
-    dropout: float = _key(
-        0.1, "dropout between stacked layers and before the output layer, in training only", ge=0.0, lt=1.0
+    dropout: float = _key(0.1, "dropout between stacked layers, in training only (as PyTorch's)", ge=0.0, lt=1.0)
+    output_dropout: bool = _key(
+        False, "also drop the top layer's output before the output layer (as char-rnn; measured worse here)"
     )
     optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
     lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)

@@ -51,8 +51,10 @@ class CharModel(Network):
         dtype: str = "float32",
         seed: int = 0,
         forget_bias: float = 0.0,
+        output_dropout: bool = False,
     ) -> None:
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
+        self.output_dropout = output_dropout
         layer_cls = CELLS[cell]
         self.layers: list[Layer] = [
             layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, dtype, forget_bias)
@@ -67,9 +69,9 @@ class CharModel(Network):
     def init(self, rng: np.random.Generator) -> None:
         for layer in self.layers:
             layer.init(rng)
-        bound = 1.0 / np.sqrt(self.hidden_size)
+        bound = 1.0 / np.sqrt(self.hidden_size)  # as PyTorch's nn.Linear
         self.params["W_y"][...] = rng.uniform(-bound, bound, self.params["W_y"].shape)
-        self.params["b_y"][...] = 0.0
+        self.params["b_y"][...] = rng.uniform(-bound, bound, self.params["b_y"].shape)
 
     def initial_state(self, batch_size: int) -> list[State]:
         return [layer.zero_state(batch_size) for layer in self.layers]
@@ -89,10 +91,11 @@ class CharModel(Network):
     ) -> tuple[np.ndarray, list[State]]:
         """Logits (T*B, V) for ids x (T, B), and the state after the last step (carry it to the next chunk).
 
-        With dropout p > 0 (training), each layer's output, as the next layer or the output layer sees it, keeps
-        each unit with probability 1 - p (scaled by 1 / (1 - p)); the masks come from `rng`. The recurrent
-        connections inside a layer are never dropped. prepare=False reuses the weights of the last `prepare()`:
-        right only while the parameters are unchanged, as in sampling, where it saves redoing it per character.
+        With dropout p > 0 (training), each layer's output, as the next layer sees it, keeps each unit with
+        probability 1 - p (scaled by 1 / (1 - p)), as PyTorch's `dropout=`; with `output_dropout`, also the top
+        layer's, as the output layer sees it (as char-rnn). The masks come from `rng`; the recurrent connections
+        inside a layer are never dropped. prepare=False reuses the weights of the last `prepare()`: right only while
+        the parameters are unchanged, as in sampling, where it saves redoing it per character.
         """
         T, B = x.shape
         out, new_state = x, []
@@ -102,11 +105,12 @@ class CharModel(Network):
         for i, (layer, s) in enumerate(zip(self.layers, state, strict=True)):
             out, s = layer.forward(out, s)
             new_state.append(s)
-            if dropout > 0:
+            mask = None
+            if dropout > 0 and (i < len(self.layers) - 1 or self.output_dropout):
                 mask = np.multiply(rng.random(out.shape, self.dtype) >= dropout, 1.0 / (1.0 - dropout),
                                    out=self.buf(f"mask{i}", *out.shape), dtype=self.dtype)  # fmt: skip
                 out = np.multiply(out, mask, out=self.buf(f"dropped{i}", *out.shape))
-                self._masks.append(mask)
+            self._masks.append(mask)
         self._top = out
         logits = self.buf("logits", T * B, self.vocab_size)
         np.matmul(out.reshape(T * B, -1), self.params["W_y"], out=logits)
@@ -137,7 +141,7 @@ class CharModel(Network):
         dtop = self.buf("dtop", T, B, self.hidden_size)
         np.matmul(dlogits, self.params["W_y"].T, out=dtop.reshape(T * B, -1))
         for i in reversed(range(len(self.layers))):
-            if self._masks:
+            if self._masks[i] is not None:
                 dtop *= self._masks[i]
             dtop = self.layers[i].backward(dtop)
 

@@ -68,8 +68,10 @@ class Seq2SeqNetwork(Network):
         dtype: str = "float32",
         seed: int = 0,
         forget_bias: float = 0.0,
+        output_dropout: bool = False,
     ) -> None:
         H = self.hidden_size = hidden_size
+        self.output_dropout = output_dropout
         self.attention, self.input_feeding, self.target_vocab = attention, input_feeding, target_vocab
         self.encoder = Encoder(cell, source_vocab, H, num_layers, bidirectional, np.dtype(dtype), forget_bias)
         D = self.encoder.output_size
@@ -102,10 +104,15 @@ class Seq2SeqNetwork(Network):
         rng = np.random.default_rng(seed)
         for layer in [*self.encoder.named_layers().values(), *self.decoder]:
             layer.init(rng)
-        for name, w in self.params.items():
-            if (w.ndim == 2 and not name.startswith(("enc.", "dec.l"))) or name == "att.v":
+        for name, w in self.params.items():  # the other layers as PyTorch's nn.Linear: U(-1/sqrt(in), 1/sqrt(in))
+            if w.ndim == 2 and not name.startswith(("enc.", "dec.l")):
                 bound = 1.0 / math.sqrt(w.shape[0])
                 w[...] = rng.uniform(-bound, bound, w.shape)
+                bias = {"att.W_c": "att.b_c", "W_y": "b_y", "att.W_k": "att.b"}.get(name, name[:-1] + "b")
+                if bias in self.params:
+                    self.params[bias][...] = rng.uniform(-bound, bound, self.params[bias].shape)
+            elif name == "att.v":
+                w[...] = rng.uniform(-1.0, 1.0, w.shape) / math.sqrt(w.shape[0])
 
     # -- the pieces ------------------------------------------------------------------------------------------
 
@@ -209,7 +216,8 @@ class Seq2SeqNetwork(Network):
                 top, _ = layer.forward(top, src.state[i])
                 top = self._drop(top, dropout, rng, i < len(self.decoder) - 1)
             out, self._cache = self.attend(np.ascontiguousarray(top.transpose(1, 0, 2)), src)
-        self._top = out = self._drop(np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(T * B, -1), dropout, rng)
+        out = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(T * B, -1)
+        self._top = out = self._drop(out, dropout, rng, self.output_dropout)
         return out @ self.params["W_y"] + self.params["b_y"]
 
     def _drop(self, x: np.ndarray, dropout: float, rng: np.random.Generator | None, on: bool = True) -> np.ndarray:

@@ -31,8 +31,9 @@ class ExampleNetwork(Network):
         dtype: str = "float32",
         seed: int = 0,
         forget_bias: float = 0.0,
+        output_dropout: bool = False,
     ) -> None:
-        self.task, self.pool, self.num_outputs = task, pool, num_outputs
+        self.task, self.pool, self.num_outputs, self.output_dropout = task, pool, num_outputs, output_dropout
         self.encoder = Encoder(cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias)
         size = self.encoder.output_size
         super().__init__(self.encoder.shapes() | {"W_y": (size, num_outputs), "b_y": (num_outputs,)}, dtype)
@@ -41,8 +42,9 @@ class ExampleNetwork(Network):
         rng = np.random.default_rng(seed)
         for layer in self.encoder.named_layers().values():
             layer.init(rng)
-        bound = 1.0 / np.sqrt(size)
+        bound = 1.0 / np.sqrt(size)  # as PyTorch's nn.Linear
         self.params["W_y"][...] = rng.uniform(-bound, bound, (size, num_outputs))
+        self.params["b_y"][...] = rng.uniform(-bound, bound, num_outputs)
 
     def forward(
         self,
@@ -53,13 +55,14 @@ class ExampleNetwork(Network):
     ) -> np.ndarray:
         """Logits: (B, labels) for classify, (T*B, outputs) for tag, for ids x (T, B) padded at the end.
 
-        With dropout p > 0 (training), units are dropped between layers and in what the head reads."""
+        With dropout p > 0 (training), units are dropped between layers, and with `output_dropout` in what the head
+        reads."""
         self.encoder.prepare()
         out = self.encoder.forward(x, lengths, dropout, rng)
         self._shape, self._lengths = out.shape, lengths
         features = self._pooled(out) if self.task == "classify" else out.reshape(-1, out.shape[-1])
         self._mask = None
-        if dropout > 0:
+        if dropout > 0 and self.output_dropout:
             keep = rng.random(features.shape, features.dtype) >= dropout
             self._mask = keep * features.dtype.type(1 / (1 - dropout))
             features = features * self._mask
