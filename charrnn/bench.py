@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from charrnn.config import Config
 from charrnn.data import Batches, Vocab, id_dtype
 from charrnn.examples import ExampleBatches, pad
 from charrnn.model import CharModel, softmax_cross_entropy
 from charrnn.optim import Adam, clip_gradients
 from charrnn.sample import generate
-from charrnn.supervised import ExampleNetwork, log_probabilities
+from charrnn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
+from charrnn.supervised import log_probabilities
+from charrnn.tasks import build_network
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -99,38 +102,44 @@ def run_bench(
 
 
 def run_task_bench(
+    config: Config,
     inputs: list[np.ndarray],
     targets: list[np.ndarray] | np.ndarray,
     vocab_size: int,
     num_outputs: int,
-    task: str = "classify",
-    cell: str = "lstm",
-    layers: int = 2,
-    hidden: int = 256,
-    batch_size: int = 128,
-    bidirectional: bool = False,
-    pool: str = "last",
-    dtype: str = "float32",
     warmup: int = 5,
     steps: int = 50,
 ) -> dict[str, Any]:
-    """Time `steps` training steps of a classifier or tagger on batches of examples grouped by length, as training
-    makes them, then reading (inference) of all the examples."""
-    net = ExampleNetwork(task, vocab_size, num_outputs, hidden, layers, cell, bidirectional, pool, dtype)
+    """Time `steps` training steps of a classifier, tagger or encoder-decoder (`config`'s) on batches of examples
+    grouped by length, as training makes them, then reading (classify, tag) or decoding (seq2seq) all of them.
+
+    For seq2seq, the forward pass is split further: the encoder (and bridge), the decoder's recurrent layers, and
+    attention with the output layer."""
+    net = build_network(config, vocab_size, num_outputs)
     optimizer = Adam(net.flat_params, lr=2e-3)
-    batches = ExampleBatches([len(s) for s in inputs], batch_size, seed=0)
+    batches = ExampleBatches([len(s) for s in inputs], config.batch_size, seed=0)
     phases = {"forward": 0.0, "backward": 0.0, "update": 0.0}
+    parts = _time_parts(net) if config.task == "seq2seq" else {}
     examples = chars = 0
     for step in range(warmup + steps):
         if step == warmup:
             phases, examples, chars = dict.fromkeys(phases, 0.0), 0, 0
+            parts.update(dict.fromkeys(parts, 0.0))
         index = batches.indices(step)
         x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
-        y = np.asarray(targets)[index] if task == "classify" else pad([targets[i] for i in index], np.int64)[0]
         examples, chars = examples + len(index), chars + int(lengths.sum())
+        rng = np.random.default_rng(step)
         t0 = time.perf_counter()
-        logits = net.forward(x, lengths, dropout=0.1, rng=np.random.default_rng(step))
-        _, d_logits = softmax_cross_entropy(logits, y.reshape(-1), True, net.positions(lengths, x.shape[0]))
+        if config.task == "seq2seq":
+            decoder_in, decoder_out, counted = teacher_forcing([targets[i] for i in index])
+            logits = net.forward(x, lengths, decoder_in, config.dropout, rng)
+            y, counted = decoder_out.reshape(-1), counted.reshape(-1)
+        else:
+            logits = net.forward(x, lengths, config.dropout, rng)
+            y = np.asarray(targets)[index] if config.task == "classify" else pad([targets[i] for i in index],
+                                                                                   np.int64)[0]  # fmt: skip
+            y, counted = y.reshape(-1), net.positions(lengths, x.shape[0])
+        _, d_logits = softmax_cross_entropy(logits, y, True, counted)
         t1 = time.perf_counter()
         net.backward(d_logits)
         t2 = time.perf_counter()
@@ -141,37 +150,63 @@ def run_task_bench(
         phases["backward"] += t2 - t1
         phases["update"] += t3 - t2
     seconds = sum(phases.values())
-    t0 = time.perf_counter()
-    log_probabilities(net, inputs)
-    read = len(inputs) / (time.perf_counter() - t0)
-    return {
-        "task": task,
-        "cell": cell,
-        "layers": layers,
-        "hidden": hidden,
-        "bidirectional": bidirectional,
-        "batch_size": batch_size,
-        "dtype": dtype,
+    result = {
+        **{k: getattr(config, k) for k in ("task", "cell", "layers", "hidden", "bidirectional", "batch_size", "dtype")},
         "params": net.num_params,
         "steps": steps,
         "mean_length": chars / examples,
         "train_examples_per_sec": examples / seconds,
         "train_chars_per_sec": chars / seconds,
         "ms_per_step": 1000 * seconds / steps,
-        "forward_frac": phases["forward"] / seconds,
-        "backward_frac": phases["backward"] / seconds,
-        "update_frac": phases["update"] / seconds,
-        "read_examples_per_sec": read,
-        "peak_rss_mb": peak_rss_mb(),
+        **{f"{k}_frac": v / seconds for k, v in phases.items()},
     }
+    if config.task == "seq2seq":
+        result["attention"] = config.attention
+        result |= {f"{k}_frac": v / seconds for k, v in parts.items()}
+        for beam in (1, 5):
+            t0 = time.perf_counter()
+            decode(net, inputs, beam=beam)
+            result[f"decode_beam{beam}_examples_per_sec"] = len(inputs) / (time.perf_counter() - t0)
+    else:
+        t0 = time.perf_counter()
+        log_probabilities(net, inputs)
+        result["read_examples_per_sec"] = len(inputs) / (time.perf_counter() - t0)
+    return result | {"peak_rss_mb": peak_rss_mb()}
+
+
+def _time_parts(net: Seq2SeqNetwork) -> dict[str, float]:
+    """Wrap the encoder, the decoder layers' forward passes and attention so that their time adds up in a dict."""
+    totals = {"encoder": 0.0, "decoder": 0.0, "attention": 0.0}
+
+    def timed(obj: Any, name: str, part: str) -> None:
+        method = getattr(obj, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                totals[part] += time.perf_counter() - started
+
+        setattr(obj, name, wrapper)
+
+    timed(net, "encode", "encoder")
+    timed(net, "attend", "attention")
+    for layer in net.decoder:
+        timed(layer, "forward", "decoder")
+    return totals
 
 
 def synthetic_examples(task: str, n: int = 4000, seed: int = 0) -> tuple[list[np.ndarray], list | np.ndarray, int, int]:
-    """Random words of 3 to 20 letters (26 of them) with one of 10 labels, or one of 10 output characters each."""
+    """Random words of 3 to 20 letters (26 of them) with one of 10 labels, one of 10 output characters each, or
+    (seq2seq) a target of 10 tokens and about as many as the word's letters."""
     rng = np.random.default_rng(seed)
     inputs = [rng.integers(0, 26, rng.integers(3, 21)).astype(np.uint8) for _ in range(n)]
-    targets = rng.integers(0, 10, n) if task == "classify" else [rng.integers(0, 10, len(s)) for s in inputs]
-    return inputs, targets, 26, 10
+    if task == "classify":
+        return inputs, rng.integers(0, 10, n), 26, 10
+    if task == "tag":
+        return inputs, [rng.integers(0, 10, len(s)) for s in inputs], 26, 10
+    return inputs, [rng.integers(1, 11, max(1, len(s) + rng.integers(-2, 3))) for s in inputs], 26, 11
 
 
 def synthetic_ids(vocab_size: int, n: int, seed: int = 0) -> np.ndarray:

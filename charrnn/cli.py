@@ -601,7 +601,7 @@ def bench(
             help="Text to train on, or a file of examples for a task (default: random).", show_default=False
         ),
     ] = None,
-    task: Annotated[str, typer.Option(help="lm, classify or tag.")] = "lm",
+    task: Annotated[str, typer.Option(help="lm, classify, tag or seq2seq.")] = "lm",
     cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
     layers: Annotated[int, typer.Option(min=1)] = 2,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
@@ -609,6 +609,9 @@ def bench(
     seq_len: Annotated[int, typer.Option(min=1, help="lm: steps per chunk.")] = 64,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="classify, tag: read both ways.")] = False,
     pool: Annotated[str, typer.Option(help="classify: last, mean or max.")] = "last",
+    attention: Annotated[str, typer.Option(help="seq2seq: none, dot, general or additive.")] = "general",
+    input_feeding: Annotated[bool, typer.Option("--input-feeding", help="seq2seq: feed attention back.")] = False,
+    target_units: Annotated[str, typer.Option(help="seq2seq, with a file: chars or words.")] = "chars",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     vocab_size: Annotated[int, typer.Option(min=2, help="Vocabulary of the random ids.")] = 65,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 5,
@@ -619,8 +622,9 @@ def bench(
     peak memory."""
     batch_size = batch_size or (32 if task == "lm" else 128)
     flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size}
+    seq2seq = {"attention": attention, "input_feeding": input_feeding, "target_units": target_units}
     cfg = build_config(None, {**flags, "dtype": dtype, "task": task, "bidirectional": bidirectional, "pool": pool,
-                              "seq_len": seq_len})  # fmt: skip
+                              "seq_len": seq_len, **(seq2seq if task == "seq2seq" else {})})  # fmt: skip
     if task != "lm":
         result = _bench_task(corpus, cfg, warmup, steps)
     elif corpus is not None:
@@ -650,6 +654,11 @@ def bench(
     if task == "lm":
         table.add_row("GFLOP/s (one-hot model FLOPs)", f"{result['gflops']:.1f}")
         table.add_row("sampling chars/s (one stream)", f"{result['sample_chars_per_sec']:,.0f}")
+    elif task == "seq2seq":
+        parts = (result["encoder_frac"], result["decoder_frac"], result["attention_frac"])
+        table.add_row("of which forward: encoder / decoder / attention", " / ".join(f"{100 * f:.0f} %" for f in parts))
+        table.add_row("decoding examples/s, greedy", f"{result['decode_beam1_examples_per_sec']:,.0f}")
+        table.add_row("decoding examples/s, beam 5", f"{result['decode_beam5_examples_per_sec']:,.0f}")
     else:
         table.add_row("reading examples/s (inference)", f"{result['read_examples_per_sec']:,.0f}")
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
@@ -662,11 +671,10 @@ def _bench_task(examples_file: Path | None, cfg: Config, warmup: int, steps: int
     if examples_file is None:
         inputs, targets, vocab_size, num_outputs = synthetic_examples(cfg.task)
     else:
-        data = load_examples(examples_file, cfg.task, val_frac=0.0)
+        data = load_examples(examples_file, cfg.task, val_frac=0.0, units=cfg.target_units)
         inputs, targets = data.train.inputs, data.train.targets
         vocab_size, num_outputs = len(data.vocab), len(data.outputs)
-    return run_task_bench(inputs, targets, vocab_size, num_outputs, cfg.task, cfg.cell, cfg.layers, cfg.hidden,
-                          cfg.batch_size, cfg.bidirectional, cfg.pool, cfg.dtype, warmup, steps)  # fmt: skip
+    return run_task_bench(cfg, inputs, targets, vocab_size, num_outputs, warmup, steps)
 
 
 class TrainDisplay:
