@@ -37,6 +37,7 @@ from charrnn.trainer import (
     run_lock,
     write_config,
 )
+from charrnn.viz import Trace, check_length, rank_cells, trace_examples, trace_language_model
 
 PathLike = str | Path
 
@@ -307,6 +308,53 @@ class Model:
         encoded, _ = encode(examples, self.vocab, self.outputs, self.task, self.config.max_len)
         metrics = example_metrics(self.network, encoded, self.outputs)
         return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
+
+    def trace(
+        self, text: str | None = None, file: PathLike | None = None, length: int = 2000, unknown: str = "error"
+    ) -> tuple[Trace, dict[str, list[dict]]]:
+        """Run the model over `text` (or a file's, or by default the start of the run's validation text, `length`
+        characters) keeping every cell's activations, and rank the cells against simple detectors of the text:
+        what `charrnn viz` shows. A classifier's or tagger's input is read line by line.
+
+            >>> trace, ranking = model.trace(length=3000)
+            >>> ranking["inside double quotes"][0]
+            {'layer': 'l1', 'kind': 'c', 'unit': 121, 'r': 0.87}
+        """
+        if self.task == "seq2seq":
+            raise CharRNNError("charrnn viz shows language models, classifiers and taggers; use "
+                               "charrnn translate --show-attention for a seq2seq model.")  # fmt: skip
+        if text is not None and file is not None:
+            raise CharRNNError("give the text as TEXT or with --file, not both.")
+        if file is not None:
+            text = read_text(Path(file))
+        if text is None:
+            text = self._validation_text(length)
+        if self.task == "lm":
+            text = check_prime(self.vocab, check_length(text, length), unknown, "the text")
+            trace = trace_language_model(self.network, self.vocab, text)
+        else:
+            lines = [line for line in check_length(text, length).splitlines() if line.strip()]
+            ids, _ = self._encode_inputs(lines, unknown)
+            lines = [self.vocab.decode(i) for i in ids]
+            trace = trace_examples(self.network, self.vocab, lines, self.outputs, self.task)
+        return trace, rank_cells(trace)
+
+    def _validation_text(self, length: int) -> str:
+        """The start of the run's own validation text (its inputs, a line each, for a classifier or tagger)."""
+        c = self.config
+        try:
+            data = load_data(c, None, self.vocab, self.outputs or None)
+        except CharRNNError as e:
+            raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
+        if c.task == "lm":
+            return self.vocab.decode(data.val[:length])
+        lines, size = [], 0
+        for line in data.val.examples.inputs:
+            if size + len(line) + 1 > length:
+                break
+            lines.append(line)
+            size += len(line) + 1
+        return "\n".join(lines)
 
     @property
     def info(self) -> dict[str, Any]:

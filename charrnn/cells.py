@@ -172,6 +172,11 @@ class Layer(Scratch):
     # before step t, when `self.pre[t]` holds x_t @ W_x + b (or, with project=False, waits for the caller to put it
     # there); backward_steps pauses after step t with dL/dz_t, the input side's pre-activation gradient.
 
+    def activations(self) -> dict[str, np.ndarray]:
+        """What the last forward pass computed, by name, each (T, B, H): the hidden state h, and the cell state and
+        gates of the gated cells (read before a backward pass, which overwrites the gates)."""
+        return {"h": self.outputs[0]}
+
     def finish_backward(self, input_grad: bool = True) -> np.ndarray | None:
         """The weight gradients once backward_steps has run; dL/dx too unless input_grad is False."""
         return self.weight_grads(*self._grads_from, input_grad)
@@ -271,6 +276,11 @@ class LSTM(Layer):
     def zero_state(self, batch_size: int) -> State:
         return [np.zeros((batch_size, self.hidden_size), self.dtype) for _ in range(2)]
 
+    def activations(self) -> dict[str, np.ndarray]:
+        n, A = self.hidden_size, self.pre
+        gates = {"o": A[..., :n], "i": A[..., n : 2 * n], "f": A[..., 2 * n : 3 * n], "g": A[..., 3 * n :]}
+        return {"h": self.outputs[0], "c": self.outputs[1], **gates}
+
     def forward_steps(self, x: np.ndarray, state: State, project: bool = True) -> Iterator[int]:
         T, B = x.shape[:2]
         n = self.hidden_size
@@ -365,6 +375,10 @@ class GRU(Layer):
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {**super().shapes(), "b_hn": (self.hidden_size,)}
+
+    def activations(self) -> dict[str, np.ndarray]:
+        n, A = self.hidden_size, self.pre
+        return {"h": self.outputs[0], "r": A[..., :n], "z": A[..., n : 2 * n], "n": A[..., 2 * n :]}
 
     def forward_steps(self, x: np.ndarray, state: State, project: bool = True) -> Iterator[int]:
         T, B = x.shape[:2]

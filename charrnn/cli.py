@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from charrnn import __version__, api
 from charrnn.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
@@ -30,6 +32,7 @@ from charrnn.plot import plot_attention, plot_runs
 from charrnn.sample import check_prime
 from charrnn.score import Score
 from charrnn.trainer import LOG2E, TrainEvent
+from charrnn.viz import MAX_LEN, cell_color, describe_cell, write_page
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -579,6 +582,72 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+@app.command()
+def viz(
+    text: Annotated[str | None, typer.Argument(help="Text to run the model over.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")] = None,
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML page to write.")] = Path("viz.html"),
+    length: Annotated[
+        int, typer.Option("--len", min=1, max=MAX_LEN, help="Characters to show (a longer text is an error).")
+    ] = 2000,
+    terminal: Annotated[bool, typer.Option("--terminal", help="Colour the text in the terminal instead.")] = False,
+    cell_index: Annotated[
+        str | None,
+        typer.Option(help="--terminal: the cell, LAYER:UNIT (e.g. 1:37, or l0r:5) [default: the best detector's]"),
+    ] = None,
+    unknown: UnknownOption = "error",
+) -> None:
+    """What each cell tracks: the text coloured by any cell's activation, the model's predictions, the cells that
+    follow quotes, brackets, line position and more, and the gates' saturation (an HTML page, or --terminal)."""
+    model = _load(checkpoint, run_dir)
+    trace, ranking = model.trace(text, file, length, unknown)
+    if not ranking:
+        err.print("charrnn: no detector changes over this text (no quotes, brackets, line breaks...)", style="yellow")
+    if terminal:
+        _print_cell(trace, ranking, cell_index, model.config.cell)
+        return
+    if out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
+        raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
+    page = write_page(trace, ranking, model.config.cell, f"{model.path} ({model.config.cell})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    err.print(f"charrnn: wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(trace.text):,} characters); open it "
+              "in a browser")  # fmt: skip
+
+
+def _print_cell(trace, ranking: dict, cell_index: str | None, cell: str) -> None:
+    """The text coloured by one cell's state, then the detector ranking table."""
+    if cell_index is None:
+        best = max((c for cells in ranking.values() for c in cells), key=lambda c: abs(c["r"]), default=None)
+        layer, unit = (best["layer"], best["unit"]) if best else ("l0", 0)
+    else:
+        name, _, number = cell_index.partition(":")
+        layer = name if name.startswith("l") else f"l{name}"
+        if layer not in trace.activations or not number.isdigit():
+            layers = ", ".join(trace.activations)
+            raise CharRNNError(f"--cell-index {cell_index!r} must be LAYER:UNIT with a layer of {layers}, e.g. 0:12.")
+        unit = int(number)
+    kind = "c" if "c" in trace.activations[layer] else "h"
+    values = trace.activations[layer][kind]
+    if unit >= values.shape[1]:
+        raise CharRNNError(f"--cell-index: layer {layer} has {values.shape[1]} units (0 to {values.shape[1] - 1}).")
+    shown = np.tanh(values[:, unit]) if kind == "c" else values[:, unit]
+    coloured = Text()
+    for ch, value in zip(trace.text, shown, strict=True):
+        coloured.append("⏎\n" if ch == "\n" else ch, style=f"black on {cell_color(float(value), kind)}")
+    console = Console()
+    console.print(f"[bold]{layer} unit {unit}, {'tanh(c)' if kind == 'c' else 'h'}[/] (blue -1 … white 0 … red +1):")
+    console.print(coloured)
+    table = Table(title="cells that track something (Pearson r over this text)")
+    table.add_column("detector")
+    table.add_column("best cells", no_wrap=False)
+    for name, cells in ranking.items():
+        table.add_row(name, ",  ".join(f"{describe_cell(c)} r={c['r']:+.2f}" for c in cells[:3]))
+    console.print(table)
 
 
 @app.command()

@@ -71,8 +71,9 @@ class Sampler:
         return np.argmax(z, axis=1)
 
 
-def check_prime(vocab: Vocab, prime: str, unknown: str = "error") -> str:
-    """The prime the model can read: characters it never saw are an error that lists them, or are skipped."""
+def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "the prime") -> str:
+    """The prime (or other text, `what`) the model can read: characters it never saw are an error that lists them,
+    or are skipped."""
     if unknown not in ("error", "skip"):
         raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     missing = vocab.unknown(prime)
@@ -82,7 +83,7 @@ def check_prime(vocab: Vocab, prime: str, unknown: str = "error") -> str:
         return "".join(c for c in prime if c in vocab.index)
     listed = ", ".join(repr(c) for c in missing)
     raise CharRNNError(
-        f"the prime has characters the model never saw in training: {listed}; remove them or pass --unknown skip."
+        f"{what} has characters the model never saw in training: {listed}; remove them or pass --unknown skip."
     )
 
 
