@@ -48,15 +48,17 @@ def reorder(w: torch.Tensor, cell: str) -> np.ndarray:
     return np.concatenate([blocks[k] for k in GATE_ORDER[cell]])
 
 
-def fold_biases(net: torch_ref.CharModel, cell: str, hidden: int) -> None:
-    """Move the redundant part of each bias_hh into bias_ih and keep it at zero (its gradient is zeroed)."""
+def fold_biases(net: torch_ref.CharModel, cell: str, hidden: int, freeze: bool = True) -> None:
+    """Move the redundant part of each bias_hh into bias_ih and keep it at zero (its gradient is zeroed), unless
+    not `freeze`: then it starts at zero but learns, as in PyTorch, and the two move the sum twice as fast."""
     part = redundant_bias(cell, hidden)
     with torch.no_grad():
         for layer in range(net.rnn.num_layers):
             b_ih, b_hh = getattr(net.rnn, f"bias_ih_l{layer}"), getattr(net.rnn, f"bias_hh_l{layer}")
             b_ih[part] += b_hh[part]
             b_hh[part] = 0.0
-            b_hh.register_hook(lambda g: g.index_fill(0, torch.arange(g.shape[0])[part], 0.0))
+            if freeze:
+                b_hh.register_hook(lambda g: g.index_fill(0, torch.arange(g.shape[0])[part], 0.0))
 
 
 def charrnn_params(net: torch_ref.CharModel, cell: str, hidden: int, grad: bool = False) -> dict[str, np.ndarray]:
@@ -98,6 +100,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--free-biases",
+        action="store_true",
+        help="leave PyTorch's redundant bias_hh free (its default), to measure what it changes",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -110,7 +117,7 @@ def main() -> None:
     corpus = load_corpus(config.corpus, val_frac=config.val_frac)
     trainer = Trainer(config, corpus)
     net = torch_ref.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
-    fold_biases(net, args.cell, args.hidden)
+    fold_biases(net, args.cell, args.hidden, freeze=not args.free_biases)
     for name, value in charrnn_params(net, args.cell, args.hidden).items():
         trainer.model.params[name][...] = value
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)

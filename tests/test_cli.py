@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from charrnn import __version__
-from charrnn.config import FIELDS, flag
+from charrnn.config import FIELDS, Config, flag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,12 +110,27 @@ def test_project_corpus_is_there():
     assert (REPO / "data" / "pond.txt").stat().st_size > 150_000
 
 
-def test_every_config_key_is_a_flag_and_in_the_readme(run_cli):
+def config_row(key: str) -> str:
+    """The row of docs/configuration.md's table for a config key, made from its definition in config.py."""
+    f, default = FIELDS[key], Config().to_dict()[key]
+    choices = f.metadata.get("choices")
+    allowed = f": {', '.join(f'`{c}`' for c in choices)}" if choices else ""
+    if key == "corpus":
+        where = "positional `CORPUS...`"
+    elif f.type is bool:
+        where = f"`{flag(key)}` / `--no-{flag(key)[2:]}`"
+    else:
+        where = f"`{flag(key)}`"
+    shown = "runs/<corpus name>" if key == "run_dir" else ('""' if default == "" else default)
+    return f"| `{key}` | {where} | `{shown}` | {f.metadata['help']}{allowed} |"
+
+
+def test_every_config_key_is_a_flag_and_in_the_docs_table(run_cli):
     code, out, _ = run_cli("train", "--help")
     assert code == 0
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     for key in FIELDS:
-        assert f"| `{key}` |" in readme, key
+        assert config_row(key) in table, config_row(key)
         if key != "corpus":
             assert flag(key) in out, key
 
