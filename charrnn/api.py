@@ -239,9 +239,10 @@ class Model:
         n_best: int = 1,
         length_penalty: float = 1.0,
         unknown: str = "error",
-    ) -> list[str] | list[list[tuple[str, float]]]:
+    ) -> list[str] | list[list[tuple[str, float, float]]]:
         """The output of each text (greedy with beam=1, else beam search); with n_best > 1, the `n_best` best of
-        each with its log-probability, best first.
+        each as (output, log-probability, score), best first by score: the log-probability divided by
+        (tokens + 1) ** length_penalty, which is what the beam ranks by.
 
             >>> model.translate(["phoneme"], beam=5)
             ['F OW N IY M']
@@ -250,7 +251,7 @@ class Model:
         found = self._decode(texts, beam, max(1, n_best), length_penalty, unknown)
         if n_best == 1:
             return [self._text(h[0].tokens) for h in found]
-        return [[(self._text(h.tokens), h.log_prob) for h in hyps] for hyps in found]
+        return [[(self._text(h.tokens), h.log_prob, h.score) for h in hyps] for hyps in found]
 
     def attention(self, text: str, beam: int = 1, unknown: str = "error") -> tuple[list[str], list[str], np.ndarray]:
         """How the decoder attended to `text` while writing its output: the output tokens (EOS last), the source

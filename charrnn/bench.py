@@ -175,25 +175,45 @@ def run_task_bench(
 
 
 def _time_parts(net: Seq2SeqNetwork) -> dict[str, float]:
-    """Wrap the encoder, the decoder layers' forward passes and attention so that their time adds up in a dict."""
+    """Wrap the encoder, the decoder layers' forward passes (whole, or step by step with input feeding) and
+    attention so that their time adds up in a dict; a call made inside another timed call is not counted twice."""
     totals = {"encoder": 0.0, "decoder": 0.0, "attention": 0.0}
+    inside = []
+
+    def clocked(part: str, run: Any) -> Any:
+        if inside:
+            return run()
+        inside.append(part)
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            totals[part] += time.perf_counter() - started
+            inside.pop()
 
     def timed(obj: Any, name: str, part: str) -> None:
         method = getattr(obj, name)
+        setattr(obj, name, lambda *args, **kwargs: clocked(part, lambda: method(*args, **kwargs)))
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                totals[part] += time.perf_counter() - started
+    def timed_steps(layer: Any) -> None:
+        method = layer.forward_steps
 
-        setattr(obj, name, wrapper)
+        def steps(*args: Any, **kwargs: Any) -> Any:
+            inner = clocked("decoder", lambda: method(*args, **kwargs))
+            while True:
+                try:
+                    yield clocked("decoder", lambda: next(inner))
+                except StopIteration:
+                    return
+
+        layer.forward_steps = steps
 
     timed(net, "encode", "encoder")
     timed(net, "attend", "attention")
     for layer in net.decoder:
         timed(layer, "forward", "decoder")
+        timed(layer, "project", "decoder")
+        timed_steps(layer)
     return totals
 
 

@@ -474,7 +474,7 @@ def translate(
         if n_best == 1:
             records = [{"input": text, "output": r} for text, r in zip(inputs, results, strict=True)]
         else:
-            records = [{"input": text, "outputs": [{"output": o, "log_prob": lp} for o, lp in r]}
+            records = [{"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
                        for text, r in zip(inputs, results, strict=True)]  # fmt: skip
         print(json.dumps(records, ensure_ascii=False))
         return
@@ -483,11 +483,11 @@ def translate(
             print(output)
         return
     table = Table(caption=str(model.path))
-    for column in ("input", "#", "output", "log-probability"):
-        table.add_column(column, justify="right" if column in ("#", "log-probability") else "left")
+    for column in ("input", "#", "output", "log-probability", "score"):
+        table.add_column(column, justify="left" if column in ("input", "output") else "right")
     for text, found in zip(inputs, results, strict=True):
-        for rank, (output, log_prob) in enumerate(found, 1):
-            table.add_row(printable(text) if rank == 1 else "", str(rank), output, f"{log_prob:.4f}")
+        for rank, (output, log_prob, score) in enumerate(found, 1):
+            table.add_row(printable(text) if rank == 1 else "", str(rank), output, f"{log_prob:.4f}", f"{score:.4f}")
     Console().print(table)
 
 

@@ -176,8 +176,9 @@ def test_an_encoder_decoder_learns_to_reverse_strings(run_cli, reversing, tmp_pa
     assert code == 0 and out.splitlines() == ["fedcba", "efg"]
     code, out, _ = run_cli("translate", "abcdef", "--beam", "3", "--n-best", "3", "--json")
     [record] = json.loads(out)
-    log_probs = [o["log_prob"] for o in record["outputs"]]
-    assert record["outputs"][0]["output"] == "fedcba" and log_probs == sorted(log_probs, reverse=True)
+    scores = [o["score"] for o in record["outputs"]]
+    assert record["outputs"][0]["output"] == "fedcba" and scores == sorted(scores, reverse=True)
+    assert all(o["log_prob"] <= o["score"] < 0 for o in record["outputs"])
     code, out, _ = run_cli("translate", "abcdef", "--show-attention", "--out", tmp_path / "attention.png")
     assert code == 0 and "attention" in out and (tmp_path / "attention.png").stat().st_size > 1000
     info = json.loads(run_cli("info", "--json")[1])
