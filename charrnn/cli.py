@@ -569,7 +569,10 @@ def sweep(
     for row in rows:
         cells = [_cell(row[k]) for k in ("trial", *spec.search, spec.metric, "steps", "minutes", "status")]
         table.add_row(*cells, style="bold" if row is rows[0] else None)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: no width to fit, so do not cut the columns to 80 characters
+        console = Console(width=max(80, console.measure(table, options=console.options.update(max_width=1000)).maximum))
+    console.print(table)
     interrupted = [r for r in rows if r["status"] == "interrupted"]
     if interrupted:
         err.print(f"charrnn: {len(interrupted)} trials were stopped; continue with: charrnn sweep --resume {sweep_dir}")

@@ -96,6 +96,7 @@ def test_a_sweep_runs_on_a_local_ray_cluster(small_corpus, tmp_path):
         assert (run / "last.npz").is_file() and (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
         assert int(row["steps"]) == (60 if row["status"] == "finished" else int(row["steps"]))
     assert "charrnn sweep pond: 6 trials, by val_loss" in done.stdout
+    assert all(r["trial"] in done.stdout for r in rows)  # piped, the table is not cut to 80 columns
     info = json.loads(charrnn("info", "--json", "--run-dir", rows[0]["run_dir"], cwd=tmp_path).stdout)
     assert info["best_val_loss"] == pytest.approx(values[0])
     best = Config.from_yaml(folder / "best.yaml")
