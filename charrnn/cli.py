@@ -44,6 +44,15 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def print_table(table: Table) -> None:
+    """Print a table on stdout; piped or logged, at its natural width rather than cut to 80 columns."""
+    console = Console()
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update(max_width=1000)).maximum
+        console = Console(width=max(80, natural))
+    console.print(table)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"charrnn {__version__}")
@@ -226,7 +235,7 @@ def score(
         label = printable(s.name) if per_line and s is not total else s.name
         table.add_row(label, f"{s.chars:,}", f"{s.nats:.4f}", f"{s.bits:.4f}", f"{s.perplexity:.3f}",
                       f"{s.total_nats:,.2f}", style="bold" if s is total else None)  # fmt: skip
-    Console().print(table)
+    print_table(table)
     if total.unknown:
         listed = ", ".join(f"{c!r} ({n})" for c, n in total.unknown.most_common(20))
         err.print(f"charrnn: {total.unknown.total()} characters outside the vocabulary were left out: {listed}")
@@ -260,7 +269,7 @@ def predict(
     for rank, (char, p) in enumerate(top, 1):
         bar = "█" * round(30 * p / top[0][1])
         table.add_row(str(rank), char_name(char), f"{100 * p:.2f} %", bar)
-    Console().print(table)
+    print_table(table)
 
 
 @app.command()
@@ -313,7 +322,7 @@ def info(
         size = f"{corpus.get('train_examples', 0):,} training and {corpus.get('val_examples', 0):,} validation examples"
     table.add_row("corpus", f"{', '.join(config.corpus)}: {size}")
     table.add_row("config", config.to_yaml().strip())
-    Console().print(table)
+    print_table(table)
 
 
 def _loss_unit(task: str) -> str:
@@ -375,7 +384,7 @@ def classify(
         (label, p), rest = top[0], top[1:]
         row = [printable(text), label, f"{100 * p:.1f} %"]
         table.add_row(*row, *([", ".join(f"{lab} {100 * q:.1f} %" for lab, q in rest)] if top_k > 1 else []))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command()
@@ -417,9 +426,8 @@ def evaluate(
     if json_output:
         print(json.dumps(result, ensure_ascii=False))
         return
-    console = Console()
     if model.task == "lm":
-        console.print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
+        Console().print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
                       f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")  # fmt: skip
         return
     summary = Table(title="charrnn eval", caption=f"{file}, {model.path}", show_header=False)
@@ -435,9 +443,9 @@ def evaluate(
         if key in result:
             value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
             summary.add_row(key.replace("_", " "), value)
-    console.print(summary)
+    print_table(summary)
     if model.task == "classify":
-        _print_labels(console, result)
+        _print_labels(result)
 
 
 @app.command()
@@ -488,7 +496,7 @@ def translate(
     for text, found in zip(inputs, results, strict=True):
         for rank, (output, log_prob, score) in enumerate(found, 1):
             table.add_row(printable(text) if rank == 1 else "", str(rank), output, f"{log_prob:.4f}", f"{score:.4f}")
-    Console().print(table)
+    print_table(table)
 
 
 def _print_attention(tokens: list[str], chars: list[str], weights) -> None:
@@ -500,10 +508,10 @@ def _print_attention(tokens: list[str], chars: list[str], weights) -> None:
     for token, row in zip(tokens, weights, strict=True):
         cells = [f"[on grey{int(93 - 90 * w)}]{round(100 * w):3d}[/]" if w >= 0.05 else "  ." for w in row]
         table.add_row(token, *cells)
-    Console().print(table)
+    print_table(table)
 
 
-def _print_labels(console: Console, result: dict) -> None:
+def _print_labels(result: dict) -> None:
     """Per-label precision, recall and F1, then the confusion matrix (rows: the truth; columns: predicted)."""
     labels = result["labels"]
     per_label = Table(title="per label")
@@ -512,7 +520,7 @@ def _print_labels(console: Console, result: dict) -> None:
     for label in labels:
         r = result["per_label"][label]
         per_label.add_row(label, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", f"{r['support']:,}")
-    console.print(per_label)
+    print_table(per_label)
     longest = max(map(len, labels))  # columns show the shortest prefixes (3 letters or more) that tell labels apart
     size = next((n for n in range(3, longest) if len({lab[:n] for lab in labels}) == len(labels)), longest)
     short = [label[:size] for label in labels]
@@ -525,7 +533,7 @@ def _print_labels(console: Console, result: dict) -> None:
         cells = [f"[bold]{n}[/]" if i == labels.index(label) else (str(n) if n / total < 0.02 else f"[red]{n}[/]")
                  for i, n in enumerate(row)]  # fmt: skip
         confusion.add_row(label, *cells)
-    console.print(confusion)
+    print_table(confusion)
 
 
 @app.command()
@@ -569,10 +577,7 @@ def sweep(
     for row in rows:
         cells = [_cell(row[k]) for k in ("trial", *spec.search, spec.metric, "steps", "minutes", "status")]
         table.add_row(*cells, style="bold" if row is rows[0] else None)
-    console = Console()
-    if not console.is_terminal:  # piped or logged: no width to fit, so do not cut the columns to 80 characters
-        console = Console(width=max(80, console.measure(table, options=console.options.update(max_width=1000)).maximum))
-    console.print(table)
+    print_table(table)
     interrupted = [r for r in rows if r["status"] == "interrupted"]
     if interrupted:
         err.print(f"charrnn: {len(interrupted)} trials were stopped; continue with: charrnn sweep --resume {sweep_dir}")
@@ -650,7 +655,7 @@ def _print_cell(trace, ranking: dict, cell_index: str | None, cell: str) -> None
     table.add_column("best cells", no_wrap=False)
     for name, cells in ranking.items():
         table.add_row(name, ",  ".join(f"{describe_cell(c)} r={c['r']:+.2f}" for c in cells[:3]))
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -735,7 +740,7 @@ def bench(
         table.add_row("reading examples/s (inference)", f"{result['read_examples_per_sec']:,.0f}")
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
     table.add_row("parameters", f"{result['params']:,}")
-    Console().print(table)
+    print_table(table)
 
 
 def _bench_task(examples_file: Path | None, cfg: Config, warmup: int, steps: int) -> dict:
