@@ -162,18 +162,18 @@ def run_task_bench(
         "ms_per_step": 1000 * seconds / steps,
         **{f"{k}_frac": v / seconds for k, v in phases.items()},
     }
+    sample = inputs[:INFERENCE_SAMPLE]
     if config.task == "seq2seq":
         result["attention"] = config.attention
         result |= {f"{k}_frac": v / seconds for k, v in parts.items()}
-        sample = inputs[:INFERENCE_SAMPLE]
         for beam in (1, 5):
             t0 = time.perf_counter()
             decode(net, sample, beam=beam)
             result[f"decode_beam{beam}_examples_per_sec"] = len(sample) / (time.perf_counter() - t0)
     else:
         t0 = time.perf_counter()
-        log_probabilities(net, inputs[:INFERENCE_SAMPLE])
-        result["read_examples_per_sec"] = len(inputs[:INFERENCE_SAMPLE]) / (time.perf_counter() - t0)
+        log_probabilities(net, sample)
+        result["read_examples_per_sec"] = len(sample) / (time.perf_counter() - t0)
     return result | {"peak_rss_mb": peak_rss_mb()}
 
 
@@ -181,18 +181,19 @@ def _time_parts(net: Seq2SeqNetwork) -> dict[str, float]:
     """Wrap the encoder, the decoder layers' forward passes (whole, or step by step with input feeding) and
     attention so that their time adds up in a dict; a call made inside another timed call is not counted twice."""
     totals = {"encoder": 0.0, "decoder": 0.0, "attention": 0.0}
-    inside = []
+    running = False
 
     def clocked(part: str, run: Any) -> Any:
-        if inside:
+        nonlocal running
+        if running:
             return run()
-        inside.append(part)
+        running = True
         started = time.perf_counter()
         try:
             return run()
         finally:
             totals[part] += time.perf_counter() - started
-            inside.pop()
+            running = False
 
     def timed(obj: Any, name: str, part: str) -> None:
         method = getattr(obj, name)
