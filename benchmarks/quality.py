@@ -59,6 +59,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                           "--dropout", "0.1", "--schedule", "cosine", *RECIPE]),
     "torch-lstm-2x384-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
                                        "--dropout", "0.2", "--lr", "0.002", "--schedule", "wsd"]),
+    "torch-gru-2x384-d0": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0",
+                                     "--dropout", "0", "--schedule", "cosine", *RECIPE]),
+    "torch-lstm-2x384-d0-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
+                                          "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
 }  # fmt: skip
 
 

@@ -109,11 +109,15 @@ class Layer(Scratch):
         """The weights in the form `forward` uses, made once per chunk (or once for a whole sample).
 
         The sigmoid columns are halved (see `scale`); for the first layer, the bias is folded into a copy of the
-        (V, G*H) table, so its whole input projection is one row lookup.
+        (V, G*H) table, so its whole input projection is one row lookup. That copy has one more row, the bias
+        alone: what id V, a character blanked by input dropout (`blank`), reads.
         """
         W_x, b = self.p["W_x"], self.p["b"]
         if self.lookup:
-            self.w_in = np.add(W_x, b, out=self.buf("w_in", *W_x.shape))
+            V = W_x.shape[0]
+            self.w_in = self.buf("w_in", V + 1, W_x.shape[1])
+            np.add(W_x, b, out=self.w_in[:V])
+            self.w_in[V] = b
             self.w_in *= self.scale
         else:
             self.w_in = self.scaled(W_x, "w_in")
@@ -470,7 +474,18 @@ def _rows_sum_by_id(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
     out[...] = 0.0
     for start, end in zip([0, *bounds.tolist()], [*bounds.tolist(), len(ids)], strict=True):
-        sorted_rows[start:end].sum(axis=0, out=out[sorted_ids[start]])
+        if sorted_ids[start] < len(out):  # the blank id has no row
+            sorted_rows[start:end].sum(axis=0, out=out[sorted_ids[start]])
+
+
+def blank(ids: np.ndarray, share: float, rng: np.random.Generator, vocab_size: int) -> np.ndarray:
+    """ids with each one replaced, with probability `share`, by the blank id `vocab_size`, which reads no row of
+    W_x (only the bias): input dropout, the character form of word dropout. It makes a model that would learn its
+    training texts by heart read each of them with gaps, as dropout does for units."""
+    dropped = rng.random(ids.shape) < share
+    out = ids.astype(np.intp)
+    out[dropped] = vocab_size
+    return out
 
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

@@ -93,6 +93,13 @@ class Config:
     output_dropout: bool = _key(
         False, "also drop the top layer's output before the output layer (as char-rnn; measured worse here)"
     )
+    input_dropout: float = _key(
+        0.0,
+        "share of input characters blanked in training: each reads no input weights, only the bias (the character "
+        "form of word dropout; for the sequence-to-sequence task, of the source)",
+        ge=0.0,
+        lt=1.0,
+    )
     optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
     lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)
     momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0)

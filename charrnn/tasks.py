@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from charrnn.cells import blank
 from charrnn.config import Config
 from charrnn.data import Batches, Corpus, Vocab, load_corpus
 from charrnn.errors import CharRNNError
@@ -117,6 +118,8 @@ class LanguageModelTask:
                 for s in layer:
                     s[fresh] = 0.0
         x, y = self.batches.chunk(chunk)
+        if cfg.input_dropout:
+            x = blank(x, cfg.input_dropout, rng, len(self.corpus.vocab))
         loss, self._next_state = self.model.loss_and_grads(x, y, self.state, cfg.dropout, rng)
         return loss
 
@@ -237,6 +240,8 @@ class ExampleTask:
         else:
             y = [train.targets[i] for i in index]
         self.batch_chars, self.batch_examples = int(lengths.sum()), len(index)
+        if self.config.input_dropout:
+            x = blank(x, self.config.input_dropout, rng, len(self.data.vocab))
         return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng)
 
     def accept(self) -> None:

@@ -29,7 +29,8 @@ def losses(run_dir: Path) -> list[float]:
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule):
     """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
-    common = [*SMALL, "--dropout", "0.3", "--lr-schedule", schedule, "--warmup-steps", "3", "--log-every", "1"]
+    common = [*SMALL, "--dropout", "0.3", "--input-dropout", "0.1", "--lr-schedule", schedule, "--warmup-steps", "3",
+              "--log-every", "1"]  # fmt: skip
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
     cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
     first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from charrnn.cells import blank
 from charrnn.encoder import reverse_index, take_steps
 from charrnn.examples import ExampleBatches, pad
 from charrnn.supervised import ExampleNetwork
@@ -52,6 +53,30 @@ def test_gradients_match_central_differences(task, pool, bidirectional, layers, 
     numeric = numeric_gradient(net, loss)
     rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)  # differences: noise ~1e-11
     assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_blanked_character_reads_only_the_bias(cell):
+    """Input dropout: id V acts as a character whose row of W_x is zero, gets no row's gradient, and the gradients
+    with blanks still match central differences."""
+    net, _, x, lengths, y = problem("tag", cell, 2, True)
+    blanked = blank(x, 0.4, np.random.default_rng(3), V)
+    assert 0 < (blanked == V).sum() < x.size and np.all((blanked == V) | (blanked == x))
+    np.testing.assert_array_equal(blank(x, 0.0, np.random.default_rng(3), V), x)
+
+    def loss():
+        return net.loss_and_grads(blanked, lengths, y)
+
+    loss()
+    analytic = net.flat_grads.copy()
+    numeric = numeric_gradient(net, loss)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+    wider = ExampleNetwork("tag", V + 1, OUT, H, 2, cell, True, "last", "float64")  # V is a character here
+    for name, value in net.params.items():
+        wider.params[name][...] = 0.0
+        wider.params[name][: len(value)] = value  # W_x gets a zero row for character V
+    np.testing.assert_allclose(wider.forward(blanked, lengths), net.forward(blanked, lengths), rtol=1e-12)
 
 
 @pytest.mark.parametrize(("task", "pool"), CASES)

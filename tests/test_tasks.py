@@ -84,8 +84,8 @@ def test_only_a_bidirectional_tagger_learns_to_see_ahead(run_cli, shifted):
 @pytest.mark.parametrize(("task", "data"), [("classify", "first_letter"), ("tag", "shifted")])
 def test_resume_is_bit_identical_across_epochs(run_cli, task, data, request, tmp_path):
     train, val = request.getfixturevalue(data)
-    flags = ["--task", task, "--val-file", val, *SMALL, "--dropout", "0.2", "--lr-schedule", "constant",
-             "--bidirectional", "--log-every", "1"]  # fmt: skip
+    flags = ["--task", task, "--val-file", val, *SMALL, "--dropout", "0.2", "--input-dropout", "0.1",
+             "--lr-schedule", "constant", "--bidirectional", "--log-every", "1"]  # fmt: skip
     assert run_cli("train", train, *flags, "--max-steps", "50", "--run-dir", "straight")[0] == 0  # 2.5 epochs
     assert run_cli("train", train, *flags, "--max-steps", "27", "--run-dir", "broken")[0] == 0
     code, _, err = run_cli("train", "--resume", "broken", "--max-steps", "50")
