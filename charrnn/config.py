@@ -100,6 +100,20 @@ class Config:
         ge=0.0,
         lt=1.0,
     )
+    label_smoothing: float = _key(
+        0.0,
+        "classify, tag, seq2seq: train towards (1 - eps) on the right answer and eps spread over all of them, "
+        "not 1 on the right one (the training loss includes this term; validation scores the plain loss)",
+        ge=0.0,
+        lt=1.0,
+    )
+    ema: float = _key(
+        0.0,
+        "keep an exponential moving average of the weights with this decay per step (e.g. 0.999; 0: off); "
+        "validation, best.npz and every command that uses a checkpoint then use the average",
+        ge=0.0,
+        lt=1.0,
+    )
     optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
     lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)
     momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0)
@@ -293,6 +307,11 @@ def check_consistency(config: Config) -> None:
         raise CharRNNError(
             "--bidirectional reads the input from both ends, but a language model cannot see the characters it "
             "predicts; use it with --task classify or tag."
+        )
+    if config.task == "lm" and config.label_smoothing:
+        raise CharRNNError(
+            "--label-smoothing is for classify, tag and seq2seq; a language model's loss is what it reports, so "
+            "leave it out."
         )
     if config.task != "classify" and config.pool != "last":
         raise CharRNNError(f"--pool is for --task classify (this run's task is {config.task}); leave it out.")

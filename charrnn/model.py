@@ -190,20 +190,33 @@ def cross_entropy_rows(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndar
 
 
 def softmax_cross_entropy(
-    logits: np.ndarray, targets: np.ndarray, grad: bool, counted: np.ndarray | None = None
+    logits: np.ndarray,
+    targets: np.ndarray,
+    grad: bool,
+    counted: np.ndarray | None = None,
+    smoothing: float = 0.0,
 ) -> tuple[float, np.ndarray | None]:
     """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target]; overwrites `logits`.
 
     With grad=True also returns dL/dlogits of the *mean* loss over the counted rows: (softmax - onehot) / N, zero
-    in the rows not counted, in the logits buffer.
+    in the rows not counted, in the logits buffer. Label smoothing eps aims at (1 - eps) onehot + eps / K instead
+    of the onehot, so the loss of a row becomes (1 - eps) (-log p_y) + eps mean_k(-log p_k), which is
+    -log p_y + eps (z_y - mean_k z_k) for the logits z.
     """
+    rows = np.arange(len(logits))
+    if smoothing:
+        gap = logits[rows, targets].astype(np.float64) - logits.mean(axis=1, dtype=np.float64)
     losses, norm = cross_entropy_rows(logits, targets)
+    if smoothing:
+        losses += smoothing * gap
     total = float(losses.sum() if counted is None else losses[counted].sum())
     if not grad:
         return total, None
     probs = logits
     probs /= norm
-    probs[np.arange(len(probs)), targets] -= 1.0
+    if smoothing:
+        probs -= smoothing / probs.shape[1]
+    probs[rows, targets] -= 1.0 - smoothing
     if counted is not None:
         probs[~counted] = 0.0
     probs *= 1.0 / (len(probs) if counted is None else max(1, int(counted.sum())))

@@ -335,11 +335,13 @@ class Seq2SeqNetwork(Network):
         targets: list[np.ndarray],
         dropout: float = 0.0,
         rng: np.random.Generator | None = None,
+        smoothing: float = 0.0,
     ) -> float:
-        """Mean cross-entropy per target token (EOS included) of the batch; fills `grads`."""
+        """Mean cross-entropy per target token (EOS included) of the batch, with label `smoothing`; fills
+        `grads`."""
         decoder_in, decoder_out, counted = teacher_forcing(targets)
         logits = self.forward(source, lengths, decoder_in, dropout, rng)
-        total, d_logits = softmax_cross_entropy(logits, decoder_out.reshape(-1), True, counted.reshape(-1))
+        total, d_logits = softmax_cross_entropy(logits, decoder_out.reshape(-1), True, counted.reshape(-1), smoothing)
         self.backward(d_logits)
         return total / int(counted.sum())
 

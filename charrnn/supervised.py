@@ -124,12 +124,13 @@ class ExampleNetwork(Network):
         y: np.ndarray,
         dropout: float = 0.0,
         rng: np.random.Generator | None = None,
+        smoothing: float = 0.0,
     ) -> float:
         """Mean cross-entropy per example (classify) or per real character (tag) of targets y: (B,) labels or
-        (T, B) output ids; fills `grads`."""
+        (T, B) output ids, with label `smoothing`; fills `grads`."""
         logits = self.forward(x, lengths, dropout, rng)
         counted = self.positions(lengths, x.shape[0])
-        total, d_logits = softmax_cross_entropy(logits, y.reshape(-1), grad=True, counted=counted)
+        total, d_logits = softmax_cross_entropy(logits, y.reshape(-1), True, counted, smoothing)
         self.backward(d_logits)
         return total / (len(lengths) if counted is None else int(counted.sum()))
 

@@ -42,7 +42,7 @@ SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
 VARIABLE = ("cell", "layers", "hidden", "batch_size", "seq_len", "reset_every", "forget_bias", "dropout", "optimizer",
             "lr", "momentum", "weight_decay", "lr_schedule", "lr_decay", "lr_decay_every", "min_lr", "decay_frac",
             "warmup_steps", "clip", "clip_value", "seed", "bidirectional", "pool", "attention", "input_feeding",
-            "max_len")  # fmt: skip
+            "max_len", "output_dropout", "input_dropout", "label_smoothing", "ema")  # fmt: skip
 MAXIMISED = ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_f1")
 METRICS = {
     "lm": ("val_loss",),

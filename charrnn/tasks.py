@@ -242,7 +242,7 @@ class ExampleTask:
         self.batch_chars, self.batch_examples = int(lengths.sum()), len(index)
         if self.config.input_dropout:
             x = blank(x, self.config.input_dropout, rng, len(self.data.vocab))
-        return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng)
+        return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng, self.config.label_smoothing)
 
     def accept(self) -> None:
         pass

@@ -85,6 +85,7 @@ class Trainer:
             config.optimizer, self.model.flat_params, config.lr, config.momentum, config.weight_decay
         )
         self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
+        self.ema = self.model.flat_params.copy() if config.ema else None  # the averaged weights (--ema)
         self.run_dir = default_run_dir(config)
         self.step = 0
         self.train_seconds = 0.0
@@ -138,7 +139,30 @@ class Trainer:
         self.optimizer.lr = self.last_lr = self.lr
         self.optimizer.step(self.model.flat_grads)
         self.step += 1
+        if self.ema is not None:
+            self._average()
         return loss
+
+    def _average(self) -> None:
+        """ema += (1 - beta) (theta - ema), with beta = min(--ema, (1 + t) / (10 + t)) after t updates, so that the
+        average does not lean on the untrained weights of the first steps."""
+        beta = min(self.config.ema, (1 + self.optimizer.steps) / (10 + self.optimizer.steps))
+        step = np.subtract(self.model.flat_params, self.ema)
+        step *= 1.0 - beta
+        self.ema += step
+
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within: the model holds the averaged weights (with --ema; otherwise nothing changes)."""
+        if self.ema is None:
+            yield
+            return
+        trained = self.model.flat_params.copy()
+        self.model.flat_params[...] = self.ema
+        try:
+            yield
+        finally:
+            self.model.flat_params[...] = trained
 
     def _guard(self, loss: float) -> None:
         """A non-finite loss or gradient never reaches the weights. After `guard_skips` such steps in a row, go
@@ -167,19 +191,23 @@ class Trainer:
         return {
             "step": self.step,
             "params": self.model.flat_params.copy(),
+            "ema": None if self.ema is None else self.ema.copy(),
             "optim": {k: v.copy() for k, v in self.optimizer.state.items()},
             "optimizer_steps": self.optimizer.steps,
         }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         self.model.flat_params[...] = snapshot["params"]
+        if self.ema is not None:
+            self.ema[...] = snapshot["ema"]
         for k, v in snapshot["optim"].items():
             self.optimizer.state[k][...] = v
         self.optimizer.steps = snapshot["optimizer_steps"]
 
     def evaluate(self) -> float | None:
         """A validation pass: the loss (returned and kept) and the task's other figures (kept in `metrics`)."""
-        metrics = self.task.evaluate()
+        with self.averaged():
+            metrics = self.task.evaluate()
         if metrics is None:
             return None
         self.val_loss = metrics.pop("val_loss")
@@ -188,10 +216,14 @@ class Trainer:
 
     def checkpoint_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything needed to use, inspect or continue this run exactly."""
-        if not (np.all(np.isfinite(self.model.flat_params)) and all(np.all(np.isfinite(v)) for v in
-                                                                     self.optimizer.state.values())):  # fmt: skip
+        kept = [self.model.flat_params, *self.optimizer.state.values(), *([] if self.ema is None else [self.ema])]
+        if not all(np.all(np.isfinite(v)) for v in kept):
             raise CharRNNError(f"step {self.step}: the weights are not finite, so no checkpoint was written.")
         arrays = {f"param/{k}": v for k, v in self.model.params.items()}
+        if self.ema is not None:  # param/ is what every command uses: the average; trained/ is where training is
+            arrays = {f"trained/{k}": v.copy() for k, v in self.model.params.items()}
+            with self.averaged():
+                arrays |= {f"param/{k}": v.copy() for k, v in self.model.params.items()}
         arrays |= {f"optim/{k}": v for k, v in self.optimizer.state.items()}
         arrays |= self.task.arrays()
         meta = {
@@ -233,8 +265,15 @@ class Trainer:
 
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> None:
         """Continue from a checkpoint of this run (parameters already checked by checkpoint.load_model)."""
+        if self.ema is not None:  # the average, through the model's arrays, which then get the trained weights
+            for name, param in self.model.params.items():
+                param[...] = arrays[f"param/{name}"]
+            self.ema[...] = self.model.flat_params
         for name, param in self.model.params.items():
-            param[...] = arrays[f"param/{name}"]
+            trained = arrays.get(f"trained/{name}") if self.ema is not None else arrays[f"param/{name}"]
+            if trained is None or trained.shape != param.shape:
+                raise CharRNNError(f"{source} has no usable trained weights 'trained/{name}'; it cannot be resumed.")
+            param[...] = trained
         for name, moment in self.optimizer.state.items():
             saved = arrays.get(f"optim/{name}")
             if saved is None or saved.shape != moment.shape:
@@ -321,7 +360,9 @@ class Trainer:
             if event.kind == "eval":  # after the save and the metrics line: a callback may end the process
                 emit(event)
             if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.task == "lm":
-                emit(dataclasses.replace(event, kind="sample", text=self.task.sample(seed=self.step)))
+                with self.averaged():
+                    text = self.task.sample(seed=self.step)
+                emit(dataclasses.replace(event, kind="sample", text=text))
             if reason:
                 end = dataclasses.replace(event, kind="end", text=reason)
                 emit(end)

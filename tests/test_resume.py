@@ -30,7 +30,7 @@ def losses(run_dir: Path) -> list[float]:
 def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule):
     """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
     common = [*SMALL, "--dropout", "0.3", "--input-dropout", "0.1", "--lr-schedule", schedule, "--warmup-steps", "3",
-              "--log-every", "1"]  # fmt: skip
+              "--log-every", "1", "--ema", "0.9"]  # fmt: skip
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
     cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
     first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
@@ -47,6 +47,8 @@ def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_p
     assert meta["step"] == 24
     np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
     np.testing.assert_array_equal(arrays["optim/v"], straight_arrays["optim/v"])
+    for name in resumed.params:  # --ema: param/ is the average, trained/ the weights training goes on from
+        np.testing.assert_array_equal(arrays[f"trained/{name}"], straight_arrays[f"trained/{name}"])
     assert losses(tmp_path / "broken") == losses(tmp_path / "straight")
 
 
@@ -221,3 +223,29 @@ def test_max_time_flag_takes_a_duration(run_cli, small_corpus):
     assert code == 2 and "--max-time must be a duration like 90s, 10m or 1h30m" in err
     code, _, err = run_cli("train", small_corpus, *SMALL, "--max-time", "1s", "--epochs", "1000", "--eval-every", "0")
     assert code == 0 and "--max-time" in err
+
+
+def test_ema_averages_the_trained_weights_and_is_what_a_checkpoint_holds(small_corpus, tmp_path):
+    """--ema beta: after update t, ema += (1 - b_t)(theta_t - ema) with b_t = min(beta, (1 + t) / (10 + t));
+    validation and param/ use the average, trained/ holds the weights training continues from."""
+    cfg = Config(corpus=[str(small_corpus)], layers=1, hidden=16, batch_size=4, seq_len=16, max_steps=30,
+                 eval_every=0, ema=0.8, run_dir=str(tmp_path / "ema"))  # fmt: skip
+    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+    expected = trainer.model.flat_params.copy()
+    for t in range(1, 31):
+        trainer.train_step()
+        beta = min(0.8, (1 + t) / (10 + t))
+        expected += (1 - beta) * (trainer.model.flat_params - expected)
+    np.testing.assert_allclose(trainer.ema, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(trainer.ema - trainer.model.flat_params).max() > 1e-3
+    trained = trainer.model.flat_params.copy()
+    val = trainer.evaluate()
+    np.testing.assert_array_equal(trainer.model.flat_params, trained)  # evaluating leaves training where it was
+    trainer.save()
+    model, _, _, _, arrays = load_model(tmp_path / "ema" / "last.npz")
+    np.testing.assert_array_equal(model.flat_params, trainer.ema)
+    for name, value in trainer.model.params.items():
+        np.testing.assert_array_equal(arrays[f"trained/{name}"], value)
+    trainer.model.flat_params[...] = trainer.ema
+    trainer.ema = None
+    assert trainer.evaluate() == val  # the validation loss was the average's

@@ -55,6 +55,29 @@ def test_gradients_match_central_differences(task, pool, bidirectional, layers, 
     assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
 
 
+@pytest.mark.parametrize(("task", "pool"), [("classify", "max"), ("tag", "last")])
+def test_label_smoothing_loss_and_gradients(task, pool):
+    """With label smoothing eps the loss is (1 - eps) (-log p_y) + eps mean_k(-log p_k), computed here directly, and
+    its gradients match central differences; padded positions of a tag batch still count for nothing."""
+    net, _, x, lengths, y = problem(task, "lstm", 1, True, pool)
+    eps = 0.2
+
+    def loss():
+        return net.loss_and_grads(x, lengths, y, smoothing=eps)
+
+    loss()
+    analytic = net.flat_grads.copy()
+    numeric = numeric_gradient(net, loss)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+    logits = net.forward(x, lengths)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    per_row = -(1 - eps) * log_p[np.arange(len(log_p)), y.reshape(-1)] - eps * log_p.mean(axis=1)
+    counted = net.positions(lengths, x.shape[0])
+    expected = per_row.mean() if counted is None else per_row[counted].mean()
+    assert loss() == pytest.approx(expected, rel=1e-12)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_a_blanked_character_reads_only_the_bias(cell):
     """Input dropout: id V acts as a character whose row of W_x is zero, gets no row's gradient, and the gradients

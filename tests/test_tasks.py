@@ -85,7 +85,8 @@ def test_only_a_bidirectional_tagger_learns_to_see_ahead(run_cli, shifted):
 def test_resume_is_bit_identical_across_epochs(run_cli, task, data, request, tmp_path):
     train, val = request.getfixturevalue(data)
     flags = ["--task", task, "--val-file", val, *SMALL, "--dropout", "0.2", "--input-dropout", "0.1",
-             "--lr-schedule", "constant", "--bidirectional", "--log-every", "1"]  # fmt: skip
+             "--label-smoothing", "0.1", "--ema", "0.9", "--lr-schedule", "constant", "--bidirectional",
+             "--log-every", "1"]  # fmt: skip
     assert run_cli("train", train, *flags, "--max-steps", "50", "--run-dir", "straight")[0] == 0  # 2.5 epochs
     assert run_cli("train", train, *flags, "--max-steps", "27", "--run-dir", "broken")[0] == 0
     code, _, err = run_cli("train", "--resume", "broken", "--max-steps", "50")
@@ -144,6 +145,7 @@ def test_max_len_cuts_inputs_and_says_how_many(run_cli, first_letter):
         ),
         ("ab\tx\n", ["--task", "lm", "--bidirectional"], "a language model cannot see the characters it predicts"),
         ("ab\tx\ncd\ty\n", ["--pool", "mean", "--task", "tag"], "--pool is for --task classify"),
+        ("ab\tx\n", ["--task", "lm", "--label-smoothing", "0.1"], "--label-smoothing is for classify, tag"),
     ],
 )
 def test_bad_examples_get_one_sentence_and_leave_nothing(run_cli, tmp_path, lines, flags, message):
