@@ -18,10 +18,11 @@ class Network(Scratch):
         total = sum(int(np.prod(s)) for s in shapes.values())
         self.flat_params = np.zeros(total, self.dtype)
         self.flat_grads = np.zeros(total, self.dtype)
-        self.params = self._views(self.flat_params)
-        self.grads = self._views(self.flat_grads)
+        self.params = self.views(self.flat_params)
+        self.grads = self.views(self.flat_grads)
 
-    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views into a flat array laid out as the parameters (they, their gradients, or --ema's average)."""
         views, start = {}, 0
         for name, shape in self.shapes.items():
             size = int(np.prod(shape))

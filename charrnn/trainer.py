@@ -219,11 +219,10 @@ class Trainer:
         kept = [self.model.flat_params, *self.optimizer.state.values(), *([] if self.ema is None else [self.ema])]
         if not all(np.all(np.isfinite(v)) for v in kept):
             raise CharRNNError(f"step {self.step}: the weights are not finite, so no checkpoint was written.")
-        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
-        if self.ema is not None:  # param/ is what every command uses: the average; trained/ is where training is
-            arrays = {f"trained/{k}": v.copy() for k, v in self.model.params.items()}
-            with self.averaged():
-                arrays |= {f"param/{k}": v.copy() for k, v in self.model.params.items()}
+        used = self.model.params if self.ema is None else self.model.views(self.ema)
+        arrays = {f"param/{k}": v for k, v in used.items()}
+        if self.ema is not None:  # param/ is what every command uses, the average; training goes on from trained/
+            arrays |= {f"trained/{k}": v for k, v in self.model.params.items()}
         arrays |= {f"optim/{k}": v for k, v in self.optimizer.state.items()}
         arrays |= self.task.arrays()
         meta = {
@@ -265,15 +264,15 @@ class Trainer:
 
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> None:
         """Continue from a checkpoint of this run (parameters already checked by checkpoint.load_model)."""
-        if self.ema is not None:  # the average, through the model's arrays, which then get the trained weights
-            for name, param in self.model.params.items():
-                param[...] = arrays[f"param/{name}"]
-            self.ema[...] = self.model.flat_params
+        if self.ema is not None:
+            for name, average in self.model.views(self.ema).items():
+                average[...] = arrays[f"param/{name}"]
+        trained = "param" if self.ema is None else "trained"
         for name, param in self.model.params.items():
-            trained = arrays.get(f"trained/{name}") if self.ema is not None else arrays[f"param/{name}"]
-            if trained is None or trained.shape != param.shape:
-                raise CharRNNError(f"{source} has no usable trained weights 'trained/{name}'; it cannot be resumed.")
-            param[...] = trained
+            saved = arrays.get(f"{trained}/{name}")
+            if saved is None or saved.shape != param.shape:
+                raise CharRNNError(f"{source} has no usable weights '{trained}/{name}'; it cannot be resumed.")
+            param[...] = saved
         for name, moment in self.optimizer.state.items():
             saved = arrays.get(f"optim/{name}")
             if saved is None or saved.shape != moment.shape:

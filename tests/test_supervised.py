@@ -35,6 +35,15 @@ def numeric_gradient(net, loss, eps=1e-5):
     return numeric
 
 
+def assert_gradients_match(net, loss):
+    """The gradients `loss()` fills in match central differences (differences: noise ~1e-11)."""
+    loss()
+    analytic = net.flat_grads.copy()
+    numeric = numeric_gradient(net, loss)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+
+
 CASES = [("classify", pool) for pool in ("last", "mean", "max")] + [("tag", "last")]
 
 
@@ -48,11 +57,7 @@ def test_gradients_match_central_differences(task, pool, bidirectional, layers, 
     def loss():
         return net.loss_and_grads(x, lengths, y, dropout=0.3, rng=np.random.default_rng(7))
 
-    loss()
-    analytic = net.flat_grads.copy()
-    numeric = numeric_gradient(net, loss)
-    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)  # differences: noise ~1e-11
-    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+    assert_gradients_match(net, loss)
 
 
 @pytest.mark.parametrize(("task", "pool"), [("classify", "max"), ("tag", "last")])
@@ -65,11 +70,7 @@ def test_label_smoothing_loss_and_gradients(task, pool):
     def loss():
         return net.loss_and_grads(x, lengths, y, smoothing=eps)
 
-    loss()
-    analytic = net.flat_grads.copy()
-    numeric = numeric_gradient(net, loss)
-    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
-    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+    assert_gradients_match(net, loss)
     logits = net.forward(x, lengths)
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     per_row = -(1 - eps) * log_p[np.arange(len(log_p)), y.reshape(-1)] - eps * log_p.mean(axis=1)
@@ -90,11 +91,7 @@ def test_a_blanked_character_reads_only_the_bias(cell):
     def loss():
         return net.loss_and_grads(blanked, lengths, y)
 
-    loss()
-    analytic = net.flat_grads.copy()
-    numeric = numeric_gradient(net, loss)
-    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
-    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
+    assert_gradients_match(net, loss)
     wider = ExampleNetwork("tag", V + 1, OUT, H, 2, cell, True, "last", "float64")  # V is a character here
     for name, value in net.params.items():
         wider.params[name][...] = 0.0
