@@ -47,9 +47,10 @@ def run_bench(
     warmup: int = 5,
     steps: int = 50,
     sample_chars: int = 2000,
+    embed: int = 0,
 ) -> dict[str, Any]:
     """Time `steps` training steps (forward, backward, clipping, Adam) after `warmup`, then sampling."""
-    model = CharModel(vocab_size, hidden, layers, cell, dtype, seed=0)
+    model = CharModel(vocab_size, hidden, layers, cell, dtype, seed=0, embed=embed)
     optimizer = Adam(model.flat_params, lr=2e-3)
     batches = Batches(ids, batch_size, seq_len)
     state = model.initial_state(batch_size)
@@ -90,6 +91,7 @@ def run_bench(
         "seq_len": seq_len,
         "dtype": dtype,
         "vocab_size": vocab_size,
+        "embed": embed,
         "params": model.num_params,
         "steps": steps,
         "train_chars_per_sec": chars_per_sec,

@@ -62,12 +62,19 @@ class Layer(Scratch):
     sigmoid_gates = 0
 
     def __init__(
-        self, input_size: int, hidden_size: int, lookup: bool, dtype: np.dtype, forget_bias: float = 0.0
+        self,
+        input_size: int,
+        hidden_size: int,
+        lookup: bool,
+        dtype: np.dtype,
+        forget_bias: float = 0.0,
+        embed: int = 0,
     ) -> None:
         self.forget_bias = forget_bias  # LSTM only
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.lookup = lookup  # first layer: input is ids, W_x is a lookup table
+        self.embed = embed if lookup else 0  # > 0: the table is E @ W_x, an embedding E (V, embed) then W_x
         self.dtype = np.dtype(dtype)
         self.p: dict[str, np.ndarray] = {}
         self.g: dict[str, np.ndarray] = {}
@@ -84,6 +91,13 @@ class Layer(Scratch):
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         gh = self.gates * self.hidden_size
+        if self.embed:
+            return {
+                "E": (self.input_size, self.embed),
+                "W_x": (self.embed, gh),
+                "W_h": (self.hidden_size, gh),
+                "b": (gh,),
+            }
         return {"W_x": (self.input_size, gh), "W_h": (self.hidden_size, gh), "b": (gh,)}
 
     def bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
@@ -94,10 +108,14 @@ class Layer(Scratch):
         """PyTorch's initialisation of its recurrent layers: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)).
 
         Our `b` stands for PyTorch's b_ih + b_hh, so it is the sum of two such draws. Zero biases learned measurably
-        less per step (GRU 2x384, 1,500 steps: 1.527 against 1.513 nats/char; benchmarks/quality.md).
+        less per step (GRU 2x384, 1,500 steps: 1.527 against 1.513 nats/char; benchmarks/quality.md). An embedding
+        E is N(0, 1), as PyTorch's nn.Embedding.
         """
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, w in self.p.items():
+            if name == "E":
+                w[...] = rng.standard_normal(w.shape)
+                continue
             w[...] = rng.uniform(-bound, bound, w.shape)
             if name == "b":
                 w += rng.uniform(-bound, bound, w.shape)
@@ -110,13 +128,15 @@ class Layer(Scratch):
 
         The sigmoid columns are halved (see `scale`); for the first layer, the bias is folded into a copy of the
         (V, G*H) table, so its whole input projection is one row lookup. That copy has one more row, the bias
-        alone: what id V, a character blanked by input dropout (`blank`), reads.
+        alone: what id V, a character blanked by input dropout (`blank`), reads. With an embedding the table is
+        E @ W_x, one small GEMM per chunk, so an embedded input costs a step no more than a one-hot one.
         """
         W_x, b = self.p["W_x"], self.p["b"]
         if self.lookup:
-            V = W_x.shape[0]
+            V = self.input_size
             self.w_in = self.buf("w_in", V + 1, W_x.shape[1])
-            np.add(W_x, b, out=self.w_in[:V])
+            table = W_x if not self.embed else np.matmul(self.p["E"], W_x, out=self.buf("table", V, W_x.shape[1]))
+            np.add(table, b, out=self.w_in[:V])
             self.w_in[V] = b
             self.w_in *= self.scale
         else:
@@ -199,6 +219,12 @@ class Layer(Scratch):
         np.matmul(H[:-1].reshape(-1, n).T, dz_rec[1:].reshape(-1, gh), out=dW_h)
         dW_h += h0.T @ dz_rec[0]
         self.sum_rows(dz_in2, out=self.g["b"])
+        if self.lookup and self.embed:  # d(table) by rows, then through table = E @ W_x
+            d_table = self.buf("d_table", self.input_size, gh)
+            _rows_sum_by_id(x.reshape(-1), dz_in2, out=d_table)
+            np.matmul(d_table, self.p["W_x"].T, out=self.g["E"])
+            np.matmul(self.p["E"].T, d_table, out=self.g["W_x"])
+            return None
         if self.lookup:
             _rows_sum_by_id(x.reshape(-1), dz_in2, out=self.g["W_x"])
             return None

@@ -302,8 +302,10 @@ def info(
                            "seq2seq": f"seq2seq: {config.attention} attention"
                            + (", input feeding" if config.input_feeding else "")
                            + f", targets of {config.target_units}"}[config.task])  # fmt: skip
-    table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}, {record['parameters']:,} "
-                           f"parameters, {config.dtype}")  # fmt: skip
+    embedding = f", {config.embed}-wide character embedding" if config.embed else ""
+    averaged = f", weights averaged over training (ema {config.ema})" if config.ema else ""
+    table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}{embedding}, "
+                           f"{record['parameters']:,} parameters, {config.dtype}{averaged}")  # fmt: skip
     table.add_row("vocabulary", f"{record['vocab_size']} characters: {printable(record['vocab'])}")
     if config.task == "classify":
         table.add_row("labels", f"{len(record['outputs'])}: {', '.join(record['outputs'])}")
@@ -682,6 +684,7 @@ def bench(
     cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
     layers: Annotated[int, typer.Option(min=1)] = 2,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
+    embed: Annotated[int, typer.Option(min=0, help="Character embedding width (0: one-hot).")] = 0,
     batch_size: Annotated[int | None, typer.Option(min=1, help="[default: 32 for lm, 128 for a task]")] = None,
     seq_len: Annotated[int, typer.Option(min=1, help="lm: steps per chunk.")] = 64,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="classify, tag: read both ways.")] = False,
@@ -698,7 +701,7 @@ def bench(
     """Time full training steps and, for lm, single-stream sampling (for a task, reading examples); report speed and
     peak memory."""
     batch_size = batch_size or (32 if task == "lm" else 128)
-    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size}
+    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size, "embed": embed}
     seq2seq = {"attention": attention, "input_feeding": input_feeding, "target_units": target_units}
     cfg = build_config(None, {**flags, "dtype": dtype, "task": task, "bidirectional": bidirectional, "pool": pool,
                               "seq_len": seq_len, **(seq2seq if task == "seq2seq" else {})})  # fmt: skip

@@ -89,6 +89,12 @@ class Config:
         ge=0,
     )
     forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate")
+    embed: int = _key(
+        0,
+        "width of a learned character embedding before the first layer (as torch-rnn's -wordvec_size; 0: the first "
+        "layer reads one-hot characters)",
+        ge=0,
+    )
     dropout: float = _key(0.1, "dropout between stacked layers, in training only (as PyTorch's)", ge=0.0, lt=1.0)
     output_dropout: bool = _key(
         False, "also drop the top layer's output before the output layer (as char-rnn; measured worse here)"

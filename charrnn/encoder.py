@@ -39,6 +39,7 @@ class Encoder:
         bidirectional: bool,
         dtype: np.dtype,
         forget_bias: float = 0.0,
+        embed: int = 0,
     ) -> None:
         self.hidden_size = hidden_size
         self.directions = 2 if bidirectional else 1
@@ -46,7 +47,7 @@ class Encoder:
         layer_cls = CELLS[cell]
         self.layers: list[list[Layer]] = [
             [
-                layer_cls(vocab_size if i == 0 else self.output_size, hidden_size, i == 0, dtype, forget_bias)
+                layer_cls(vocab_size if i == 0 else self.output_size, hidden_size, i == 0, dtype, forget_bias, embed)
                 for _ in range(self.directions)
             ]
             for i in range(num_layers)

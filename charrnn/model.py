@@ -53,12 +53,13 @@ class CharModel(Network):
         seed: int = 0,
         forget_bias: float = 0.0,
         output_dropout: bool = False,
+        embed: int = 0,
     ) -> None:
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
         self.output_dropout = output_dropout
         layer_cls = CELLS[cell]
         self.layers: list[Layer] = [
-            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, dtype, forget_bias)
+            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, dtype, forget_bias, embed)
             for i in range(num_layers)
         ]
         shapes = {f"l{i}.{k}": s for i, layer in enumerate(self.layers) for k, s in layer.shapes().items()}

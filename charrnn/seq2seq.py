@@ -69,15 +69,16 @@ class Seq2SeqNetwork(Network):
         seed: int = 0,
         forget_bias: float = 0.0,
         output_dropout: bool = False,
+        embed: int = 0,
     ) -> None:
         H = self.hidden_size = hidden_size
         self.output_dropout = output_dropout
         self.attention, self.input_feeding, self.target_vocab = attention, input_feeding, target_vocab
-        self.encoder = Encoder(cell, source_vocab, H, num_layers, bidirectional, np.dtype(dtype), forget_bias)
+        self.encoder = Encoder(cell, source_vocab, H, num_layers, bidirectional, np.dtype(dtype), forget_bias, embed)
         D = self.encoder.output_size
         layer_cls = CELLS[cell]
         self.decoder: list[Layer] = [
-            layer_cls(target_vocab if i == 0 else H, H, i == 0, dtype, forget_bias) for i in range(num_layers)
+            layer_cls(target_vocab if i == 0 else H, H, i == 0, dtype, forget_bias, embed) for i in range(num_layers)
         ]
         self.parts = 2 if cell == "lstm" else 1  # h, c
         self.bridged = bidirectional

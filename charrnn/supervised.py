@@ -32,9 +32,12 @@ class ExampleNetwork(Network):
         seed: int = 0,
         forget_bias: float = 0.0,
         output_dropout: bool = False,
+        embed: int = 0,
     ) -> None:
         self.task, self.pool, self.num_outputs, self.output_dropout = task, pool, num_outputs, output_dropout
-        self.encoder = Encoder(cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias)
+        self.encoder = Encoder(
+            cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias, embed
+        )
         size = self.encoder.output_size
         super().__init__(self.encoder.shapes() | {"W_y": (size, num_outputs), "b_y": (num_outputs,)}, dtype)
         for prefix, layer in self.encoder.named_layers().items():

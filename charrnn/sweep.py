@@ -39,10 +39,10 @@ from charrnn.errors import CharRNNError
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
 # What a trial may vary: how the model is made and trained, not what it learns from or how long it runs.
-VARIABLE = ("cell", "layers", "hidden", "batch_size", "seq_len", "reset_every", "forget_bias", "dropout", "optimizer",
-            "lr", "momentum", "weight_decay", "lr_schedule", "lr_decay", "lr_decay_every", "min_lr", "decay_frac",
-            "warmup_steps", "clip", "clip_value", "seed", "bidirectional", "pool", "attention", "input_feeding",
-            "max_len", "output_dropout", "input_dropout", "label_smoothing", "ema")  # fmt: skip
+VARIABLE = ("cell", "layers", "hidden", "embed", "batch_size", "seq_len", "reset_every", "forget_bias", "dropout",
+            "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "lr_decay", "lr_decay_every", "min_lr",
+            "decay_frac", "warmup_steps", "clip", "clip_value", "seed", "bidirectional", "pool", "attention",
+            "input_feeding", "max_len", "output_dropout", "input_dropout", "label_smoothing", "ema")  # fmt: skip
 MAXIMISED = ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_f1")
 METRICS = {
     "lm": ("val_loss",),

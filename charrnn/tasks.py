@@ -67,12 +67,14 @@ def build_network(config: Config, vocab_size: int, num_outputs: int = 0) -> Char
     """The network of `config`'s task, initialised from its seed."""
     c = config
     if c.task == "lm":
-        return CharModel(vocab_size, c.hidden, c.layers, c.cell, c.dtype, c.seed, c.forget_bias, c.output_dropout)
+        return CharModel(
+            vocab_size, c.hidden, c.layers, c.cell, c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed
+        )
     if c.task == "seq2seq":
         return Seq2SeqNetwork(vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.attention,
-                              c.input_feeding, c.dtype, c.seed, c.forget_bias, c.output_dropout)  # fmt: skip
+                              c.input_feeding, c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed)  # fmt: skip
     return ExampleNetwork(c.task, vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.pool,
-                          c.dtype, c.seed, c.forget_bias, c.output_dropout)  # fmt: skip
+                          c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed)  # fmt: skip
 
 
 def load_data(

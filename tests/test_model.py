@@ -10,10 +10,10 @@ from charrnn.optim import Adam, clip_gradients
 from charrnn.sample import generate
 
 
-def random_problem(cell: str, layers: int, seed: int = 0):
+def random_problem(cell: str, layers: int, seed: int = 0, embed: int = 0):
     V, H, T, B = 5, 4, 6, 3
     rng = np.random.default_rng(seed)
-    model = CharModel(V, H, layers, cell, "float64", seed=seed)
+    model = CharModel(V, H, layers, cell, "float64", seed=seed, embed=embed)
     model.flat_params[:] = rng.normal(0.0, 0.5, model.num_params)
     x = rng.integers(0, V, (T, B))
     y = rng.integers(0, V, (T, B))
@@ -21,10 +21,12 @@ def random_problem(cell: str, layers: int, seed: int = 0):
     return model, x, y, state
 
 
-@pytest.mark.parametrize(("layers", "dropout"), [(1, 0.0), (2, 0.0), (2, 0.3)])
+@pytest.mark.parametrize(
+    ("layers", "dropout", "embed"), [(1, 0.0, 0), (2, 0.0, 0), (2, 0.3, 0), (1, 0.0, 3), (2, 0.3, 3)]
+)
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_gradients_match_central_differences(cell, layers, dropout):
-    model, x, y, state = random_problem(cell, layers)
+def test_gradients_match_central_differences(cell, layers, dropout, embed):
+    model, x, y, state = random_problem(cell, layers, embed=embed)
     n = x.size
 
     def fixed_masks():  # the same dropout masks for every evaluation
@@ -152,9 +154,10 @@ def test_float32_is_the_default_and_float64_is_available():
     assert CharModel(5, 4, dtype="float64").flat_params.dtype == np.float64
 
 
+@pytest.mark.parametrize("embed", [0, 3])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_sampling_step_equals_forward_over_one_step(cell):
-    model, x, _, state = random_problem(cell, 2)
+def test_sampling_step_equals_forward_over_one_step(cell, embed):
+    model, x, _, state = random_problem(cell, 2, embed=embed)
     logits, after = model.forward(x[:1], state)
     in_place = [[s.copy() for s in layer] for layer in state]
     np.testing.assert_allclose(model.step(x[0], in_place), logits, rtol=1e-12)

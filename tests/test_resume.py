@@ -26,11 +26,11 @@ def losses(run_dir: Path) -> list[float]:
     return [r["train_loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule):
+@pytest.mark.parametrize(("schedule", "embed"), [("constant", "0"), ("cosine", "8")])
+def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule, embed):
     """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
     common = [*SMALL, "--dropout", "0.3", "--input-dropout", "0.1", "--lr-schedule", schedule, "--warmup-steps", "3",
-              "--log-every", "1", "--ema", "0.9"]  # fmt: skip
+              "--log-every", "1", "--ema", "0.9", "--embed", embed]  # fmt: skip
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
     cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
     first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
@@ -45,6 +45,7 @@ def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_p
     straight, _, _, _, straight_arrays = load_model(tmp_path / "straight" / "last.npz")
     resumed, _, _, meta, arrays = load_model(tmp_path / "broken" / "last.npz")
     assert meta["step"] == 24
+    assert ("l0.E" in resumed.params) == (embed != "0")
     np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
     np.testing.assert_array_equal(arrays["optim/v"], straight_arrays["optim/v"])
     for name in resumed.params:  # --ema: param/ is the average, trained/ the weights training goes on from

@@ -16,9 +16,11 @@ V_SRC, V_TGT, H = 5, 4, 4
 SOURCE_LENGTHS, TARGET_LENGTHS = [4, 2, 3], [2, 3, 1]
 
 
-def problem(attention, input_feeding, bidirectional, cell="lstm", layers=1, seed=0, scale=0.5):
+def problem(attention, input_feeding, bidirectional, cell="lstm", layers=1, seed=0, scale=0.5, embed=0):
     rng = np.random.default_rng(seed)
-    net = Seq2SeqNetwork(V_SRC, V_TGT, H, layers, cell, bidirectional, attention, input_feeding, "float64", seed)
+    net = Seq2SeqNetwork(
+        V_SRC, V_TGT, H, layers, cell, bidirectional, attention, input_feeding, "float64", seed, embed=embed
+    )
     net.flat_params[:] = rng.normal(0.0, scale, net.num_params)
     sources = [rng.integers(0, V_SRC, n) for n in SOURCE_LENGTHS]
     targets = [rng.integers(1, V_TGT, n) for n in TARGET_LENGTHS]
@@ -36,9 +38,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("attention", "feeding", "bidirectional"), CASES)
-@pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1)])
-def test_gradients_match_central_differences(attention, feeding, bidirectional, cell, layers):
-    net, _, targets, x, lengths = problem(attention, feeding, bidirectional, cell, layers)
+@pytest.mark.parametrize(("cell", "layers", "embed"), [("lstm", 2, 0), ("gru", 1, 0), ("lstm", 1, 3)])
+def test_gradients_match_central_differences(attention, feeding, bidirectional, cell, layers, embed):
+    net, _, targets, x, lengths = problem(attention, feeding, bidirectional, cell, layers, embed=embed)
 
     def loss():
         return net.loss_and_grads(x, lengths, targets, dropout=0.2, rng=np.random.default_rng(3))

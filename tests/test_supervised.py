@@ -12,9 +12,9 @@ V, OUT, H = 5, 3, 4
 LENGTHS = [5, 2, 4]
 
 
-def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = "last", seed: int = 0):
+def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = "last", seed: int = 0, embed: int = 0):
     rng = np.random.default_rng(seed)
-    net = ExampleNetwork(task, V, OUT, H, layers, cell, bidirectional, pool, "float64", seed)
+    net = ExampleNetwork(task, V, OUT, H, layers, cell, bidirectional, pool, "float64", seed, embed=embed)
     net.flat_params[:] = rng.normal(0.0, 0.5, net.num_params)
     seqs = [rng.integers(0, V, n) for n in LENGTHS]
     x, lengths = pad(seqs, np.int64)
@@ -53,6 +53,18 @@ CASES = [("classify", pool) for pool in ("last", "mean", "max")] + [("tag", "las
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_gradients_match_central_differences(task, pool, bidirectional, layers, cell):
     net, _, x, lengths, y = problem(task, cell, layers, bidirectional, pool)
+
+    def loss():
+        return net.loss_and_grads(x, lengths, y, dropout=0.3, rng=np.random.default_rng(7))
+
+    assert_gradients_match(net, loss)
+
+
+@pytest.mark.parametrize(("task", "pool"), [("classify", "max"), ("tag", "last")])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradients_with_an_embedding(task, pool, cell):
+    net, _, x, lengths, y = problem(task, cell, 2, True, pool, embed=3)
+    assert net.params["l0.E"].shape == (V, 3) and net.params["l0r.W_x"].shape == (3, 4 * H if cell == "lstm" else 3 * H)
 
     def loss():
         return net.loss_and_grads(x, lengths, y, dropout=0.3, rng=np.random.default_rng(7))

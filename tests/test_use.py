@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from charrnn.checkpoint import load_model
@@ -67,6 +68,20 @@ def test_info_describes_the_checkpoint(run_cli, trained):
     assert info["val_loss"] is not None and "\n" in info["vocab"]
     code, out, _ = run_cli("info", trained / "last.npz")
     assert code == 0 and "lstm 1×24" in out
+
+
+def test_a_model_with_an_embedding_is_used_as_any_other(run_cli, small_corpus, tmp_path):
+    """--embed: the first layer reads E[x_t] @ W_x; sampling, step by step, must read the same table as training."""
+    code, _, err = run_cli("train", small_corpus, *TINY, "--embed", "6", "--run-dir", "embedded")
+    assert code == 0, err
+    model = load_model(tmp_path / "embedded" / "last.npz")[0]
+    assert model.params["l0.E"].shape == (model.vocab_size, 6) and model.params["l0.W_x"].shape == (6, 4 * 24)
+    code, out, _ = run_cli("info", "--run-dir", "embedded")
+    assert code == 0 and "lstm 1×24, 6-wide character embedding" in out
+    code, out, _ = run_cli("sample", "--run-dir", "embedded", "--len", "200", "--seed", "1")
+    assert code == 0 and len(out) >= 200
+    code, out, _ = run_cli("score", small_corpus, "--run-dir", "embedded", "--json")
+    assert code == 0 and json.loads(out)[0]["nats_per_char"] < np.log(model.vocab_size) - 0.3  # below uniform
 
 
 def test_sample_options_from_the_command_line(run_cli, trained, tmp_path):
