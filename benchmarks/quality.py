@@ -18,6 +18,11 @@ Both sides read the corpus with its line endings made LF (PyTorch's `open` does 
 hold out the last 10 % and score all of it from the zero state. PyTorch runs from .venv-torch/bin/python (see
 `../shared/bench/compare.py` for how to make it) or --torch-python. charrnn's runs go to runs/quality/ (kept, so
 `charrnn plot` can draw them).
+
+The first line names the BLAS kernels NumPy runs (with threadpoolctl installed). A machine that sets
+OPENBLAS_CORETYPE (this workplace's do, for older OpenBLAS builds) makes NumPy's current OpenBLAS run slower kernels
+than it would pick itself, and charrnn 1.5 times slower; to measure what a user's machine does, unset it and
+OPENBLAS_L2_SIZE for that command alone: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python ...`.
 """
 
 import argparse
@@ -39,6 +44,8 @@ RECIPE = ["--lr", "0.003", "--warmup-steps", "100", "--min-lr", "0.0001"]
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "charrnn-shakespeare": ("charrnn", ["--config", "configs/shakespeare.yaml"]),
     "charrnn-auto": ("charrnn", ["--size", "auto"]),
+    "charrnn-shakespeare-e64": ("charrnn", ["--config", "configs/shakespeare.yaml", "--embed", "64"]),
+    "charrnn-warandpeace": ("charrnn", ["--config", "configs/warandpeace.yaml"]),
     "charrnn-recipe": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
                                    "--lr-schedule", "cosine", *RECIPE]),
     "charrnn-gru-2x512": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout", "0.25",
@@ -51,6 +58,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                             "0.35", "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
     "charrnn-lstm-2x384-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--dropout", "0",
                                               "--lr", "0.002", "--lr-schedule", "wsd"]),
+    "charrnn-lstm-2x384-e64-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed",
+                                                  "64", "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
     "charrnn-lstm-2x512-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "512", "--dropout", "0",
                                               "--lr", "0.002", "--lr-schedule", "wsd"]),
     "torch-gru-2x384": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0", "--dropout",
@@ -107,6 +116,15 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
     return {"steps": int(result.group(1)), "chars_per_sec": float(result.group(2)), "evals": evals}
 
 
+def blas_kernels(env: dict[str, str]) -> str:
+    """Which BLAS, and which of its kernels, NumPy runs in charrnn's processes (OpenBLAS picks them from the CPU,
+    or from OPENBLAS_CORETYPE where that is set); it changes charrnn's speed by half (docs/quality.md)."""
+    probe = ("import numpy, threadpoolctl; print(*[f\"{i['internal_api']} {i['version']} {i['architecture']}\" "
+             "for i in threadpoolctl.threadpool_info()])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    return done.stdout.strip() if done.returncode == 0 else "unknown (pip install threadpoolctl to see)"
+
+
 def val_at(evals: list[tuple[float, int, float]], seconds: float) -> float | None:
     """The last validation loss measured within the first `seconds` of training."""
     within = [v for t, _, v in evals if t <= seconds + 1]
@@ -136,7 +154,9 @@ def main() -> None:
     threads = str(args.threads)
     args.env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     per_run = f"{args.minutes:g} minutes" if args.minutes else f"{args.steps} steps"
-    print(f"corpus {args.corpus.name}, {args.threads} thread(s), {per_run} per run", flush=True)
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
+    print(f"corpus {args.corpus.name}, {args.threads} thread(s), {per_run} per run; charrnn's BLAS: "
+          f"{blas_kernels(args.env)} (OPENBLAS_CORETYPE {coretype})", flush=True)  # fmt: skip
     marks = [m for m in (2, 5, 10, 20, 30, 60) if m <= args.minutes]
     columns = [f"val {m} min" for m in marks] if args.minutes else []
     print("| candidate | seed | steps | chars/s | " + " | ".join([*columns, "best"]) + " |")

@@ -91,14 +91,9 @@ class Layer(Scratch):
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         gh = self.gates * self.hidden_size
-        if self.embed:
-            return {
-                "E": (self.input_size, self.embed),
-                "W_x": (self.embed, gh),
-                "W_h": (self.hidden_size, gh),
-                "b": (gh,),
-            }
-        return {"W_x": (self.input_size, gh), "W_h": (self.hidden_size, gh), "b": (gh,)}
+        V, E = self.input_size, self.embed
+        inputs = {"E": (V, E), "W_x": (E, gh)} if E else {"W_x": (V, gh)}
+        return {**inputs, "W_h": (self.hidden_size, gh), "b": (gh,)}
 
     def bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Use these arrays (views into the model's flat buffers) as parameters and gradients."""
@@ -108,7 +103,7 @@ class Layer(Scratch):
         """PyTorch's initialisation of its recurrent layers: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)).
 
         Our `b` stands for PyTorch's b_ih + b_hh, so it is the sum of two such draws. Zero biases learned measurably
-        less per step (GRU 2x384, 1,500 steps: 1.527 against 1.513 nats/char; benchmarks/quality.md). An embedding
+        less per step (GRU 2x384, 1,500 steps: 1.527 against 1.513 nats/char; docs/quality.md). An embedding
         E is N(0, 1), as PyTorch's nn.Embedding.
         """
         bound = 1.0 / np.sqrt(self.hidden_size)
@@ -135,7 +130,7 @@ class Layer(Scratch):
         if self.lookup:
             V = self.input_size
             self.w_in = self.buf("w_in", V + 1, W_x.shape[1])
-            table = W_x if not self.embed else np.matmul(self.p["E"], W_x, out=self.buf("table", V, W_x.shape[1]))
+            table = np.matmul(self.p["E"], W_x, out=self.buf("table", V, W_x.shape[1])) if self.embed else W_x
             np.add(table, b, out=self.w_in[:V])
             self.w_in[V] = b
             self.w_in *= self.scale
@@ -219,14 +214,12 @@ class Layer(Scratch):
         np.matmul(H[:-1].reshape(-1, n).T, dz_rec[1:].reshape(-1, gh), out=dW_h)
         dW_h += h0.T @ dz_rec[0]
         self.sum_rows(dz_in2, out=self.g["b"])
-        if self.lookup and self.embed:  # d(table) by rows, then through table = E @ W_x
-            d_table = self.buf("d_table", self.input_size, gh)
-            _rows_sum_by_id(x.reshape(-1), dz_in2, out=d_table)
-            np.matmul(d_table, self.p["W_x"].T, out=self.g["E"])
-            np.matmul(self.p["E"].T, d_table, out=self.g["W_x"])
-            return None
         if self.lookup:
-            _rows_sum_by_id(x.reshape(-1), dz_in2, out=self.g["W_x"])
+            d_table = self.buf("d_table", self.input_size, gh) if self.embed else self.g["W_x"]
+            _rows_sum_by_id(x.reshape(-1), dz_in2, out=d_table)
+            if self.embed:  # through table = E @ W_x
+                np.matmul(d_table, self.p["W_x"].T, out=self.g["E"])
+                np.matmul(self.p["E"].T, d_table, out=self.g["W_x"])
             return None
         np.matmul(x.reshape(T * B, -1).T, dz_in2, out=self.g["W_x"])
         if not input_grad:

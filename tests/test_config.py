@@ -1,5 +1,7 @@
 """Config: defaults <- YAML <- flags, and a clear sentence for every bad value."""
 
+from pathlib import Path
+
 import pytest
 
 from charrnn.config import FIELDS, Config, build_config, describe, flag
@@ -60,3 +62,10 @@ def test_every_key_has_help_and_a_flag():
     for key in FIELDS:
         assert describe(key).endswith("]")
         assert flag(key).startswith("--") and "_" not in flag(key)
+
+
+@pytest.mark.parametrize("name", ["g2p", "shakespeare", "tiny", "truecase", "warandpeace", "wordlang"])
+def test_every_shipped_config_is_valid(name):
+    """The configs the README recommends load without a complaint (a renamed key would otherwise surface only when a
+    user runs them)."""
+    build_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml", {})
