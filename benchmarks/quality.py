@@ -44,7 +44,6 @@ RECIPE = ["--lr", "0.003", "--warmup-steps", "100", "--min-lr", "0.0001"]
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "charrnn-shakespeare": ("charrnn", ["--config", "configs/shakespeare.yaml"]),
     "charrnn-auto": ("charrnn", ["--size", "auto"]),
-    "charrnn-shakespeare-e64": ("charrnn", ["--config", "configs/shakespeare.yaml", "--embed", "64"]),
     "charrnn-warandpeace": ("charrnn", ["--config", "configs/warandpeace.yaml"]),
     "charrnn-recipe": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
                                    "--lr-schedule", "cosine", *RECIPE]),
