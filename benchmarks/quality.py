@@ -61,6 +61,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                                   "64", "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
     "charrnn-lstm-2x512-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "512", "--dropout", "0",
                                               "--lr", "0.002", "--lr-schedule", "wsd"]),
+    "charrnn-gru-2x384-e64-d0-wsd": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
+                                                 "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
     "torch-gru-2x384": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0", "--dropout",
                                   "0.2", "--schedule", "cosine", *RECIPE]),
     "torch-gru-2x384-d0.3": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0",
@@ -75,6 +77,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                      "--dropout", "0", "--schedule", "cosine", *RECIPE]),
     "torch-lstm-2x384-d0-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
                                           "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
+    "torch-gru-2x384-e64-d0-wsd": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
+                                             "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
 }  # fmt: skip
 
 
@@ -87,7 +91,7 @@ def run(command: list[str], env: dict[str, str]) -> str:
 
 
 def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
-    run_dir = REPO / "runs" / "quality" / f"{name}-seed{seed}"
+    run_dir = REPO / "runs" / "quality" / f"{name}-{args.corpus.stem}-seed{seed}"
     budget = ["--max-time", f"{args.minutes * 60:.0f}s"] if args.minutes else ["--max-steps", str(args.steps)]
     every = args.eval_every or (100 if args.minutes else max(1, args.steps // 4))
     flags = [*flags, *args.charrnn_flags.split()]
