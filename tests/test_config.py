@@ -6,6 +6,7 @@ import pytest
 
 from charrnn.config import FIELDS, Config, build_config, describe, flag
 from charrnn.errors import CharRNNError
+from charrnn.sweep import read_sweep
 
 
 def write(tmp_path, text):
@@ -64,8 +65,14 @@ def test_every_key_has_help_and_a_flag():
         assert flag(key).startswith("--") and "_" not in flag(key)
 
 
-@pytest.mark.parametrize("name", ["g2p", "shakespeare", "tiny", "truecase", "warandpeace", "wordlang"])
-def test_every_shipped_config_is_valid(name):
-    """The configs the README recommends load without a complaint (a renamed key would otherwise surface only when a
-    user runs them)."""
-    build_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml", {})
+SHIPPED = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_config_is_valid(path):
+    """Every file in configs/ loads without a complaint, a sweep file as `charrnn sweep` reads it (a renamed key would
+    otherwise surface only when a user runs them)."""
+    if path.stem.startswith("sweep-"):
+        read_sweep(path)
+    else:
+        build_config(path, {})
