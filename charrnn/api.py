@@ -25,7 +25,7 @@ from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
 from charrnn.seq2seq import decode, forced_log_prob
 from charrnn.sizing import pick_size
-from charrnn.supervised import log_probabilities
+from charrnn.supervised import ensemble_log_probabilities
 from charrnn.tasks import detokenize, example_metrics, load_data, seq2seq_metrics
 from charrnn.trainer import (
     RESUMABLE,
@@ -40,6 +40,7 @@ from charrnn.trainer import (
 from charrnn.viz import Trace, check_length, rank_cells, trace_examples, trace_language_model
 
 PathLike = str | Path
+KIND = {"lm": "a language model", "classify": "a classifier", "tag": "a tagger", "seq2seq": "a seq2seq model"}
 
 
 class Model:
@@ -53,13 +54,41 @@ class Model:
     >>> charrnn.load("runs/wordlang").classify(["lebensmittel", "bonjour"])
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *more: Path) -> None:
         self.path = path
         self.network, self.vocab, self.config, self.meta, _ = load_model(path)
+        self.paths = [path]
+        self.networks = [self.network]
+        for other in more:
+            self._add_voter(other)
 
     def __repr__(self) -> str:
         c = self.config
-        return f"<charrnn.Model {c.task} {c.cell} {c.layers}×{c.hidden} from {self.path}>"
+        more = f" and {len(self.paths) - 1} more" if len(self.paths) > 1 else ""
+        return f"<charrnn.Model {c.task} {c.cell} {c.layers}×{c.hidden} from {self.path}{more}>"
+
+    @property
+    def name(self) -> str:
+        """The checkpoint, or the checkpoints of an ensemble joined by " + "."""
+        return " + ".join(str(p) for p in self.paths)
+
+    def _add_voter(self, path: Path) -> None:
+        """Let the model in `path` vote with this one (classify, tag, evaluate average their probabilities)."""
+        if self.task not in ("classify", "tag"):
+            raise CharRNNError(f"only classifiers and taggers vote together; {self.path} holds {KIND[self.task]}, "
+                               "so give it alone.")  # fmt: skip
+        network, vocab, config, meta, _ = load_model(path)
+        outputs = "labels" if self.task == "classify" else "output characters"
+        for what, theirs, ours in (
+            ("tasks", config.task, self.task),
+            ("input characters", vocab.chars, self.vocab.chars),
+            (outputs, meta.get("outputs"), self.outputs),
+        ):
+            if theirs != ours:
+                raise CharRNNError(f"{path} cannot vote with {self.path}: their {what} differ; combine models "
+                                   "trained on the same file.")  # fmt: skip
+        self.paths.append(path)
+        self.networks.append(network)
 
     @property
     def task(self) -> str:
@@ -73,15 +102,9 @@ class Model:
 
     def _need(self, task: str, action: str) -> None:
         if self.task != task:
-            kind = {
-                "lm": "a language model",
-                "classify": "a classifier",
-                "tag": "a tagger",
-                "seq2seq": "a seq2seq model",
-            }
             command = {"lm": "sample", "seq2seq": "translate"}.get(self.task, self.task)
             raise CharRNNError(
-                f"{action} needs {kind[task]}, but {self.path} holds {kind[self.task]} (task {self.task}); "
+                f"{action} needs {KIND[task]}, but {self.path} holds {KIND[self.task]} (task {self.task}); "
                 f"use charrnn {command} with it, or another checkpoint."
             )
 
@@ -211,7 +234,7 @@ class Model:
         if top_k < 1:
             raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
         ids, _ = self._encode_inputs(texts, unknown)
-        probs = np.exp(log_probabilities(self.network, ids))
+        probs = np.exp(ensemble_log_probabilities(self.networks, ids))
         labels = self.outputs
         return [[(labels[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:top_k]] for p in probs]
 
@@ -225,7 +248,7 @@ class Model:
         self._need("tag", "tagging")
         ids, skipped = self._encode_inputs(texts, unknown)
         results = []
-        for text, log_probs, gaps in zip(texts, log_probabilities(self.network, ids), skipped, strict=True):
+        for text, log_probs, gaps in zip(texts, ensemble_log_probabilities(self.networks, ids), skipped, strict=True):
             out = [self.outputs[i] for i in log_probs.argmax(axis=1)]
             for i in gaps:
                 out.insert(i, text[i])
@@ -307,7 +330,7 @@ class Model:
             metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
             return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
         encoded, _ = encode(examples, self.vocab, self.outputs, self.task, self.config.max_len)
-        metrics = example_metrics(self.network, encoded, self.outputs)
+        metrics = example_metrics(self.networks, encoded, self.outputs)
         return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
 
     def trace(
@@ -321,6 +344,8 @@ class Model:
             >>> ranking["inside double quotes"][0]
             {'layer': 'l1', 'kind': 'c', 'unit': 121, 'r': 0.87}
         """
+        if len(self.networks) > 1:
+            raise CharRNNError("charrnn viz shows one model at a time; give one checkpoint.")
         if self.task == "seq2seq":
             raise CharRNNError("charrnn viz shows language models, classifiers and taggers; use "
                                "charrnn translate --show-attention for a seq2seq model.")  # fmt: skip
@@ -389,17 +414,22 @@ class Model:
         }
 
 
-def load(path: PathLike | None = None) -> Model:
+def load(path: PathLike | None = None, *more: PathLike) -> Model:
     """The model in a run directory (its last.npz) or a checkpoint file; with no path, the most recent run under
-    runs/.
+    runs/. Classifiers or taggers trained on the same file can be given together (`more`): they then vote, each
+    input's probabilities being the mean of theirs (an ensemble).
 
         >>> model = charrnn.load("runs/shakespeare")
         >>> print(model.sample(200, seed=1))
+        >>> charrnn.load("runs/wordlang-1", "runs/wordlang-2").evaluate("dev.tsv")["accuracy"]
     """
     if path is None:
         return Model(find_checkpoint())
-    path = Path(path)
-    return Model(find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path))
+    return Model(*(_checkpoint(Path(p)) for p in (path, *more)))
+
+
+def _checkpoint(path: Path) -> Path:
+    return find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -135,6 +135,27 @@ RunDirOption = Annotated[
     Path | None,
     typer.Option("--run-dir", help="Run directory (default: the most recent under runs/).", show_default=False),
 ]
+
+
+def _voters_option(flag: str, what: str) -> Any:
+    return typer.Option(
+        flag, help=f"{what}; give several to let the models vote.", metavar="<path>", show_default=False
+    )
+
+
+CheckpointsOption = Annotated[
+    list[Path] | None, _voters_option("--checkpoint", "Checkpoint file (default: the run directory's last.npz)")
+]
+RunDirsOption = Annotated[
+    list[Path] | None, _voters_option("--run-dir", "Run directory (default: the most recent under runs/)")
+]
+
+
+def _load_voters(checkpoints: list[Path] | None, run_dirs: list[Path] | None) -> api.Model:
+    """The model --checkpoint or --run-dir names, else the most recent run's; several named ones vote together."""
+    paths = [find_checkpoint(checkpoint=c) for c in checkpoints or []]
+    paths += [find_checkpoint(run_dir=r) for r in run_dirs or []]
+    return api.Model(*paths) if paths else api.Model(find_checkpoint())
 
 
 def _load(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
@@ -361,22 +382,22 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout."
 def classify(
     texts: InputsArgument = None,
     file: FileOption = None,
-    checkpoint: CheckpointOption = None,
-    run_dir: RunDirOption = None,
+    checkpoint: CheckpointsOption = None,
+    run_dir: RunDirsOption = None,
     top_k: Annotated[int, typer.Option(min=1, help="How many of the likeliest labels to show.")] = 1,
     unknown: UnknownOption = "error",
     json_output: JsonOption = False,
 ) -> None:
     """The label of each input, with its probability (a classifier: many-to-one)."""
     inputs = _read_inputs(texts, file)
-    model = _load(checkpoint, run_dir)
+    model = _load_voters(checkpoint, run_dir)
     results = model.classify(inputs, top_k, unknown)
     if json_output:
         records = [{"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
                    for text, top in zip(inputs, results, strict=True)]  # fmt: skip
         print(json.dumps(records, ensure_ascii=False))
         return
-    table = Table(caption=str(model.path))
+    table = Table(caption=model.name)
     table.add_column("input")
     table.add_column("label")
     table.add_column("probability", justify="right")
@@ -393,14 +414,14 @@ def classify(
 def tag(
     texts: InputsArgument = None,
     file: FileOption = None,
-    checkpoint: CheckpointOption = None,
-    run_dir: RunDirOption = None,
+    checkpoint: CheckpointsOption = None,
+    run_dir: RunDirsOption = None,
     unknown: UnknownOption = "error",
     json_output: JsonOption = False,
 ) -> None:
     """The output of each input, one character per input character, one line each on stdout (a tagger)."""
     inputs = _read_inputs(texts, file)
-    outputs = _load(checkpoint, run_dir).tag(inputs, unknown)
+    outputs = _load_voters(checkpoint, run_dir).tag(inputs, unknown)
     if json_output:
         records = [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
         print(json.dumps(records, ensure_ascii=False))
@@ -412,8 +433,8 @@ def tag(
 @app.command("eval")
 def evaluate(
     file: Annotated[Path, typer.Argument(help="Labelled examples (input<TAB>target lines); for an lm, any text.")],
-    checkpoint: CheckpointOption = None,
-    run_dir: RunDirOption = None,
+    checkpoint: CheckpointsOption = None,
+    run_dir: RunDirsOption = None,
     unknown: UnknownOption = "error",
     beam: BeamOption = 1,
     length_penalty: LengthPenaltyOption = 1.0,
@@ -421,7 +442,7 @@ def evaluate(
 ) -> None:
     """How well the model does on FILE: accuracy and F1 (classify), character accuracy and exact match (tag),
     exact match, word and token error rates (seq2seq), the loss per character (lm, as `score`)."""
-    model = _load(checkpoint, run_dir)
+    model = _load_voters(checkpoint, run_dir)
     if model.task != "seq2seq" and (beam != 1 or length_penalty != 1.0):
         raise CharRNNError(f"--beam and --length-penalty are for seq2seq models; {model.path} is a {model.task} model.")
     result = model.evaluate(file, unknown, beam, length_penalty)
@@ -432,7 +453,7 @@ def evaluate(
         Console().print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
                       f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")  # fmt: skip
         return
-    summary = Table(title="charrnn eval", caption=f"{file}, {model.path}", show_header=False)
+    summary = Table(title="charrnn eval", caption=f"{file}, {model.name}", show_header=False)
     summary.add_column("measure", style="bold")
     summary.add_column("value", justify="right")
     summary.add_row("examples", f"{result['examples']:,}")

@@ -10,6 +10,8 @@ The loss is the mean cross-entropy per example (classify) or per input character
 never read or scored, so the gradients are those of the examples run one by one.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from charrnn.encoder import Encoder
@@ -161,3 +163,20 @@ def log_probabilities(
             for column, i in enumerate(index):
                 results[i] = steps[: lengths[column], column]
     return np.array(results) if net.task == "classify" else results
+
+
+def ensemble_log_probabilities(
+    nets: Sequence[ExampleNetwork], inputs: list[np.ndarray]
+) -> np.ndarray | list[np.ndarray]:
+    """log of the members' mean probability, as `log_probabilities` lays it out: an ensemble in which each model
+    votes with its whole distribution, so one that is sure outweighs one that hesitates."""
+    members = [log_probabilities(net, inputs) for net in nets]
+    if len(members) == 1:
+        return members[0]
+
+    def mean(log_probs: Sequence[np.ndarray]) -> np.ndarray:
+        return np.logaddexp.reduce(np.stack(log_probs), axis=0) - np.log(len(log_probs))
+
+    if nets[0].task == "classify":
+        return mean(members)
+    return [mean(per_model) for per_model in zip(*members, strict=True)]

@@ -200,3 +200,55 @@ def test_a_checkpoint_of_the_first_format_still_loads_and_gives_the_same_text(ru
     assert model.score(first_1000) == pytest.approx(3.286140055827563, rel=1e-9)
     code, out, _ = run_cli("sample", "--checkpoint", path, "--len", "200", "--prime", "The ", "--seed", "3")
     assert code == 0 and out == expected
+
+
+def test_classifiers_vote_with_their_mean_probability(run_cli, first_letter, tmp_path):
+    train, val = first_letter
+    for seed in ("1", "2"):
+        code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "15",
+                               "--seed", seed, "--run-dir", f"runs/m{seed}")  # fmt: skip
+        assert code == 0, err
+    texts = ["xabcdabcd", "yabcdabcdabcd", "xdd"]
+
+    def probabilities(*flags: str) -> np.ndarray:
+        code, out, err = run_cli("classify", *texts, "--top-k", "2", "--json", *flags)
+        assert code == 0, err
+        return np.array([[p["p"] for p in sorted(r["labels"], key=lambda p: p["label"])] for r in json.loads(out)])
+
+    one, two = probabilities("--run-dir", "runs/m1"), probabilities("--run-dir", "runs/m2")
+    assert np.abs(one - two).max() > 1e-3  # two different models
+    both = probabilities("--run-dir", "runs/m1", "--checkpoint", "runs/m2/last.npz")
+    np.testing.assert_allclose(both, (one + two) / 2, rtol=1e-9)
+    np.testing.assert_allclose(probabilities("--run-dir", "runs/m1", "--run-dir", "runs/m1"), one, rtol=1e-9)
+
+    code, out, err = run_cli("eval", val, "--run-dir", "runs/m1", "--run-dir", "runs/m2", "--json")
+    assert code == 0, err
+    ensemble = charrnn.load(tmp_path / "runs/m1", tmp_path / "runs/m2")
+    examples = read_examples(val, "classify")
+    voted = ensemble.classify(examples.inputs, top_k=2)
+    picked = [top[0][0] for top in voted]
+    assert json.loads(out)["accuracy"] == np.mean([p == t for p, t in zip(picked, examples.targets, strict=True)])
+    code, out, _ = run_cli("eval", val, "--run-dir", "runs/m1", "--run-dir", "runs/m2")
+    assert code == 0 and "runs/m1/last.npz+runs/m2/last.npz" in "".join(out.split())  # the caption names both
+
+
+def test_only_models_of_one_file_and_kind_vote_together(run_cli, first_letter, small_corpus, tmp_path):
+    train, val = first_letter
+    assert run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2",
+                   "--run-dir", "runs/a")[0] == 0  # fmt: skip
+    examples = read_examples(train, "classify")
+    other = write(
+        tmp_path / "other.tsv", [(x, y.upper()) for x, y in zip(examples.inputs, examples.targets, strict=True)]
+    )
+    assert run_cli("train", other, "--task", "classify", *SMALL, "--max-steps", "2", "--run-dir", "runs/b")[0] == 0
+    code, _, err = run_cli("classify", "xab", "--run-dir", "runs/a", "--run-dir", "runs/b")
+    assert code == 2 and "runs/b/last.npz cannot vote with runs/a/last.npz: their labels differ" in err, err
+    assert run_cli("train", small_corpus, *SMALL, "--seq-len", "16", "--max-steps", "2", "--run-dir", "runs/lm")[0] == 0
+    code, _, err = run_cli("eval", small_corpus, "--run-dir", "runs/lm", "--run-dir", "runs/lm")
+    assert code == 2 and "only classifiers and taggers vote together" in err and "Traceback" not in err, err
+    upper = write(tmp_path / "upper.tsv", [(x, x.upper()) for x in ("abc", "bad", "cab", "dab") * 10])
+    assert run_cli("train", upper, "--task", "tag", *SMALL, "--max-steps", "2", "--run-dir", "runs/t")[0] == 0
+    code, out, err = run_cli("tag", "abc", "--run-dir", "runs/t", "--run-dir", "runs/t")
+    assert code == 0 and out == run_cli("tag", "abc", "--run-dir", "runs/t")[1], err
+    with pytest.raises(charrnn.CharRNNError, match="one model at a time"):
+        charrnn.load(tmp_path / "runs/t", tmp_path / "runs/t").trace("abc")
