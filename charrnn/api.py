@@ -21,11 +21,12 @@ from charrnn.config import Config, build_config, flag
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
 from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
+from charrnn.model import Network
 from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
 from charrnn.seq2seq import decode, forced_log_prob
 from charrnn.sizing import pick_size
-from charrnn.supervised import ensemble_log_probabilities
+from charrnn.supervised import log_probabilities
 from charrnn.tasks import detokenize, example_metrics, load_data, seq2seq_metrics
 from charrnn.trainer import (
     RESUMABLE,
@@ -55,12 +56,21 @@ class Model:
     """
 
     def __init__(self, path: Path, *more: Path) -> None:
-        self.path = path
-        self.network, self.vocab, self.config, self.meta, _ = load_model(path)
+        network, self.vocab, self.config, self.meta, _ = load_model(path)
         self.paths = [path]
-        self.networks = [self.network]
+        self.networks = [network]
         for other in more:
             self._add_voter(other)
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint (an ensemble's first)."""
+        return self.paths[0]
+
+    @property
+    def network(self) -> Network:
+        """The network (an ensemble's first): what every method but classify, tag and evaluate runs."""
+        return self.networks[0]
 
     def __repr__(self) -> str:
         c = self.config
@@ -234,7 +244,7 @@ class Model:
         if top_k < 1:
             raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
         ids, _ = self._encode_inputs(texts, unknown)
-        probs = np.exp(ensemble_log_probabilities(self.networks, ids))
+        probs = np.exp(log_probabilities(self.networks, ids))
         labels = self.outputs
         return [[(labels[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:top_k]] for p in probs]
 
@@ -248,7 +258,7 @@ class Model:
         self._need("tag", "tagging")
         ids, skipped = self._encode_inputs(texts, unknown)
         results = []
-        for text, log_probs, gaps in zip(texts, ensemble_log_probabilities(self.networks, ids), skipped, strict=True):
+        for text, log_probs, gaps in zip(texts, log_probabilities(self.networks, ids), skipped, strict=True):
             out = [self.outputs[i] for i in log_probs.argmax(axis=1)]
             for i in gaps:
                 out.insert(i, text[i])

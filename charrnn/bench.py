@@ -174,7 +174,7 @@ def run_task_bench(
             result[f"decode_beam{beam}_examples_per_sec"] = len(sample) / (time.perf_counter() - t0)
     else:
         t0 = time.perf_counter()
-        log_probabilities(net, sample)
+        log_probabilities([net], sample)
         result["read_examples_per_sec"] = len(sample) / (time.perf_counter() - t0)
     return result | {"peak_rss_mb": peak_rss_mb()}
 

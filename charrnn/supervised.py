@@ -141,42 +141,29 @@ class ExampleNetwork(Network):
 
 
 def log_probabilities(
-    net: ExampleNetwork, inputs: list[np.ndarray], batch_size: int = 256
+    nets: Sequence[ExampleNetwork], inputs: list[np.ndarray], batch_size: int = 256
 ) -> np.ndarray | list[np.ndarray]:
     """log P(label) of every input, (N, labels), for classify; for tag, one (length, outputs) array per input.
+    Several networks (of one task and vocabulary) are an ensemble: the log of their mean probability, each voting
+    with its whole distribution, so one that is sure outweighs one that hesitates.
 
     Float64, no dropout; inputs are read in batches of similar length (sorted), so little is padded.
     """
     order = np.argsort([len(s) for s in inputs], kind="stable")
     results: list[np.ndarray] = [np.empty(0)] * len(inputs)
+    classify = nets[0].task == "classify"
     for start in range(0, len(inputs), batch_size):
         index = order[start : start + batch_size]
         x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
-        logits = net.forward(x, lengths).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        if net.task == "classify":
+        members = np.stack([net.forward(x, lengths).astype(np.float64) for net in nets])
+        members -= members.max(axis=2, keepdims=True)
+        members -= np.log(np.exp(members).sum(axis=2, keepdims=True))
+        logits = np.logaddexp.reduce(members, axis=0) - np.log(len(nets))
+        if classify:
             for row, i in enumerate(index):
                 results[i] = logits[row]
         else:
             steps = logits.reshape(x.shape[0], len(index), -1)
             for column, i in enumerate(index):
                 results[i] = steps[: lengths[column], column]
-    return np.array(results) if net.task == "classify" else results
-
-
-def ensemble_log_probabilities(
-    nets: Sequence[ExampleNetwork], inputs: list[np.ndarray]
-) -> np.ndarray | list[np.ndarray]:
-    """log of the members' mean probability, as `log_probabilities` lays it out: an ensemble in which each model
-    votes with its whole distribution, so one that is sure outweighs one that hesitates."""
-    members = [log_probabilities(net, inputs) for net in nets]
-    if len(members) == 1:
-        return members[0]
-
-    def mean(log_probs: Sequence[np.ndarray]) -> np.ndarray:
-        return np.logaddexp.reduce(np.stack(log_probs), axis=0) - np.log(len(log_probs))
-
-    if nets[0].task == "classify":
-        return mean(members)
-    return [mean(per_model) for per_model in zip(*members, strict=True)]
+    return np.array(results) if classify else results

@@ -27,7 +27,7 @@ from charrnn.metrics import classification_metrics, sequence_metrics, tagging_me
 from charrnn.model import CharModel, softmax_cross_entropy
 from charrnn.sample import generate
 from charrnn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
-from charrnn.supervised import ExampleNetwork, ensemble_log_probabilities
+from charrnn.supervised import ExampleNetwork, log_probabilities
 
 
 def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128) -> float:
@@ -163,7 +163,7 @@ class LanguageModelTask:
 def example_metrics(nets: Sequence[ExampleNetwork], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
     """The loss (per example or per character) and the task's figures on labelled examples of one network, or of
     several voting together (their mean probability)."""
-    log_probs = ensemble_log_probabilities(nets, encoded.inputs)
+    log_probs = log_probabilities(nets, encoded.inputs)
     if nets[0].task == "classify":
         labels = np.asarray(encoded.targets)
         loss = -float(log_probs[np.arange(len(labels)), labels].mean())
