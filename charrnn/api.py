@@ -561,11 +561,12 @@ def _new_trainer(
     stack.enter_context(run_lock(run_dir))
     data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
-        sized = [k for k in ("cell", "layers", "hidden", "dropout", "forget_bias") if flags.get(k) is not None]
+        sized = [k for k in ("cell", "layers", "hidden", "embed", "dropout", "forget_bias") if flags.get(k) is not None]
         if sized or init_from is not None:
             what = flag(sized[0]) if sized else "--init-from"
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len)
+        lr_given = cfg.lr != Config.lr
+        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, lr_given)
         cfg = dataclasses.replace(cfg, **settings)
         emit(TrainEvent("notice", text=why))
     trainer = Trainer(cfg, data, init_params)

@@ -5,6 +5,11 @@ The menu and the two rules come from benchmarks/sweep.md (tiny shakespeare, 5 an
 per parameter within it (GRU 2x384 read 3.3 per parameter in 5 minutes and lost to LSTM 2x256 at 9.5; in 10
 minutes it read 6.5 and reached 1.453), and no model has more than PARAMS_PER_CHAR parameters per training
 character (more memorises a small corpus). Speeds are measured here, on this machine, before training.
+
+The largest model's recipe comes from docs/quality.md: a 64-wide embedding (it learns faster per step, as
+PyTorch's does) with Adam at 2e-3 (at the default 4e-3 it diverged slowly on both corpora), and dropout only
+when the budget reads the training text DROPOUT_EPOCHS times or more (a model read 10 times over tiny
+shakespeare overfits without it, benchmarks/sweep.md; War and Peace, read 4 to 6 times, trains best without it).
 """
 
 import time
@@ -16,10 +21,11 @@ from charrnn.model import CharModel
 
 CHARS_PER_PARAM = 6.0
 PARAMS_PER_CHAR = 2.0
+DROPOUT_EPOCHS = 8.0
 MENU: list[tuple[str, dict[str, Any]]] = [  # smallest first
-    ("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "forget_bias": 0.0, "dropout": 0.0}),
-    ("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "forget_bias": 0.0, "dropout": 0.0}),
-    ("gru 2×384", {"cell": "gru", "layers": 2, "hidden": 384, "dropout": 0.2}),
+    ("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
+    ("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
+    ("gru 2×384", {"cell": "gru", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.2, "lr": 2e-3}),
 ]
 
 
@@ -37,20 +43,25 @@ def training_speed(model: CharModel, batch_size: int, seq_len: int, steps: int =
 
 
 def pick_size(
-    vocab_size: int, train_chars: int, max_time: float, batch_size: int, seq_len: int
+    vocab_size: int, train_chars: int, max_time: float, batch_size: int, seq_len: int, lr_given: bool = False
 ) -> tuple[dict[str, Any], str]:
-    """The settings of the model to train, and one sentence that says why it was picked."""
+    """The settings of the model to train, and one sentence that says why it was picked.
+
+    `lr_given`: the user chose a learning rate other than the default, so a menu entry's own is not applied.
+    """
     measured = []
     for name, settings in MENU:
-        model = CharModel(vocab_size, settings["hidden"], settings["layers"], settings["cell"])
+        model = CharModel(vocab_size, settings["hidden"], settings["layers"], settings["cell"], embed=settings["embed"])
         speed = training_speed(model, batch_size, seq_len)
         measured.append((name, settings, model.num_params, speed, speed * max_time))
     fits = [m for m in measured if m[2] <= PARAMS_PER_CHAR * train_chars] or measured[:1]
     chosen = next((m for m in reversed(fits) if m[4] >= CHARS_PER_PARAM * m[2]), fits[0])
     name, settings, params, speed, chars = chosen
+    settings = dict(settings)
+    embedding = f" with a {settings['embed']}-wide embedding" if settings["embed"] else ""
     why = (
-        f"--size auto picked {name} ({params:,} parameters): at {speed:,.0f} chars/s it reads {chars / 1e6:.1f}M "
-        f"characters in {max_time:.0f} s, {chars / params:.1f} per parameter, and it has "
+        f"--size auto picked {name}{embedding} ({params:,} parameters): at {speed:,.0f} chars/s it reads "
+        f"{chars / 1e6:.1f}M characters in {max_time:.0f} s, {chars / params:.1f} per parameter, and it has "
         f"{params / train_chars:.2f} parameters per training character"
     )
     larger = measured[measured.index(chosen) + 1 :]
@@ -64,6 +75,16 @@ def pick_size(
         why += f"; {other} would have {reason}"
     why += (
         f" (the rule, from benchmarks/sweep.md: the largest model that reads at least {CHARS_PER_PARAM:g} characters"
-        f" per parameter, with at most {PARAMS_PER_CHAR:g} parameters per training character)."
+        f" per parameter, with at most {PARAMS_PER_CHAR:g} parameters per training character)"
     )
-    return settings, why
+    epochs = chars / train_chars
+    if settings["dropout"] and epochs < DROPOUT_EPOCHS:
+        settings["dropout"] = 0.0
+        why += f"; no dropout: it reads the training text {epochs:.1f} times, under {DROPOUT_EPOCHS:g}"
+    elif settings["dropout"]:
+        why += f"; dropout {settings['dropout']:g}: it reads the training text {epochs:.1f} times"
+    if "lr" in settings and lr_given:
+        del settings["lr"]
+    elif "lr" in settings:
+        why += f"; learning rate {settings['lr']:g}, as the embedding diverged at the default 0.004"
+    return settings, why + "."
