@@ -17,7 +17,7 @@ over the seeds and its difference from the best PyTorch candidate.
 Both sides read the corpus with its line endings made LF (PyTorch's `open` does that; charrnn is given `--newline lf`),
 hold out the last 10 % and score all of it from the zero state. PyTorch runs from .venv-torch/bin/python (see
 `../shared/bench/compare.py` for how to make it) or --torch-python. charrnn's runs go to runs/quality/ (kept, so
-`charrnn plot` can draw them).
+`charrnn plot` can draw them, with what charrnn printed in train.log).
 
 The first line names the BLAS kernels NumPy runs (with threadpoolctl installed). A machine that sets
 OPENBLAS_CORETYPE (this workplace's do, for older OpenBLAS builds) makes NumPy's current OpenBLAS run slower kernels
@@ -82,12 +82,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
 }  # fmt: skip
 
 
-def run(command: list[str], env: dict[str, str]) -> str:
-    """Run a trainer; its stdout, or exit with what it said if it failed."""
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a trainer; what it printed, or exit with what it said if it failed."""
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"quality.py: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
+    return done
 
 
 def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
@@ -98,7 +98,7 @@ def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int
     command = [sys.executable, "-m", "charrnn", "train", str(args.corpus), *flags, *budget, "--epochs", "1000",
                "--newline", "lf", "--seed", str(seed), "--eval-every", str(every), "--save-every", "0",
                "--run-dir", str(run_dir), "--overwrite"]  # fmt: skip
-    run(command, args.env)
+    (run_dir / "train.log").write_text(run(command, args.env).stderr)  # what --size auto picked, and the log
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [(r["elapsed"], r["step"], r["val_loss"]) for r in records if r["val_loss"] is not None]
     return {"steps": records[-1]["step"], "chars_per_sec": records[-1]["chars_per_sec"], "evals": evals}
@@ -112,7 +112,7 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
         budget = ["--steps", str(args.steps), "--eval-end"]
     command = [args.torch_python, str(TORCH_REF), "--corpus", str(args.corpus), *flags, *budget,
                "--threads", str(args.threads), "--seed", str(seed)]  # fmt: skip
-    out = run(command, args.env)
+    out = run(command, args.env).stdout
     evals = [(float(t), int(s), float(v)) for t, s, v in
              re.findall(r"EVAL \S+ train_time=([0-9.]+)s step=(\d+) .*?val_loss=([0-9.]+)", out)]  # fmt: skip
     result = re.search(r"RESULT .* steps=(\d+) .* chars/s=([0-9.]+)", out)
@@ -177,11 +177,12 @@ def main() -> None:
     means = {name: statistics.mean(values) for name, values in bests.items()}
     torch_means = {name: m for name, m in means.items() if CANDIDATES[name][0] == "torch"}
     reference = min(torch_means, key=torch_means.get) if torch_means else None
-    print(f"\n| candidate | best (mean over {len(args.seeds)} seed(s)) | spread over seeds | vs {reference} |")
-    print("|---|---:|---:|---:|")
+    header = f"| candidate | best (mean over {len(args.seeds)} seed(s)) | spread over seeds |"
+    print("\n" + header + (f" vs {reference} |" if reference else ""))
+    print("|---|---:|---:|" + ("---:|" if reference else ""))
     for name, values in bests.items():
-        diff = f"{means[name] - means[reference]:+.4f}" if reference else "-"
-        print(f"| {name} | {means[name]:.4f} | {max(values) - min(values):.4f} | {diff} |")
+        diff = f" {means[name] - means[reference]:+.4f} |" if reference else ""
+        print(f"| {name} | {means[name]:.4f} | {max(values) - min(values):.4f} |{diff}")
 
 
 if __name__ == "__main__":
