@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from charrnn.checkpoint import find_checkpoint, load_model
-from charrnn.config import Config, build_config, flag
+from charrnn.config import Config, build_config, flag, read_yaml
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
 from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
@@ -548,10 +548,13 @@ def _new_trainer(
                 )
             flags[key] = getattr(source, key)
         init_params = model.flat_params
+    given = {key for key, value in flags.items() if value is not None}  # what the user set, for --size auto
     if isinstance(config, Config):
         cfg = config.replace(**{k: v for k, v in flags.items() if v is not None})
+        given |= {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != f.default}
     else:
         cfg = build_config(Path(config) if config is not None else None, flags)
+        given |= set(read_yaml(Path(config))) if config is not None else set()
     if not cfg.corpus:
         raise CharRNNError(
             "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
@@ -561,11 +564,11 @@ def _new_trainer(
     stack.enter_context(run_lock(run_dir))
     data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
-        sized = [k for k in ("cell", "layers", "hidden", "embed", "dropout", "forget_bias") if flags.get(k) is not None]
+        sized = [k for k in ("cell", "layers", "hidden", "embed", "dropout", "forget_bias") if k in given]
         if sized or init_from is not None:
             what = flag(sized[0]) if sized else "--init-from"
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-        lr_given = cfg.lr != Config.lr
+        lr_given = "lr" in given
         settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, lr_given)
         cfg = dataclasses.replace(cfg, **settings)
         emit(TrainEvent("notice", text=why))

@@ -47,7 +47,7 @@ def pick_size(
 ) -> tuple[dict[str, Any], str]:
     """The settings of the model to train, and one sentence that says why it was picked.
 
-    `lr_given`: the user chose a learning rate other than the default, so a menu entry's own is not applied.
+    `lr_given`: the user chose the learning rate (a flag or a config key), so a menu entry's own is not applied.
     """
     measured = []
     for name, settings in MENU:

@@ -67,7 +67,7 @@ def test_size_auto_trains_the_largest_model_with_its_recipe(run_cli, small_corpu
     monkeypatch.setattr(sizing, "training_speed", lambda model, batch_size, seq_len: 1e9)
     monkeypatch.setattr(sizing, "PARAMS_PER_CHAR", 1e9)  # let the small corpus have the largest model
     args = ["train", small_corpus, "--batch-size", "2", "--seq-len", "8", "--size", "auto", "--max-time", "1s"]
-    for extra, lr in (([], 0.002), (["--lr", "0.003"], 0.003)):
+    for extra, lr in (([], 0.002), (["--lr", "0.003"], 0.003), (["--lr", "0.004"], 0.004)):
         code, _, err = run_cli(*args, "--eval-every", "0", "--overwrite", *extra)
         assert code == 0, err
         saved = yaml.safe_load((tmp_path / "runs" / "small" / "config.yaml").read_text())
@@ -78,3 +78,10 @@ def test_size_auto_trains_the_largest_model_with_its_recipe(run_cli, small_corpu
             0.2,
             lr,
         )
+
+
+def test_size_auto_refuses_model_keys_from_a_config_file(run_cli, small_corpus, tmp_path):
+    (tmp_path / "run.yaml").write_text("embed: 16\n")
+    args = ["train", small_corpus, "--config", tmp_path / "run.yaml", "--size", "auto", "--max-time", "2s"]
+    code, _, err = run_cli(*args)
+    assert code == 2 and "--size auto chooses the model itself; leave out --embed" in err
