@@ -548,13 +548,10 @@ def _new_trainer(
                 )
             flags[key] = getattr(source, key)
         init_params = model.flat_params
-    given = {key for key, value in flags.items() if value is not None}  # what the user set, for --size auto
     if isinstance(config, Config):
         cfg = config.replace(**{k: v for k, v in flags.items() if v is not None})
-        given |= {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != f.default}
     else:
         cfg = build_config(Path(config) if config is not None else None, flags)
-        given |= set(read_yaml(Path(config))) if config is not None else set()
     if not cfg.corpus:
         raise CharRNNError(
             "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
@@ -564,6 +561,7 @@ def _new_trainer(
     stack.enter_context(run_lock(run_dir))
     data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
+        given = _user_keys(config, flags)
         sized = [k for k in ("cell", "layers", "hidden", "embed", "dropout", "forget_bias") if k in given]
         if sized or init_from is not None:
             what = flag(sized[0]) if sized else "--init-from"
@@ -577,6 +575,15 @@ def _new_trainer(
         clear_run(run_dir)
     write_config(trainer.run_dir, cfg)
     return trainer
+
+
+def _user_keys(config: PathLike | Config | None, flags: dict[str, Any]) -> set[str]:
+    """The config keys the user set (a flag, a key of the config file, or, in a Config, a value other than the
+    default), which --size auto must neither override nor be contradicted by."""
+    given = {key for key, value in flags.items() if value is not None}
+    if isinstance(config, Config):
+        return given | {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != f.default}
+    return given | (set(read_yaml(Path(config))) if config is not None else set())
 
 
 def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: contextlib.ExitStack) -> Trainer:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from charrnn.config import Config
 from charrnn.model import CharModel
 
 CHARS_PER_PARAM = 6.0
@@ -86,5 +87,5 @@ def pick_size(
     if "lr" in settings and lr_given:
         del settings["lr"]
     elif "lr" in settings:
-        why += f"; learning rate {settings['lr']:g}, as the embedding diverged at the default 0.004"
+        why += f"; learning rate {settings['lr']:g}, as the embedding diverged at the default {Config.lr:g}"
     return settings, why + "."
