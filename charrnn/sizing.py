@@ -1,32 +1,55 @@
 """`--size auto`: pick the model for a corpus and a time budget from measurements, and say why.
 
-The menu and the two rules come from benchmarks/sweep.md (tiny shakespeare, 5 and 10 minutes; data/pond.txt,
-1 minute): the best model for a budget was the largest that still reads at least CHARS_PER_PARAM characters
-per parameter within it (GRU 2x384 read 3.3 per parameter in 5 minutes and lost to LSTM 2x256 at 9.5; in 10
-minutes it read 6.5 and reached 1.453), and no model has more than PARAMS_PER_CHAR parameters per training
-character (more memorises a small corpus). Speeds are measured here, on this machine, before training.
-
-The largest model's recipe comes from docs/quality.md: a 64-wide embedding (it learns faster per step, as
-PyTorch's does) with Adam at 2e-3 (at the default 4e-3 it diverged slowly on both corpora), and dropout only
-when the budget reads the training text DROPOUT_EPOCHS times or more (a model read 10 times over tiny
-shakespeare overfits without it, benchmarks/sweep.md; War and Peace, read 4 to 6 times, trains best without it).
+The rule comes from side-by-side runs (benchmarks/sweep.md, docs/quality.md): the best model for a budget was
+the largest of the menu that still reads at least CHARS_PER_PARAM characters per parameter within it, with at
+most PARAMS_PER_CHAR parameters per training character (more memorises a small corpus: data/pond.txt, 1 minute).
+The two GRUs have a 64-wide embedding and the recipe each was measured best with. GRU 2x384 (Adam at 2e-3; at the
+default 4e-3 the embedding diverged) drops units only when the budget reads the training text 8 times or more:
+War and Peace, read 2 to 6 times, trains best without. The wider GRU 2x512 (configs/shakespeare.yaml's model and
+recipe) is for a corpus the budget reads 4 times or more: on tiny shakespeare it beat GRU 2x384 at 2.6 and 4.1
+characters per parameter, and LSTM 2x256 at 1.9. Speeds are measured here, on this machine, before training.
 """
 
 import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from charrnn.config import Config
 from charrnn.model import CharModel
 
-CHARS_PER_PARAM = 6.0
-PARAMS_PER_CHAR = 2.0
-DROPOUT_EPOCHS = 8.0
-MENU: list[tuple[str, dict[str, Any]]] = [  # smallest first
-    ("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
-    ("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
-    ("gru 2×384", {"cell": "gru", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.2, "lr": 2e-3}),
+CHARS_PER_PARAM = 1.5
+PARAMS_PER_CHAR = 3.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One model of the menu: its settings, the training settings it was measured best with (applied unless the
+    user set them), and when it is worth its size."""
+
+    name: str
+    model: dict[str, Any]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    min_epochs: float = 0.0  # only for a corpus the budget reads this many times or more
+    dropout_epochs: float = 0.0  # its dropout only when the budget reads the training text this many times
+
+
+MENU: list[Choice] = [  # smallest first
+    Choice("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
+    Choice("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
+    Choice(
+        "gru 2×384",
+        {"cell": "gru", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.2},
+        {"lr": 2e-3},
+        dropout_epochs=8.0,
+    ),
+    Choice(
+        "gru 2×512",
+        {"cell": "gru", "layers": 2, "hidden": 512, "embed": 64, "dropout": 0.25},
+        {"lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 100, "min_lr": 1e-4, "reset_every": 0},
+        min_epochs=4.0,
+    ),
 ]
 
 
@@ -44,48 +67,58 @@ def training_speed(model: CharModel, batch_size: int, seq_len: int, steps: int =
 
 
 def pick_size(
-    vocab_size: int, train_chars: int, max_time: float, batch_size: int, seq_len: int, lr_given: bool = False
+    vocab_size: int,
+    train_chars: int,
+    max_time: float,
+    batch_size: int,
+    seq_len: int,
+    given: Collection[str] = (),
 ) -> tuple[dict[str, Any], str]:
-    """The settings of the model to train, and one sentence that says why it was picked.
+    """The settings of the model to train and its recipe, and one sentence that says why it was picked.
 
-    `lr_given`: the user chose the learning rate (a flag or a config key), so a menu entry's own is not applied.
+    `given`: the config keys the user set (flags or a config file), which a menu entry's recipe leaves alone.
     """
     measured = []
-    for name, settings in MENU:
-        model = CharModel(vocab_size, settings["hidden"], settings["layers"], settings["cell"], embed=settings["embed"])
+    for choice in MENU:
+        m = choice.model
+        model = CharModel(vocab_size, m["hidden"], m["layers"], m["cell"], embed=m["embed"])
         speed = training_speed(model, batch_size, seq_len)
-        measured.append((name, settings, model.num_params, speed, speed * max_time))
-    fits = [m for m in measured if m[2] <= PARAMS_PER_CHAR * train_chars] or measured[:1]
-    chosen = next((m for m in reversed(fits) if m[4] >= CHARS_PER_PARAM * m[2]), fits[0])
-    name, settings, params, speed, chars = chosen
-    settings = dict(settings)
+        measured.append((choice, model.num_params, speed, speed * max_time))
+    fits = [m for m in measured if m[1] <= PARAMS_PER_CHAR * train_chars] or measured[:1]
+    worth = [m for m in fits if m[3] >= CHARS_PER_PARAM * m[1] and m[3] >= m[0].min_epochs * train_chars]
+    chosen = worth[-1] if worth else fits[0]
+    choice, params, speed, chars = chosen
+    settings = dict(choice.model)
     embedding = f" with a {settings['embed']}-wide embedding" if settings["embed"] else ""
+    epochs = chars / train_chars
     why = (
-        f"--size auto picked {name}{embedding} ({params:,} parameters): at {speed:,.0f} chars/s it reads "
-        f"{chars / 1e6:.1f}M characters in {max_time:.0f} s, {chars / params:.1f} per parameter, and it has "
-        f"{params / train_chars:.2f} parameters per training character"
+        f"--size auto picked {choice.name}{embedding} ({params:,} parameters): at {speed:,.0f} chars/s it reads "
+        f"{chars / 1e6:.1f}M characters in {max_time:.0f} s, {chars / params:.1f} per parameter, the training text "
+        f"{epochs:.1f} times, and it has {params / train_chars:.2f} parameters per training character"
     )
     larger = measured[measured.index(chosen) + 1 :]
     if larger:
-        other, _, other_params, _, other_chars = larger[0]
-        reason = (
-            f"{other_chars / other_params:.1f} characters per parameter"
-            if other_params <= PARAMS_PER_CHAR * train_chars
-            else f"{other_params / train_chars:.1f} parameters per training character"
-        )
-        why += f"; {other} would have {reason}"
+        other, other_params, _, other_chars = larger[0]
+        if other_params > PARAMS_PER_CHAR * train_chars:
+            reason = f"{other_params / train_chars:.1f} parameters per training character"
+        elif other_chars < CHARS_PER_PARAM * other_params:
+            reason = f"{other_chars / other_params:.1f} characters per parameter"
+        else:
+            reason = f"read the training text {other_chars / train_chars:.1f} times, under {other.min_epochs:g}"
+        why += f"; {other.name} would have {reason}"
+    rare = "".join(f"; {c.name} only for a text read {c.min_epochs:g} times or more" for c in MENU if c.min_epochs)
     why += (
-        f" (the rule, from benchmarks/sweep.md: the largest model that reads at least {CHARS_PER_PARAM:g} characters"
-        f" per parameter, with at most {PARAMS_PER_CHAR:g} parameters per training character)"
+        f" (the rule, from benchmarks/sweep.md and docs/quality.md: the largest model that reads at least "
+        f"{CHARS_PER_PARAM:g} characters per parameter, with at most {PARAMS_PER_CHAR:g} parameters per training "
+        f"character{rare})"
     )
-    epochs = chars / train_chars
-    if settings["dropout"] and epochs < DROPOUT_EPOCHS:
+    if settings["dropout"] and epochs < choice.dropout_epochs:
         settings["dropout"] = 0.0
-        why += f"; no dropout: it reads the training text {epochs:.1f} times, under {DROPOUT_EPOCHS:g}"
+        why += f"; no dropout: it reads the training text under {choice.dropout_epochs:g} times"
     elif settings["dropout"]:
-        why += f"; dropout {settings['dropout']:g}: it reads the training text {epochs:.1f} times"
-    if "lr" in settings and lr_given:
-        del settings["lr"]
-    elif "lr" in settings:
-        why += f"; learning rate {settings['lr']:g}, as the embedding diverged at the default {Config.lr:g}"
-    return settings, why + "."
+        why += f"; dropout {settings['dropout']:g}"
+    recipe = {key: value for key, value in choice.recipe.items() if key not in given}
+    if recipe:
+        why += "; its recipe: " + ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                                            for key, value in recipe.items())  # fmt: skip
+    return {**settings, **recipe}, why + "."

@@ -1,11 +1,13 @@
 """--size auto: the rule picks what the measurements in benchmarks/sweep.md found best, and says why."""
 
+import re
+
 import pytest
 import yaml
 
 from charrnn import sizing
 
-SPEEDS = {1: 150_000.0, 256: 27_000.0, 384: 15_000.0}  # chars/s of the menu's models on the reference machine
+SPEEDS = {1: 150_000.0, 256: 27_000.0, 384: 15_000.0, 512: 8_500.0}  # chars/s of the menu's models
 
 
 @pytest.fixture
@@ -17,8 +19,9 @@ def measured_speeds(monkeypatch):
 @pytest.mark.parametrize(
     ("train_chars", "seconds", "picked"),
     [
-        (1_003_855, 600, "gru 2×384"),  # tiny shakespeare, 10 minutes: the sweep's winner (1.453)
-        (1_003_855, 300, "lstm 2×256"),  # tiny shakespeare, 5 minutes: LSTM 2x256 beat GRU 2x384 (1.490 vs 1.499)
+        (1_003_855, 600, "gru 2×512"),  # tiny shakespeare, 10 minutes: configs/shakespeare.yaml's model won
+        (1_003_855, 300, "gru 2×384"),  # 5 minutes: the wider GRU would read the text only 2.5 times
+        (2_900_000, 600, "gru 2×384"),  # War and Peace, 10 minutes: configs/warandpeace.yaml's model
         (180_100, 60, "lstm 1×128"),  # data/pond.txt, 1 minute
         (180_100, 3600, "lstm 1×128"),  # a small corpus never gets a model that could memorise it
         (50_000_000, 3600, "gru 2×384"),
@@ -27,25 +30,30 @@ def measured_speeds(monkeypatch):
 def test_the_rule_picks_what_was_measured_best(measured_speeds, train_chars, seconds, picked):
     settings, why = sizing.pick_size(65, train_chars, seconds, 32, 64)
     assert why.startswith(f"--size auto picked {picked} ")
+    choice = next(c for c in sizing.MENU if c.name == picked)
     assert {k: v for k, v in settings.items() if k != "dropout"} == {
-        k: v for k, v in dict(sizing.MENU)[picked].items() if k != "dropout"
+        **{k: v for k, v in choice.model.items() if k != "dropout"},
+        **choice.recipe,
     }
 
 
 @pytest.mark.parametrize(
-    ("train_chars", "dropout", "said"),
+    ("train_chars", "picked", "dropout", "said"),
     [
-        (1_003_855, 0.2, "dropout 0.2: it reads the training text 9.0 times"),  # tiny shakespeare, 10 minutes
-        (2_900_000, 0.0, "no dropout: it reads the training text 3.1 times, under 8"),  # War and Peace, 10 minutes
+        (1_003_855, "gru 2×512", 0.25, "the training text 5.1 times"),  # tiny shakespeare
+        (600_000, "gru 2×384", 0.2, "gru 2×512 would have 4.2 parameters per training character"),
+        (2_900_000, "gru 2×384", 0.0, "no dropout: it reads the training text under 8 times"),  # War and Peace
     ],
 )
-def test_the_largest_model_has_its_own_recipe(measured_speeds, train_chars, dropout, said):
+def test_the_large_models_have_their_own_recipe(measured_speeds, train_chars, picked, dropout, said):
     settings, why = sizing.pick_size(65, train_chars, 600, 32, 64)
-    assert why.startswith("--size auto picked gru 2×384 with a 64-wide embedding ")
-    assert (settings["embed"], settings["dropout"], settings["lr"]) == (64, dropout, 2e-3)
-    assert said in why and "learning rate 0.002" in why
-    settings, why = sizing.pick_size(65, train_chars, 600, 32, 64, lr_given=True)
-    assert "lr" not in settings and "learning rate" not in why
+    assert why.startswith(f"--size auto picked {picked} with a 64-wide embedding ")
+    assert (settings["embed"], settings["dropout"]) == (64, dropout)
+    assert said in why
+    recipe = next(c for c in sizing.MENU if c.name == picked).recipe
+    assert {k: settings[k] for k in recipe} == recipe and f"lr {recipe['lr']:g}" in why
+    settings, why = sizing.pick_size(65, train_chars, 600, 32, 64, given={"lr", "reset_every"})
+    assert "lr" not in settings and "reset_every" not in settings and not re.search(r"\blr \d", why)
 
 
 def test_size_auto_from_the_command_line(run_cli, small_corpus, tmp_path):
@@ -67,17 +75,17 @@ def test_size_auto_trains_the_largest_model_with_its_recipe(run_cli, small_corpu
     monkeypatch.setattr(sizing, "training_speed", lambda model, batch_size, seq_len: 1e9)
     monkeypatch.setattr(sizing, "PARAMS_PER_CHAR", 1e9)  # let the small corpus have the largest model
     args = ["train", small_corpus, "--batch-size", "2", "--seq-len", "8", "--size", "auto", "--max-time", "1s"]
-    for extra, lr in (([], 0.002), (["--lr", "0.003"], 0.003), (["--lr", "0.004"], 0.004)):
+    for extra, lr, schedule in (
+        ([], 0.003, "cosine"),
+        (["--lr", "0.002", "--lr-schedule", "wsd"], 0.002, "wsd"),
+        (["--lr", "0.004"], 0.004, "cosine"),  # the default value, given: kept
+    ):
         code, _, err = run_cli(*args, "--eval-every", "0", "--overwrite", *extra)
         assert code == 0, err
         saved = yaml.safe_load((tmp_path / "runs" / "small" / "config.yaml").read_text())
-        assert (saved["cell"], saved["hidden"], saved["embed"], saved["dropout"], saved["lr"]) == (
-            "gru",
-            384,
-            64,
-            0.2,
-            lr,
-        )
+        model = (saved["cell"], saved["hidden"], saved["embed"], saved["dropout"], saved["reset_every"])
+        assert model == ("gru", 512, 64, 0.25, 0)
+        assert (saved["lr"], saved["lr_schedule"], saved["warmup_steps"]) == (lr, schedule, 100)
 
 
 def test_size_auto_refuses_model_keys_from_a_config_file(run_cli, small_corpus, tmp_path):
