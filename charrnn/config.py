@@ -73,8 +73,8 @@ class Config:
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
     size: str = _key(
         "manual",
-        "auto: with --max-time, pick cell, layers, hidden, embed, dropout and forget_bias (and lr, unless you give "
-        "one) for the corpus and the budget",
+        "auto: with --max-time, pick cell, layers, hidden, embed, dropout and forget_bias for the corpus and the "
+        "budget, and the training keys measured best with that model (lr, schedule) that you do not give",
         choices=("manual", "auto"),
     )
     cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
