@@ -566,7 +566,9 @@ def _new_trainer(
         if sized or init_from is not None:
             what = flag(sized[0]) if sized else "--init-from"
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-        settings, why = pick_size(len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given)
+        settings, why = pick_size(
+            len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given, cfg.max_steps
+        )
         cfg = dataclasses.replace(cfg, **settings)
         emit(TrainEvent("notice", text=why))
     trainer = Trainer(cfg, data, init_params)

@@ -73,10 +73,12 @@ def pick_size(
     batch_size: int,
     seq_len: int,
     given: Collection[str] = (),
+    max_steps: int = 0,
 ) -> tuple[dict[str, Any], str]:
     """The settings of the model to train and its recipe, and one sentence that says why it was picked.
 
     `given`: the config keys the user set (flags or a config file), which a menu entry's recipe leaves alone.
+    `max_steps`: the run's step limit, if any; a recipe's warm-up that would fill it is cut to a tenth of it.
     """
     measured = []
     for choice in MENU:
@@ -118,6 +120,9 @@ def pick_size(
     elif settings["dropout"]:
         why += f"; dropout {settings['dropout']:g}"
     recipe = {key: value for key, value in choice.recipe.items() if key not in given}
+    if max_steps and recipe.get("warmup_steps", 0) >= max_steps:
+        recipe["warmup_steps"] = max_steps // 10
+        why += f"; warm-up cut to a tenth of --max-steps {max_steps}, the recipe's would fill it"
     if recipe:
         why += "; its recipe: " + ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
                                             for key, value in recipe.items())  # fmt: skip

@@ -86,6 +86,12 @@ def test_size_auto_trains_the_largest_model_with_its_recipe(run_cli, small_corpu
         model = (saved["cell"], saved["hidden"], saved["embed"], saved["dropout"], saved["reset_every"])
         assert model == ("gru", 512, 64, 0.25, 0)
         assert (saved["lr"], saved["lr_schedule"], saved["warmup_steps"]) == (lr, schedule, 100)
+    code, _, err = run_cli(*args, "--eval-every", "0", "--overwrite", "--max-steps", "30")
+    assert code == 0, err  # the recipe's warm-up of 100 steps would leave none: cut to a tenth
+    assert "warm-up cut to a tenth of --max-steps 30" in err
+    assert yaml.safe_load((tmp_path / "runs" / "small" / "config.yaml").read_text())["warmup_steps"] == 3
+    code, _, err = run_cli(*args, "--overwrite", "--max-steps", "30", "--warmup-steps", "100")
+    assert code == 2 and "--warmup-steps 100 leaves no steps after the warm-up within --max-steps 30" in err
 
 
 def test_size_auto_refuses_model_keys_from_a_config_file(run_cli, small_corpus, tmp_path):
