@@ -66,6 +66,17 @@ def training_speed(model: CharModel, batch_size: int, seq_len: int, steps: int =
     return steps * batch_size * seq_len / (time.perf_counter() - started)
 
 
+def _too_large(choice: Choice, params: int, chars: float, train_chars: int) -> str:
+    """Why the rule passes over this model for a budget that reads `chars` characters ("" if it does not)."""
+    if params > PARAMS_PER_CHAR * train_chars:
+        return f"{params / train_chars:.1f} parameters per training character"
+    if chars < CHARS_PER_PARAM * params:
+        return f"{chars / params:.1f} characters per parameter"
+    if chars < choice.min_epochs * train_chars:
+        return f"read the training text {chars / train_chars:.1f} times, under {choice.min_epochs:g}"
+    return ""
+
+
 def pick_size(
     vocab_size: int,
     train_chars: int,
@@ -86,9 +97,8 @@ def pick_size(
         model = CharModel(vocab_size, m["hidden"], m["layers"], m["cell"], embed=m["embed"])
         speed = training_speed(model, batch_size, seq_len)
         measured.append((choice, model.num_params, speed, speed * max_time))
-    fits = [m for m in measured if m[1] <= PARAMS_PER_CHAR * train_chars] or measured[:1]
-    worth = [m for m in fits if m[3] >= CHARS_PER_PARAM * m[1] and m[3] >= m[0].min_epochs * train_chars]
-    chosen = worth[-1] if worth else fits[0]
+    worth = [(c, p, s, n) for c, p, s, n in measured if not _too_large(c, p, n, train_chars)]
+    chosen = worth[-1] if worth else measured[0]  # the menu is smallest first
     choice, params, speed, chars = chosen
     settings = dict(choice.model)
     embedding = f" with a {settings['embed']}-wide embedding" if settings["embed"] else ""
@@ -101,13 +111,7 @@ def pick_size(
     larger = measured[measured.index(chosen) + 1 :]
     if larger:
         other, other_params, _, other_chars = larger[0]
-        if other_params > PARAMS_PER_CHAR * train_chars:
-            reason = f"{other_params / train_chars:.1f} parameters per training character"
-        elif other_chars < CHARS_PER_PARAM * other_params:
-            reason = f"{other_chars / other_params:.1f} characters per parameter"
-        else:
-            reason = f"read the training text {other_chars / train_chars:.1f} times, under {other.min_epochs:g}"
-        why += f"; {other.name} would have {reason}"
+        why += f"; {other.name} would have {_too_large(other, other_params, other_chars, train_chars)}"
     rare = "".join(f"; {c.name} only for a text read {c.min_epochs:g} times or more" for c in MENU if c.min_epochs)
     why += (
         f" (the rule, from benchmarks/sweep.md and docs/quality.md: the largest model that reads at least "
