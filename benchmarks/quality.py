@@ -49,6 +49,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                    "--lr-schedule", "cosine", *RECIPE]),
     "charrnn-gru-2x512": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout", "0.25",
                                       "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
+    "charrnn-gru-2x512-e64": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--embed", "64",
+                                          "--dropout", "0.25", "--lr-schedule", "cosine", "--reset-every", "0",
+                                          *RECIPE]),  # configs/shakespeare.yaml until it became the LSTM
     "charrnn-gru-2x384-r0": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
                                          "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
     "charrnn-gru-2x384-d0.3": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.3",
@@ -61,6 +64,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                                   "64", "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
     "charrnn-lstm-2x384-e64-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
                                                "--dropout", "0.2", "--lr", "0.002", "--lr-schedule", "wsd"]),
+    "charrnn-lstm-2x384-e64-r0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed",
+                                                  "64", "--dropout", "0.2", "--reset-every", "0", "--lr", "0.002",
+                                                  "--lr-schedule", "wsd"]),
     "charrnn-gru-2x384-e64-wsd": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
                                               "--dropout", "0.2", "--lr", "0.002", "--lr-schedule", "wsd"]),
     "charrnn-lstm-2x512-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "512", "--dropout", "0",
@@ -97,7 +103,8 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
-    run_dir = REPO / "runs" / "quality" / f"{name}-{args.corpus.stem}-seed{seed}"
+    extra = re.sub(r"[^\w.]+", "_", args.charrnn_flags).strip("_")  # runs that differ in these get their own folder
+    run_dir = REPO / "runs" / "quality" / f"{name}{extra and '-' + extra}-{args.corpus.stem}-seed{seed}"
     budget = ["--max-time", f"{args.minutes * 60:.0f}s"] if args.minutes else ["--max-steps", str(args.steps)]
     every = args.eval_every or (100 if args.minutes else max(1, args.steps // 4))
     flags = [*flags, *args.charrnn_flags.split()]
