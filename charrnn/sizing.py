@@ -3,7 +3,7 @@
 The rule comes from side-by-side runs (benchmarks/sweep.md, docs/quality.md): the best model for a budget was
 the largest of the menu that still reads at least CHARS_PER_PARAM characters per parameter within it, with at
 most PARAMS_PER_CHAR parameters per training character (more memorises a small corpus: data/pond.txt, 1 minute).
-The two GRUs have a 64-wide embedding and the recipe each was measured best with. GRU 2x384 (Adam at 2e-3; at the
+The three largest have a 64-wide embedding and the recipe each was measured best with. GRU 2x384 (Adam at 2e-3; at the
 default 4e-3 the embedding diverged) drops units only when the budget reads the training text 8 times or more:
 War and Peace, read 2 to 6 times, trains best without. LSTM 2x384 with an embedding (PyTorch's best recipe on tiny
 shakespeare where 10 minutes read it 4 to 6 times, and charrnn's there) is for a text read 3 times or more: War and
