@@ -25,7 +25,7 @@ from charrnn.model import Network
 from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
 from charrnn.score import Score, next_char_probs, score_lines, score_text
 from charrnn.seq2seq import decode, forced_log_prob
-from charrnn.sizing import pick_size
+from charrnn.sizing import MODEL_KEYS, pick_size
 from charrnn.supervised import log_probabilities
 from charrnn.tasks import detokenize, example_metrics, load_data, seq2seq_metrics
 from charrnn.trainer import (
@@ -562,7 +562,7 @@ def _new_trainer(
     data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
         given = _user_keys(config, flags)
-        sized = [k for k in ("cell", "layers", "hidden", "embed", "dropout", "forget_bias") if k in given]
+        sized = [k for k in MODEL_KEYS if k in given]
         if sized or init_from is not None:
             what = flag(sized[0]) if sized else "--init-from"
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")

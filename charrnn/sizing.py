@@ -39,8 +39,8 @@ class Choice:
 
 
 MENU: list[Choice] = [  # smallest first
-    Choice("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
-    Choice("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "forget_bias": 0.0, "embed": 0, "dropout": 0.0}),
+    Choice("lstm 1×128", {"cell": "lstm", "layers": 1, "hidden": 128, "embed": 0, "dropout": 0.0, "forget_bias": 0.0}),
+    Choice("lstm 2×256", {"cell": "lstm", "layers": 2, "hidden": 256, "embed": 0, "dropout": 0.0, "forget_bias": 0.0}),
     Choice(
         "gru 2×384",
         {"cell": "gru", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.2},
@@ -49,7 +49,7 @@ MENU: list[Choice] = [  # smallest first
     ),
     Choice(
         "lstm 2×384",
-        {"cell": "lstm", "layers": 2, "hidden": 384, "forget_bias": 0.0, "embed": 64, "dropout": 0.2},
+        {"cell": "lstm", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.2, "forget_bias": 0.0},
         {"lr": 2e-3, "lr_schedule": "wsd"},
         min_epochs=3.0,
     ),
@@ -60,6 +60,7 @@ MENU: list[Choice] = [  # smallest first
         min_epochs=6.0,
     ),
 ]
+MODEL_KEYS = tuple(dict.fromkeys(key for choice in MENU for key in choice.model))  # what --size auto sets itself
 
 
 def training_speed(model: CharModel, batch_size: int, seq_len: int, steps: int = 3) -> float:
