@@ -564,7 +564,7 @@ def _new_trainer(
         given = _user_keys(config, flags)
         sized = [k for k in MODEL_KEYS if k in given]
         if sized or init_from is not None:
-            what = flag(sized[0]) if sized else "--init-from"
+            what = "--init-from" if init_from is not None else _where_set(sized[0], config, flags)
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
         settings, why = pick_size(
             len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given, cfg.max_steps
@@ -585,6 +585,15 @@ def _user_keys(config: PathLike | Config | None, flags: dict[str, Any]) -> set[s
     if isinstance(config, Config):
         return given | {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != f.default}
     return given | (set(read_yaml(Path(config))) if config is not None else set())
+
+
+def _where_set(key: str, config: PathLike | Config | None, flags: dict[str, Any]) -> str:
+    """How the user set `key`, in their own words: its flag, or its key in their config file or Config."""
+    if flags.get(key) is not None:
+        return flag(key)
+    if isinstance(config, Config):
+        return f"{key}= of the Config"
+    return f"the key `{key}` of {config}"
 
 
 def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: contextlib.ExitStack) -> Trainer:

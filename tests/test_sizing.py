@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import charrnn
 from charrnn import sizing
 
 # chars/s of the menu's models by (cell, hidden), about as timed on a 2-core Zen 4 at two threads
@@ -102,7 +103,24 @@ def test_size_auto_refuses_model_keys_from_a_config_file(run_cli, small_corpus, 
     (tmp_path / "run.yaml").write_text("embed: 16\n")
     args = ["train", small_corpus, "--config", tmp_path / "run.yaml", "--size", "auto", "--max-time", "2s"]
     code, _, err = run_cli(*args)
-    assert code == 2 and "--size auto chooses the model itself; leave out --embed" in err
+    assert code == 2 and f"--size auto chooses the model itself; leave out the key `embed` of {tmp_path}" in err
+    code, _, err = run_cli(*args, "--hidden", "64")  # a flag and a key: the flag is named, in the menu's order
+    assert code == 2 and "leave out --hidden or --size auto" in err
+
+
+def test_size_auto_refuses_init_from_by_name(run_cli, small_corpus, tmp_path):
+    small = ["--layers", "1", "--hidden", "8", "--batch-size", "4", "--seq-len", "8"]
+    code, _, err = run_cli("train", small_corpus, *small, "--max-steps", "2", "--run-dir", tmp_path / "first")
+    assert code == 0, err
+    args = ["--init-from", tmp_path / "first" / "last.npz", "--size", "auto", "--max-time", "2s"]
+    code, _, err = run_cli("train", small_corpus, *args, "--run-dir", tmp_path / "second")
+    assert code == 2 and "--size auto chooses the model itself; leave out --init-from or --size auto" in err
+
+
+def test_size_auto_names_a_model_key_of_a_config_object(small_corpus, tmp_path):
+    config = charrnn.Config(corpus=[str(small_corpus)], size="auto", max_time=2.0, hidden=64, run_dir=str(tmp_path))
+    with pytest.raises(charrnn.CharRNNError, match="leave out hidden= of the Config or --size auto"):
+        charrnn.train(config)
 
 
 @pytest.mark.parametrize(("config", "picked"), [("shakespeare", "lstm 2×384"), ("warandpeace", "gru 2×384")])
