@@ -564,7 +564,7 @@ def _new_trainer(
         given = _user_keys(config, flags)
         sized = [k for k in MODEL_KEYS if k in given]
         if sized or init_from is not None:
-            what = "--init-from" if init_from is not None else _where_set(sized[0], config, flags)
+            what = "--init-from" if init_from is not None else given[sized[0]]
             raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
         settings, why = pick_size(
             len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given, cfg.max_steps
@@ -578,22 +578,16 @@ def _new_trainer(
     return trainer
 
 
-def _user_keys(config: PathLike | Config | None, flags: dict[str, Any]) -> set[str]:
+def _user_keys(config: PathLike | Config | None, flags: dict[str, Any]) -> dict[str, str]:
     """The config keys the user set (a flag, a key of the config file, or, in a Config, a value other than the
-    default), which --size auto must neither override nor be contradicted by."""
-    given = {key for key, value in flags.items() if value is not None}
+    default), which --size auto must neither override nor be contradicted by, each with how the user set it, in
+    their own words: its flag, or its key in their file or Config."""
     if isinstance(config, Config):
-        return given | {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != f.default}
-    return given | (set(read_yaml(Path(config))) if config is not None else set())
-
-
-def _where_set(key: str, config: PathLike | Config | None, flags: dict[str, Any]) -> str:
-    """How the user set `key`, in their own words: its flag, or its key in their config file or Config."""
-    if flags.get(key) is not None:
-        return flag(key)
-    if isinstance(config, Config):
-        return f"{key}= of the Config"
-    return f"the key `{key}` of {config}"
+        fields = dataclasses.fields(Config)
+        named = {f.name: f"{f.name}= of the Config" for f in fields if getattr(config, f.name) != f.default}
+    else:
+        named = {key: f"the key `{key}` of {config}" for key in (read_yaml(Path(config)) if config is not None else {})}
+    return named | {key: flag(key) for key, value in flags.items() if value is not None}
 
 
 def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: contextlib.ExitStack) -> Trainer:
