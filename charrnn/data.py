@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from charrnn.datasets import reference_name, resolve
 from charrnn.errors import CharRNNError
 
 
@@ -81,6 +82,7 @@ def read_pieces(
 
     Line endings are kept as they are (CRLF is two characters); newline="lf" turns CRLF and CR into LF.
     """
+    path = resolve(path)
     if not path.exists():
         raise CharRNNError(f"corpus file {path} does not exist; check the path.")
     if path.is_dir():
@@ -269,7 +271,7 @@ def load_corpus(
     """
     if not paths:
         raise CharRNNError("no corpus given; pass a text file, e.g. `charrnn train data/pond.txt`.")
-    files = [Path(p) for p in paths]
+    files = [resolve(p) for p in paths]
     options = {"encoding": encoding, "vocab": vocab, "newline": newline, "max_vocab": max_vocab}
     vocab, ids = _cached_ids(files, cache_dir, **options) if cache_dir else encode_files(files, **options)
     n_val = int(len(ids) * val_frac)
@@ -279,7 +281,7 @@ def load_corpus(
             "raise --val-frac, use a longer corpus, or pass --val-frac 0 to skip validation."
         )
     split = len(ids) - n_val
-    return Corpus(vocab=vocab, train=ids[:split], val=ids[split:], name=files[0].stem)
+    return Corpus(vocab=vocab, train=ids[:split], val=ids[split:], name=reference_name(paths[0]))
 
 
 class Batches:

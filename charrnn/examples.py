@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.data import Vocab, printable, read_text
+from charrnn.datasets import resolve
 from charrnn.errors import CharRNNError
 
 
@@ -229,10 +230,10 @@ def load_examples(
     units: str = "chars",
 ) -> ExampleData:
     """Read, check, split and encode the examples; with `vocab` and `outputs` (resuming), keep those vocabularies."""
-    path = Path(path)
+    path = resolve(path)
     examples = read_examples(path, task, encoding)
     if val_file:
-        train, val = examples, read_examples(Path(val_file), task, encoding)
+        train, val = examples, read_examples(resolve(val_file), task, encoding)
     else:
         train, val = split(examples, val_frac, seed, stratify=task == "classify", by_input=task == "seq2seq")
         if val_frac > 0 and not len(val):

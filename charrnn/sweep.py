@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from charrnn.config import FIELDS, Config, check_value, closest_key, from_mapping
+from charrnn.datasets import resolve
 from charrnn.errors import CharRNNError
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
@@ -92,9 +93,9 @@ def read_sweep(path: Path, name: str = "") -> Sweep:
         raise CharRNNError(f"{where} names no corpus; add `corpus: FILE`.")
     if not any(k in document for k in ("max_time", "max_steps", "epochs")):
         raise CharRNNError(f"{where} gives the trials no budget; add max_time (e.g. 2m), max_steps or epochs.")
-    values["corpus"] = [str(Path(p).resolve()) for p in values["corpus"]]  # each trial reads it where it runs
+    values["corpus"] = [str(resolve(p).resolve()) for p in values["corpus"]]  # each trial reads it where it runs
     if values.get("val_file"):
-        values["val_file"] = str(Path(values["val_file"]).resolve())
+        values["val_file"] = str(resolve(values["val_file"]).resolve())
     base = Config(**values)
     search = document.get("search")
     if not isinstance(search, dict) or not search:

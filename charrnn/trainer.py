@@ -24,6 +24,7 @@ import numpy as np
 from charrnn import checkpoint
 from charrnn.config import Config
 from charrnn.data import Corpus
+from charrnn.datasets import reference_name
 from charrnn.errors import CharRNNError
 from charrnn.examples import ExampleData
 from charrnn.optim import clip_gradients, learning_rate, make_optimizer
@@ -68,7 +69,7 @@ class TrainEvent:
 
 
 def default_run_dir(config: Config) -> Path:
-    return Path(config.run_dir) if config.run_dir else Path("runs") / Path(config.corpus[0]).stem
+    return Path(config.run_dir) if config.run_dir else Path("runs") / reference_name(config.corpus[0])
 
 
 class Trainer:

@@ -1,7 +1,9 @@
+import json
 from pathlib import Path
 
 import pytest
 
+from charrnn import datasets
 from charrnn.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,3 +30,22 @@ def small_corpus(tmp_path) -> Path:
     path = tmp_path / "small.txt"
     path.write_text(POND.read_text(encoding="utf-8")[:6000], encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def data_folder(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets an empty data folder of its own ($CHARRNN_DATA): none reads or writes the user's."""
+    folder = tmp_path_factory.mktemp("charrnn-data")
+    monkeypatch.setenv(datasets.ENV, str(folder))
+    return folder
+
+
+def stand_in(folder: Path, name: str, files: dict[str, str]) -> Path:
+    """Put small files in place of data set `name`, as `charrnn data get` would leave them (checksum not pinned)."""
+    target = folder / name
+    target.mkdir(parents=True, exist_ok=True)
+    for file, text in files.items():
+        (target / file).write_text(text, encoding="utf-8")
+    record = {"name": name, "inputs": "a test's stand-in", "pinned": False, "sha256": {}, "summary": ""}
+    (target / datasets.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    return target
