@@ -3,8 +3,10 @@ chunks, step by step, and compare the losses.
 
     .venv-torch/bin/python benchmarks/parity.py --cell gru --layers 2 --hidden 384 --steps 300
 
+The corpus defaults to the tinyshakespeare data set (`charrnn data get tinyshakespeare`).
+
 It runs in the PyTorch environment with charrnn installed there too (`.venv-torch/bin/pip install -e .`), and uses
-the reference model of `../shared/bench/torch_ref.py` (one-hot input, Adam, clip_grad_norm_). The weights of the
+the reference model of benchmarks/torch_reference.py (one-hot input, Adam, clip_grad_norm_). The weights of the
 PyTorch model are copied into charrnn's layout (PyTorch's LSTM gates i, f, g, o become charrnn's o, i, f, g; its two
 bias vectors become one where they are redundant, and the redundant half is frozen on the PyTorch side so that both
 optimise the same parameters). Then:
@@ -26,8 +28,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO.parent / "shared" / "bench"))
-import torch_ref  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
+import torch_reference  # noqa: E402
 
 from charrnn.config import Config  # noqa: E402
 from charrnn.data import load_corpus  # noqa: E402
@@ -48,7 +50,7 @@ def reorder(w: torch.Tensor, cell: str) -> np.ndarray:
     return np.concatenate([blocks[k] for k in GATE_ORDER[cell]])
 
 
-def fold_biases(net: torch_ref.CharModel, cell: str, hidden: int, freeze: bool = True) -> None:
+def fold_biases(net: torch_reference.CharModel, cell: str, hidden: int, freeze: bool = True) -> None:
     """Move the redundant part of each bias_hh into bias_ih and keep it at zero (its gradient is zeroed), unless
     not `freeze`: then it starts at zero but learns, as in PyTorch, and the two move the sum twice as fast."""
     part = redundant_bias(cell, hidden)
@@ -61,7 +63,7 @@ def fold_biases(net: torch_ref.CharModel, cell: str, hidden: int, freeze: bool =
                 b_hh.register_hook(lambda g: g.index_fill(0, torch.arange(g.shape[0])[part], 0.0))
 
 
-def charrnn_params(net: torch_ref.CharModel, cell: str, hidden: int, grad: bool = False) -> dict[str, np.ndarray]:
+def charrnn_params(net: torch_reference.CharModel, cell: str, hidden: int, grad: bool = False) -> dict[str, np.ndarray]:
     """The PyTorch model's weights (or, with grad=True, their gradients), named and shaped as charrnn's parameters.
 
     Where charrnn has one bias for PyTorch's two, it is their sum (and so is its gradient).
@@ -88,7 +90,7 @@ def charrnn_params(net: torch_ref.CharModel, cell: str, hidden: int, grad: bool 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--corpus", default="data:tinyshakespeare", help="a text file, or a data set (data:NAME)")
     parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="gru")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=384)
@@ -116,7 +118,7 @@ def main() -> None:
     )  # fmt: skip
     corpus = load_corpus(config.corpus, val_frac=config.val_frac)
     trainer = Trainer(config, corpus)
-    net = torch_ref.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
+    net = torch_reference.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
     fold_biases(net, args.cell, args.hidden, freeze=not args.free_biases)
     for name, value in charrnn_params(net, args.cell, args.hidden).items():
         trainer.model.params[name][...] = value
@@ -129,7 +131,7 @@ def main() -> None:
 
     def torch_step(k: int, state):
         cols = slice(k * args.seq, (k + 1) * args.seq)
-        logits, state = net(inputs[:, cols], torch_ref.detach_state(state))
+        logits, state = net(inputs[:, cols], torch_reference.detach_state(state))
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), targets[:, cols].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -161,7 +163,7 @@ def main() -> None:
         if (step + 1) % args.every == 0 or step == 0:
             print(f"| {step + 1} | {ours:.4f} | {theirs:.4f} | {ours - theirs:+.4f} |")
     val_ours = evaluate(trainer.model, corpus.val, streams=1)
-    val_theirs = torch_ref.evaluate(net, torch.from_numpy(corpus.val.astype(np.int64)), 1000)
+    val_theirs = torch_reference.evaluate(net, torch.from_numpy(corpus.val.astype(np.int64)), 1000)
     print(f"\nlargest training-loss difference over {args.steps} steps: {largest:.4f} nats/char")
     print(
         f"validation after {args.steps} steps: charrnn {val_ours:.4f}, torch {val_theirs:.4f} "

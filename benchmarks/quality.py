@@ -1,28 +1,29 @@
-"""Quality per CPU-minute, side by side: train charrnn and the PyTorch reference (`../shared/bench/torch_ref.py`)
+"""Quality per CPU-minute, side by side: train charrnn and the PyTorch reference (benchmarks/torch_reference.py)
 back to back on the same machine, with the same corpus, split, time (or step) budget and thread count, and print
 what each reached.
 
     .venv/bin/python benchmarks/quality.py                                      # the default match-up, 10 minutes
-    .venv/bin/python benchmarks/quality.py charrnn-shakespeare torch-gru-2x384 --minutes 5
-    .venv/bin/python benchmarks/quality.py charrnn-recipe torch-gru-2x384 --steps 1500 --seeds 1 2 3
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --threads 1       # a slower machine's stand-in
+    .venv/bin/python benchmarks/quality.py charrnn-warandpeace torch-gru-2x384-e64-wsd --corpus data:warandpeace
+    .venv/bin/python benchmarks/quality.py charrnn-recipe torch-recipe --steps 1500 --seeds 1 2 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --threads 1
 
-With --minutes, each run trains for that long (evaluation time is not counted, on either side) and the table shows
-the validation loss at 2, 5 and 10 minutes (the last pass within that time), the best, the steps and the training
-characters a second. With --steps, each run makes that many updates (a decaying schedule runs over them) and the
-table shows the validation loss at the end: the same recipe in both systems should then give the same loss within
-seed noise, which --seeds measures. A last table gives each candidate's best (the mean over the seeds), its spread
-over the seeds and its difference from the best PyTorch candidate.
+The corpus is a text file or a data set of `charrnn data` (default: data:tinyshakespeare). With --minutes, each run
+trains for that long (evaluation time is not counted, on either side) and the table shows the validation loss at
+2, 5 and 10 minutes (the last pass within that time), the best, the steps and the training characters a second.
+With --steps, each run makes that many updates (a decaying schedule runs over them) and the table shows the
+validation loss at the end: the same recipe in both systems should then give the same loss within seed noise, which
+--seeds measures. A last table gives each candidate's best (the mean over the seeds), its spread over the seeds
+and its difference from the best PyTorch candidate.
 
-Both sides read the corpus with its line endings made LF (PyTorch's `open` does that; charrnn is given `--newline lf`),
-hold out the last 10 % and score all of it from the zero state. PyTorch runs from .venv-torch/bin/python (see
-`../shared/bench/compare.py` for how to make it) or --torch-python. charrnn's runs go to runs/quality/ (kept, so
-`charrnn plot` can draw them, with what charrnn printed in train.log).
+Both sides read the corpus with its line endings made LF (charrnn is given `--newline lf`), hold out the last 10 %
+and score all of it from the zero state. PyTorch runs from .venv-torch/bin/python (or --torch-python), made with
+`python3 -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`. charrnn's runs go to
+runs/quality/ (kept, so `charrnn plot` can draw them, with what charrnn printed in train.log).
 
 The first line names the BLAS kernels NumPy runs (with threadpoolctl installed). A machine that sets
-OPENBLAS_CORETYPE (this workplace's do, for older OpenBLAS builds) makes NumPy's current OpenBLAS run slower kernels
-than it would pick itself, and charrnn 1.5 times slower; to measure what a user's machine does, unset it and
-OPENBLAS_L2_SIZE for that command alone: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python ...`.
+OPENBLAS_CORETYPE makes NumPy's current OpenBLAS run slower kernels than it would pick itself; to measure what a
+user's machine does, unset it and OPENBLAS_L2_SIZE for that command alone:
+`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python ...`.
 """
 
 import argparse
@@ -34,64 +35,35 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-TORCH_REF = SHARED / "bench" / "torch_ref.py"
+from charrnn.datasets import resolve
 
-# The recipe of issue 11 (the shakespeare config before it grew to GRU 2x512), on both sides: GRU 2x384, dropout
-# 0.2, Adam 3e-3, 100 warm-up steps, cosine to 1e-4 over the budget, batch 32 x 64, clip 5.
-RECIPE = ["--lr", "0.003", "--warmup-steps", "100", "--min-lr", "0.0001"]
+REPO = Path(__file__).resolve().parent.parent
+TORCH_REFERENCE = REPO / "benchmarks" / "torch_reference.py"
+
+
+def charrnn(*flags: str) -> tuple[str, list[str]]:
+    return "charrnn", list(flags)
+
+
+def torch(cell: str, hidden: int, embed: int, dropout: float, *schedule: str) -> tuple[str, list[str]]:
+    sizes = ["--cell", cell, "--layers", "2", "--hidden", str(hidden), "--embed", str(embed), "--dropout", str(dropout)]
+    return "torch", [*sizes, *schedule]
+
+
+# A GRU 2x384 recipe both sides can run: dropout 0.2, Adam 3e-3, 100 warm-up steps, cosine to 1e-4, clip 5.
+WARM_COSINE = ["--lr", "0.003", "--warmup-steps", "100", "--min-lr", "0.0001"]
+WSD = ["--lr", "0.002"]
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
-    "charrnn-shakespeare": ("charrnn", ["--config", "configs/shakespeare.yaml"]),
-    "charrnn-auto": ("charrnn", ["--size", "auto"]),
-    "charrnn-warandpeace": ("charrnn", ["--config", "configs/warandpeace.yaml"]),
-    "charrnn-recipe": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
-                                   "--lr-schedule", "cosine", *RECIPE]),
-    "charrnn-gru-2x512": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout", "0.25",
-                                      "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
-    "charrnn-gru-2x512-e64": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--embed", "64",
-                                          "--dropout", "0.25", "--lr-schedule", "cosine", "--reset-every", "0",
-                                          *RECIPE]),  # configs/shakespeare.yaml until it became the LSTM
-    "charrnn-gru-2x384-r0": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2",
-                                         "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
-    "charrnn-gru-2x384-d0.3": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.3",
-                                           "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
-    "charrnn-gru-2x512-d0.35": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout",
-                                            "0.35", "--lr-schedule", "cosine", "--reset-every", "0", *RECIPE]),
-    "charrnn-lstm-2x384-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--dropout", "0",
-                                              "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "charrnn-lstm-2x384-e64-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed",
-                                                  "64", "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "charrnn-lstm-2x384-e64-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                               "--dropout", "0.2", "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "charrnn-lstm-2x384-e64-r0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed",
-                                                  "64", "--dropout", "0.2", "--reset-every", "0", "--lr", "0.002",
-                                                  "--lr-schedule", "wsd"]),
-    "charrnn-gru-2x384-e64-wsd": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                              "--dropout", "0.2", "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "charrnn-lstm-2x512-d0-wsd": ("charrnn", ["--cell", "lstm", "--layers", "2", "--hidden", "512", "--dropout", "0",
-                                              "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "charrnn-gru-2x384-e64-d0-wsd": ("charrnn", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                                 "--dropout", "0", "--lr", "0.002", "--lr-schedule", "wsd"]),
-    "torch-gru-2x384": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0", "--dropout",
-                                  "0.2", "--schedule", "cosine", *RECIPE]),
-    "torch-gru-2x384-d0.3": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0",
-                                       "--dropout", "0.3", "--schedule", "cosine", *RECIPE]),
-    "torch-gru-2x512": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "512", "--embed", "0", "--dropout",
-                                  "0.25", "--schedule", "cosine", *RECIPE]),
-    "torch-lstm-2x256-cosine": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--embed", "64",
-                                          "--dropout", "0.1", "--schedule", "cosine", *RECIPE]),
-    "torch-lstm-2x256-d0-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--embed", "64",
-                                          "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
-    "torch-lstm-2x384-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                       "--dropout", "0.2", "--lr", "0.002", "--schedule", "wsd"]),
-    "torch-gru-2x384-d0": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "0",
-                                     "--dropout", "0", "--schedule", "cosine", *RECIPE]),
-    "torch-lstm-2x384-d0-wsd": ("torch", ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                          "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
-    "torch-gru-2x384-e64-d0-wsd": ("torch", ["--cell", "gru", "--layers", "2", "--hidden", "384", "--embed", "64",
-                                             "--dropout", "0", "--lr", "0.002", "--schedule", "wsd"]),
-}  # fmt: skip
+    "charrnn-shakespeare": charrnn("--config", "configs/shakespeare.yaml"),
+    "charrnn-warandpeace": charrnn("--config", "configs/warandpeace.yaml"),
+    "charrnn-auto": charrnn("--size", "auto"),
+    "charrnn-recipe": charrnn(
+        "--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2", "--lr-schedule", "cosine", *WARM_COSINE
+    ),
+    "torch-recipe": torch("gru", 384, 0, 0.2, "--schedule", "cosine", *WARM_COSINE),
+    "torch-lstm-2x384-e64-wsd": torch("lstm", 384, 64, 0.2, "--schedule", "wsd", *WSD),
+    "torch-gru-2x384-e64-wsd": torch("gru", 384, 64, 0.0, "--schedule", "wsd", *WSD),
+}
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -123,7 +95,7 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
         budget += ["--eval-every", str(args.eval_seconds), "--eval-end"]
     else:
         budget = ["--steps", str(args.steps), "--eval-end"]
-    command = [args.torch_python, str(TORCH_REF), "--corpus", str(args.corpus), *flags, *budget,
+    command = [args.torch_python, str(TORCH_REFERENCE), "--corpus", str(args.corpus), *flags, *budget,
                "--threads", str(args.threads), "--seed", str(seed)]  # fmt: skip
     out = run(command, args.env).stdout
     evals = [(float(t), int(s), float(v)) for t, s, v in
@@ -134,7 +106,7 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
 
 def blas_kernels(env: dict[str, str]) -> str:
     """Which BLAS, and which of its kernels, NumPy runs in charrnn's processes (OpenBLAS picks them from the CPU,
-    or from OPENBLAS_CORETYPE where that is set); it changes charrnn's speed by half (docs/quality.md)."""
+    or from OPENBLAS_CORETYPE where that is set); it can change charrnn's speed by half."""
     probe = ("import numpy, threadpoolctl; print(*[f\"{i['internal_api']} {i['version']} {i['architecture']}\" "
              "for i in threadpoolctl.threadpool_info()])")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
@@ -149,9 +121,9 @@ def val_at(evals: list[tuple[float, int, float]], seconds: float) -> float | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = ["charrnn-shakespeare", "charrnn-auto", "torch-gru-2x384", "torch-lstm-2x384-wsd"]
+    default = ["charrnn-shakespeare", "torch-lstm-2x384-e64-wsd"]
     parser.add_argument("names", nargs="*", default=default, help=f"any of {', '.join(CANDIDATES)}")
-    parser.add_argument("--corpus", type=Path, default=SHARED / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--corpus", default="data:tinyshakespeare", help="a text file, or a data set (data:NAME)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=10.0, help="training time per run")
     budget.add_argument("--steps", type=int, help="updates per run, instead of --minutes")
@@ -164,6 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps:
         args.minutes = 0.0
+    args.corpus = resolve(args.corpus)  # the PyTorch side reads the file itself
     unknown = [n for n in args.names if n not in CANDIDATES]
     if unknown:
         sys.exit(f"quality.py: unknown candidate {unknown[0]!r}; choose from {', '.join(CANDIDATES)}")

@@ -20,19 +20,19 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+CORPUS = "data:tinyshakespeare"  # charrnn data get tinyshakespeare
 SCHEDULE = ["--lr", "0.003", "--lr-schedule", "cosine", "--warmup-steps", "100", "--min-lr", "0.0001"]
 WSD = ["--lr-schedule", "wsd", "--decay-frac", "0.2", "--min-lr", "0"]
 LSTM_2X256 = ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "0"]
 CANDIDATES = {
-    "defaults-0.1": ["--forget-bias", "1", "--lr", "0.004", "--lr-schedule", "constant"],  # before issue 7
+    "defaults-0.1": ["--forget-bias", "1", "--lr", "0.004", "--lr-schedule", "constant"],  # the defaults before this sweep
     "lstm-1x128": ["--cell", "lstm", "--layers", "1", "--hidden", "128", "--forget-bias", "0", *SCHEDULE],
     "lstm-2x256": [*LSTM_2X256, *SCHEDULE],
     "lstm-2x256-d0.1": [*LSTM_2X256, "--dropout", "0.1", *SCHEDULE],
     "lstm-2x256-d0.1-nowarm": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", "--lr-schedule", "cosine",
                                "--min-lr", "0"],
     "lstm-2x256-d0.1-wsd": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", *WSD],
-    "lstm-2x256-d0.1-wsd-lr4": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.004", *WSD],  # the defaults since issue 7
+    "lstm-2x256-d0.1-wsd-lr4": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.004", *WSD],  # the defaults chosen by this sweep
     "lstm-2x256-fb1": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "1", *SCHEDULE],
     "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--forget-bias", "0", "--dropout", "0.2",
                    *SCHEDULE],
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", default=list(CANDIDATES), help=f"any of {', '.join(CANDIDATES)}")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--epochs", type=float, help="train for this many epochs instead of --minutes")
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--corpus", default=CORPUS, help="a text file, or a data set (data:NAME)")
     parser.add_argument("--eval-every", type=int, default=150)
     args = parser.parse_args()
     print("| config | flags | steps | minutes | val 2 min | val 5 min | val at end | best |")

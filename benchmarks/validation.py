@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/validation.py [CHECKPOINT] [--corpus FILE]
 
-Defaults: runs/shakespeare/last.npz and ../shared/data/tinyshakespeare.txt (its last 10 %: 111,539 characters).
+Defaults: runs/shakespeare/last.npz and the tinyshakespeare data set (its last 10 %: 111,539 characters).
 """
 
 import argparse
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="?", type=Path, default=REPO / "runs" / "shakespeare" / "last.npz")
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--corpus", default="data:tinyshakespeare", help="a text file, or a data set (data:NAME)")
     args = parser.parse_args()
     model, _, config, _, _ = load_model(args.checkpoint)
     val = load_corpus([args.corpus], config.encoding, config.val_frac).val

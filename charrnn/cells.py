@@ -1,20 +1,20 @@
 """The recurrent layers: vanilla RNN, LSTM and GRU, each with forward and backward over a whole chunk.
 
 Shapes are time-major: inputs (T, B) ids or (T, B, D) vectors, hidden states (T, B, H). We use the row
-convention `h @ W` (batch rows), so our `W_h` is the seed's W_hh transposed and our `W_x` is W_hx transposed:
+convention `h @ W` (batch rows), so our `W_h` is the textbook W_hh transposed and our `W_x` is W_hx transposed:
 
-    seed:  h_t = tanh(W_hh h_{t-1} + W_hx x_t + b_h)
-    here:  h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)
+    textbook:  h_t = tanh(W_hh h_{t-1} + W_hx x_t + b_h)
+    here:      h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)
 
-How the work is arranged (DESIGN.md): the gates of a cell are fused into one (H, G*H) matrix, so each time
+How the work is arranged: the gates of a cell are fused into one (H, G*H) matrix, so each time
 step is a single GEMM; the input projection of all T steps is one GEMM (or, for the first layer, one row
 lookup in the (V, G*H) table: x_t is one-hot, so x_t @ W_x is row x_t of W_x) written straight into the buffer
 the step then turns into gate activations; the weight gradients are one GEMM over the stacked chunk after the
 reverse loop. Buffers are allocated once per (T, B) and reused; the loops only call NumPy with `out=`.
 
 Measured, not assumed: for LSTM and GRU the reverse loop computes each step's local derivatives itself, on
-that step's (B, ...) slices while they are in cache. Computing them for all T before the loop (DESIGN.md's
-suggestion) streams the whole chunk through memory a dozen times in strided passes and was 15 % slower for
+that step's (B, ...) slices while they are in cache. Computing them for all T before the loop (the obvious
+alternative) streams the whole chunk through memory a dozen times in strided passes and was 15 % slower for
 LSTM 2x256. The gradients of the pre-activations then overwrite the activations they came from.
 """
 
@@ -230,7 +230,7 @@ class Layer(Scratch):
 
 
 class RNN(Layer):
-    """The seed's vanilla cell: h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)."""
+    """The vanilla (Elman) cell: h_t = tanh(h_{t-1} @ W_h + x_t @ W_x + b)."""
 
     gates = 1
 

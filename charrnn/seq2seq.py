@@ -1,4 +1,4 @@
-"""The seed's last row, many-to-many with Tx != Ty: an encoder-decoder with attention, greedy and beam decoding.
+"""Many-to-many with Tx != Ty: an encoder-decoder with attention, greedy and beam decoding.
 
 Encoder: the `Encoder` stack over the source characters (right to left too, with --bidirectional): outputs
     o_j (T_s, B, D) and each layer's final state.

@@ -1,6 +1,6 @@
 """The networks of the supervised tasks: the recurrent `Encoder` over an example, then a head.
 
-classify (the seed's many-to-one row): the encoder's outputs are pooled into one vector per example, then
+classify (many-to-one): the encoder's outputs are pooled into one vector per example, then
     y = pool(O) @ W_y + b_y and a softmax over the labels. `pool` is "last" (the final state: the left-to-right
     output at the example's last character and, bidirectional, the right-to-left output at its first), "mean" or
     "max" (over the example's positions, element by element).

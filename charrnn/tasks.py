@@ -1,4 +1,4 @@
-"""What differs between the tasks behind the one training loop (DESIGN.md, "Tasks"): the network, how a step's
+"""What differs between the tasks behind the one training loop: the network, how a step's
 batch is made and its loss, what state a step carries, how validation scores the model, and what a checkpoint
 keeps of it. The `Trainer` (optimizer, schedules, clipping, guard, checkpoints, resume, metrics) calls these and
 nothing task-specific.

@@ -1,4 +1,4 @@
-"""The NumPy core: gradients against central differences, chunking, the seed's worked example, learning."""
+"""The NumPy core: gradients against central differences, chunking, a textbook worked example, learning."""
 
 import numpy as np
 import pytest
@@ -78,8 +78,8 @@ def test_forward_does_not_change_the_state_passed_in():
         np.testing.assert_array_equal(a, b)
 
 
-def test_vanilla_cell_reproduces_the_seed_tutorial():
-    """seed/rnn-introduction.rst: np.random.seed(0), three steps on np.ones((3, 3)), printed W_hy.h + By."""
+def test_vanilla_cell_reproduces_a_worked_example():
+    """A NumPy tutorial's vanilla RNN: np.random.seed(0), three steps on np.ones((3, 3)), printed W_hy.h + By."""
     np.random.seed(0)
     W_hh, W_xh, W_hy = np.random.randn(3, 3), np.random.randn(3, 3), np.random.randn(3, 3)
     Bh, By = np.random.randn(3), np.random.rand(3)
