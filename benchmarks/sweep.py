@@ -25,14 +25,14 @@ SCHEDULE = ["--lr", "0.003", "--lr-schedule", "cosine", "--warmup-steps", "100",
 WSD = ["--lr-schedule", "wsd", "--decay-frac", "0.2", "--min-lr", "0"]
 LSTM_2X256 = ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "0"]
 CANDIDATES = {
-    "defaults-0.1": ["--forget-bias", "1", "--lr", "0.004", "--lr-schedule", "constant"],  # the defaults before this sweep
+    "defaults-0.1": ["--forget-bias", "1", "--lr", "0.004", "--lr-schedule", "constant"],  # old defaults
     "lstm-1x128": ["--cell", "lstm", "--layers", "1", "--hidden", "128", "--forget-bias", "0", *SCHEDULE],
     "lstm-2x256": [*LSTM_2X256, *SCHEDULE],
     "lstm-2x256-d0.1": [*LSTM_2X256, "--dropout", "0.1", *SCHEDULE],
     "lstm-2x256-d0.1-nowarm": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", "--lr-schedule", "cosine",
                                "--min-lr", "0"],
     "lstm-2x256-d0.1-wsd": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", *WSD],
-    "lstm-2x256-d0.1-wsd-lr4": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.004", *WSD],  # the defaults chosen by this sweep
+    "lstm-2x256-d0.1-wsd-lr4": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.004", *WSD],  # today's defaults
     "lstm-2x256-fb1": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "1", *SCHEDULE],
     "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--forget-bias", "0", "--dropout", "0.2",
                    *SCHEDULE],
