@@ -1,7 +1,7 @@
 """The run's settings: defaults <- YAML file <- command-line flags, each value checked once, here.
 
 Every key is a field of `Config`; its metadata holds the help text and the allowed values, so the
-YAML loader, the CLI's help and the README table all read the same definition.
+YAML loader, the CLI's help and docs/configuration.md all read the same definition.
 """
 
 import contextlib
@@ -189,7 +189,7 @@ def flag(key: str) -> str:
 
 
 def describe(key: str) -> str:
-    """Help text with the default, for `--help` and the README table."""
+    """Help text with the default, for `--help` and docs/configuration.md."""
     f = FIELDS[key]
     default = Config().to_dict()[key]
     choices = f.metadata.get("choices")

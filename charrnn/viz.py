@@ -24,7 +24,7 @@ from charrnn.data import Vocab, printable
 from charrnn.errors import CharRNNError
 from charrnn.model import CharModel
 
-MAX_LEN = 20_000  # characters a page may hold: the embedded data grows with it (see README: page sizes)
+MAX_LEN = 20_000  # characters a page may hold: the embedded data grows with it (docs/viz.md: page sizes)
 STATES = ("h", "c")  # what the detectors rank; the gates are shown for the cells they rank highest
 SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}
 
