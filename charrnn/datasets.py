@@ -16,6 +16,7 @@ import platform
 import random
 import re
 import secrets
+import shutil
 import sysconfig
 import urllib.error
 import urllib.request
@@ -139,32 +140,43 @@ class Registry:
         for need in ds.needs:
             if not self.present(need):
                 self.get(need, report=report)
-        folder = self.folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
         if ds.downloaded:
-            file = folder / ds.files[0]
-            expected = ds.pinned["download"][ds.files[0]]
+            self._fetch(ds, source_file, report)
+        else:
+            self._build(ds, report)
+        return self.folder(name)
+
+    def _fetch(self, ds: DataSet, source_file: Path | None, report: Report) -> None:
+        """Download the set's file (or copy `source_file`), checked against its pinned sha256."""
+        folder = self.folder(ds.name)
+        file, expected = folder / ds.files[0], ds.pinned["download"][ds.files[0]]
+        new = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
             if source_file is not None:
                 _copy_checked(source_file, file, expected, report)
             else:
-                _download(ds.url, file, expected, name, report, self.timeout)
-            key, digests, summary = "download", {ds.files[0]: expected}, ""
-        else:
-            built = ds.build(self, report)
-            digests = {f: hashlib.sha256(built.files[f].encode("utf-8")).hexdigest() for f in ds.files}
-            pinned = ds.pinned.get(built.key)
-            if pinned is not None and pinned != digests:
-                wrong = next(f for f in ds.files if pinned[f] != digests[f])
-                raise CharRNNError(
-                    f"building '{name}' from {built.key} gave {wrong} with sha256 {digests[wrong]}, not the pinned "
-                    f"{pinned[wrong]}; nothing was written (please report this)."
-                )
-            for f in ds.files:
-                _write_atomic(folder / f, built.files[f])
-            key, summary = built.key, built.summary
-        record = {"name": name, "inputs": key, "pinned": key in ds.pinned, "sha256": digests, "summary": summary}
-        _write_atomic(folder / MANIFEST, json.dumps(record, indent=1) + "\n")
-        return folder
+                _download(ds.url, file, expected, ds.name, report, self.timeout)
+        except BaseException:
+            if new:
+                folder.rmdir()  # a failed first get leaves no trace
+            raise
+        _write_atomic(folder / MANIFEST, _record(ds, "download", {ds.files[0]: expected}, ""))
+
+    def _build(self, ds: DataSet, report: Report) -> None:
+        """Make the set's files, check them against the checksums pinned for their inputs, and put them in place."""
+        built = ds.build(self, report)
+        digests = {f: hashlib.sha256(built.files[f].encode("utf-8")).hexdigest() for f in ds.files}
+        pinned = ds.pinned.get(built.key)
+        if pinned is not None and pinned != digests:
+            wrong = next(f for f in ds.files if pinned[f] != digests[f])
+            raise CharRNNError(
+                f"building '{ds.name}' from {built.key} gave {wrong} with sha256 {digests[wrong]}, not the pinned "
+                f"{pinned[wrong]}; nothing was written (please report this)."
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        record = _record(ds, built.key, digests, built.summary)
+        _replace_folder(self.folder(ds.name), {**built.files, MANIFEST: record})
 
     def resolve(self, reference: str | Path) -> Path:
         """`data:NAME` or `data:NAME/FILE` as the path of that file; any other path as it is."""
@@ -194,6 +206,30 @@ def file_sha256(path: Path) -> str:
         while piece := f.read(PIECE):
             digest.update(piece)
     return digest.hexdigest()
+
+
+def _record(ds: DataSet, key: str, digests: dict[str, str], summary: str) -> str:
+    """The manifest: what the set was made from, whether its checksums are pinned ones, and each file's sha256."""
+    record = {"name": ds.name, "inputs": key, "pinned": key in ds.pinned, "sha256": digests, "summary": summary}
+    return json.dumps(record, indent=1) + "\n"
+
+
+def _replace_folder(folder: Path, files: dict[str, str]) -> None:
+    """Write `files` into a new folder beside `folder`, then swap it in: a set is replaced whole or not at all."""
+    staging, retired = _part_name(folder), _part_name(folder)
+    staging.mkdir()
+    try:
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8", newline="")
+        if folder.exists():
+            folder.rename(retired)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not folder.exists():
+            retired.rename(folder)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _part_name(path: Path) -> Path:

@@ -1,6 +1,7 @@
 """`charrnn data`: the registry's entries, checked downloads (a local HTTP server), `--from`, the builds, `data:`
 references, and that the repository reads nothing outside itself."""
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -297,9 +298,13 @@ def test_truecase_is_made_from_tinyshakespeare(tmp_path):
 
 def test_truecase_gets_tinyshakespeare_first_and_says_how_when_it_cannot(tmp_path):
     registry = Registry(root=tmp_path / "data", timeout=1)
-    registry.sets["tinyshakespeare"] = registry_with(tmp_path, "http://127.0.0.1:9/input.txt").sets["speech"]
-    with pytest.raises(CharRNNError, match="could not download"):
+    unreachable = registry_with(tmp_path, "http://127.0.0.1:9/input.txt").sets["speech"]
+    registry.sets["tinyshakespeare"] = dataclasses.replace(
+        unreachable, name="tinyshakespeare", files=("input.txt",), pinned={"download": {"input.txt": BODY_SHA}}
+    )
+    with pytest.raises(CharRNNError, match=r"could not download .*; .* charrnn data get tinyshakespeare --from FILE"):
         registry.get("truecase")
+    assert not registry.root.exists() or list(registry.root.iterdir()) == []
 
 
 def test_data_references_resolve_or_name_the_command_to_run(data_folder, run_cli):
