@@ -33,7 +33,11 @@ class Config:
         0.2
     """
 
-    corpus: list[str] = _key([], "text file(s) to train on, read in order and joined (other tasks: a file of examples)")
+    corpus: list[str] = _key(
+        [],
+        "text file(s) to train on, read in order and joined (other tasks: a file of examples); data:NAME[/FILE] for "
+        "a data set",
+    )
     task: str = _key(
         "lm",
         "what to learn: lm (next character), classify (a label per line: input<TAB>label), tag (an output "
