@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from charrnn.datasets import resolve
+from charrnn.datasets import reference_name, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_REFERENCE = REPO / "benchmarks" / "torch_reference.py"
@@ -76,7 +76,7 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int) -> dict:
     extra = re.sub(r"[^\w.]+", "_", args.charrnn_flags).strip("_")  # runs that differ in these get their own folder
-    run_dir = REPO / "runs" / "quality" / f"{name}{extra and '-' + extra}-{args.corpus.stem}-seed{seed}"
+    run_dir = REPO / "runs" / "quality" / f"{name}{extra and '-' + extra}-{args.corpus_name}-seed{seed}"
     budget = ["--max-time", f"{args.minutes * 60:.0f}s"] if args.minutes else ["--max-steps", str(args.steps)]
     every = args.eval_every or (100 if args.minutes else max(1, args.steps // 4))
     flags = [*flags, *args.charrnn_flags.split()]
@@ -136,6 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps:
         args.minutes = 0.0
+    args.corpus_name = reference_name(args.corpus)
     args.corpus = resolve(args.corpus)  # the PyTorch side reads the file itself
     unknown = [n for n in args.names if n not in CANDIDATES]
     if unknown:
@@ -144,7 +145,7 @@ def main() -> None:
     args.env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     per_run = f"{args.minutes:g} minutes" if args.minutes else f"{args.steps} steps"
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
-    print(f"corpus {args.corpus.name}, {args.threads} thread(s), {per_run} per run; charrnn's BLAS: "
+    print(f"corpus {args.corpus_name}, {args.threads} thread(s), {per_run} per run; charrnn's BLAS: "
           f"{blas_kernels(args.env)} (OPENBLAS_CORETYPE {coretype})", flush=True)  # fmt: skip
     marks = [m for m in (2, 5, 10, 20, 30, 60) if m <= args.minutes]
     columns = [f"val {m} min" for m in marks] if args.minutes else []
