@@ -171,8 +171,11 @@ def example_metrics(nets: Sequence[ExampleNetwork], encoded: Encoded, outputs: l
     total = sum(-float(lp[np.arange(len(t)), t].sum()) for lp, t in zip(log_probs, encoded.targets, strict=True))
     predicted = ["".join(outputs[i] for i in lp.argmax(axis=1)) for lp in log_probs]
     chars = sum(len(t) for t in encoded.targets)
-    examples = encoded.examples
-    return {"val_loss": total / chars, **tagging_metrics(examples.inputs, examples.targets, predicted)}
+    # Scored on what the model read: --max-len cuts an input and its target alike.
+    kept = [len(t) for t in encoded.targets]
+    inputs = [text[:n] for text, n in zip(encoded.examples.inputs, kept, strict=True)]
+    truth = [text[:n] for text, n in zip(encoded.examples.targets, kept, strict=True)]
+    return {"val_loss": total / chars, **tagging_metrics(inputs, truth, predicted)}
 
 
 def detokenize(ids: Sequence[int], outputs: list[str], units: str) -> str:

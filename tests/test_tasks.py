@@ -129,6 +129,17 @@ def test_max_len_cuts_inputs_and_says_how_many(run_cli, first_letter):
     assert code == 0 and "400 inputs longer than --max-len 10 were cut to it" in err
 
 
+def test_a_tagger_trained_and_evaluated_with_max_len_scores_what_it_read(run_cli, shifted):
+    """--max-len cuts an input and its target alike; validation and eval score the cut pair, not the whole line."""
+    train, val = shifted
+    flags = ["--task", "tag", "--val-file", val, *SMALL, "--max-steps", "4", "--eval-every", "2", "--max-len", "3"]
+    code, _, err = run_cli("train", train, *flags, "--run-dir", "runs/cut")
+    assert code == 0, err
+    code, out, err = run_cli("eval", val, "--run-dir", "runs/cut", "--json")
+    assert code == 0, err
+    assert 0.0 <= json.loads(out)["char_accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("lines", "flags", "message"),
     [
