@@ -44,6 +44,36 @@ PathLike = str | Path
 KIND = {"lm": "a language model", "classify": "a classifier", "tag": "a tagger", "seq2seq": "a seq2seq model"}
 
 
+def _texts(texts: str | Sequence[str], what: str = "texts") -> list[str]:
+    """The inputs as a list: one string is one input (not a list of its characters); anything else but strings is
+    a CharRNNError."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, bytes | bytearray) or not isinstance(texts, Sequence):
+        raise CharRNNError(f"{what} must be a string or a list of strings (got {type(texts).__name__}).")
+    for text in texts:
+        if not isinstance(text, str):
+            got = f"a list holding {type(text).__name__}"
+            raise CharRNNError(f"{what} must be a string or a list of strings (got {got}).")
+    return list(texts)
+
+
+def _whole(value: object, flag: str) -> int:
+    """A count option (--top-k, --beam, --n-best): a whole number >= 1, else a CharRNNError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise CharRNNError(f"{flag} must be a whole number (got {value!r}).")
+    if value < 1:
+        raise CharRNNError(f"{flag} must be >= 1 (got {value}).")
+    return int(value)
+
+
+def _finite(value: object, flag: str) -> float:
+    """A real-valued option: a finite number, else a CharRNNError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value):
+        raise CharRNNError(f"{flag} must be a finite number (got {value!r}).")
+    return float(value)
+
+
 class Model:
     """A trained model read from a checkpoint, with everything its task can do. Get one with `charrnn.load`.
 
@@ -177,10 +207,11 @@ class Model:
         texts = [prime + text for text in sample_texts(self.network, self.vocab, length, num_samples, stop, **options)]
         return texts[0] if num_samples == 1 else texts
 
-    def scores(self, texts: Sequence[str], per_line: bool = False) -> list[Score]:
+    def scores(self, texts: str | Sequence[str], per_line: bool = False) -> list[Score]:
         """A `Score` (nats and characters counted, characters left out as unknown) of each text, or of each line
         of them with per_line=True; `charrnn score` prints these."""
         self._need("lm", "scoring text")
+        texts = _texts(texts)
         if per_line:
             return score_lines(self.network, self.vocab, [line for text in texts for line in text.splitlines()])
         return [score_text(self.network, self.vocab, text) for text in texts]
@@ -194,14 +225,14 @@ class Model:
         """
         return self.scores([text])[0].nats
 
-    def score_lines(self, lines: Sequence[str]) -> list[float]:
+    def score_lines(self, lines: str | Sequence[str]) -> list[float]:
         """Nats per character of each line on its own, as the model would write it after a line break.
 
         >>> model.score_lines(["ROMEO:", "xqzv kpt"])
         [0.9, 4.1]
         """
         self._need("lm", "scoring text")
-        return [s.nats for s in score_lines(self.network, self.vocab, list(lines))]
+        return [s.nats for s in score_lines(self.network, self.vocab, _texts(lines, "lines"))]
 
     def predict(self, text: str, top_k: int = 10, unknown: str = "error") -> list[tuple[str, float]]:
         """The `top_k` likeliest next characters after `text`, with their probabilities, likeliest first.
@@ -210,13 +241,12 @@ class Model:
         [(':', 0.97), ('\\n', 0.01)]
         """
         self._need("lm", "predicting the next character")
-        if top_k < 1:
-            raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
+        top_k = _whole(top_k, "--top-k")
         probs = next_char_probs(self.network, self.vocab, check_prime(self.vocab, text, unknown))
         top = np.argsort(-probs, kind="stable")[:top_k]
         return [(self.vocab.chars[i], float(probs[i])) for i in top]
 
-    def _encode_inputs(self, texts: Sequence[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
+    def _encode_inputs(self, texts: list[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
         """The ids of each text, and where each had characters the model never saw (left out with "skip")."""
         if unknown not in ("error", "skip"):
             raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
@@ -234,21 +264,22 @@ class Model:
             skipped.append([i for i, c in enumerate(text) if c not in self.vocab.index])
         return ids, skipped
 
-    def classify(self, texts: Sequence[str], top_k: int = 1, unknown: str = "error") -> list[list[tuple[str, float]]]:
+    def classify(
+        self, texts: str | Sequence[str], top_k: int = 1, unknown: str = "error"
+    ) -> list[list[tuple[str, float]]]:
         """The `top_k` likeliest labels of each text with their probabilities, likeliest first (many-to-one).
 
         >>> model.classify(["lebensmittel", "bonjour"], top_k=2)
         [[('german', 0.99), ('dutch', 0.01)], [('french', 0.97), ('english', 0.02)]]
         """
         self._need("classify", "classifying")
-        if top_k < 1:
-            raise CharRNNError(f"--top-k must be >= 1 (got {top_k}).")
-        ids, _ = self._encode_inputs(texts, unknown)
+        top_k = _whole(top_k, "--top-k")
+        ids, _ = self._encode_inputs(_texts(texts), unknown)
         probs = np.exp(log_probabilities(self.networks, ids))
         labels = self.outputs
         return [[(labels[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:top_k]] for p in probs]
 
-    def tag(self, texts: Sequence[str], unknown: str = "error") -> list[str]:
+    def tag(self, texts: str | Sequence[str], unknown: str = "error") -> list[str]:
         """The likeliest output string of each text, one output character per input character (many-to-many).
         With unknown="skip", characters the model never saw are read past and copied to the output as they are.
 
@@ -256,6 +287,7 @@ class Model:
             ['To be or not to be']
         """
         self._need("tag", "tagging")
+        texts = _texts(texts)
         ids, skipped = self._encode_inputs(texts, unknown)
         results = []
         for text, log_probs, gaps in zip(texts, log_probabilities(self.networks, ids), skipped, strict=True):
@@ -267,7 +299,7 @@ class Model:
 
     def translate(
         self,
-        texts: Sequence[str],
+        texts: str | Sequence[str],
         beam: int = 1,
         n_best: int = 1,
         length_penalty: float = 1.0,
@@ -281,7 +313,7 @@ class Model:
             ['F OW N IY M']
         """
         self._need("seq2seq", "translating")
-        found = self._decode(texts, beam, max(1, n_best), length_penalty, unknown)
+        found = self._decode(_texts(texts), beam, n_best, length_penalty, unknown)
         if n_best == 1:
             return [self._text(h[0].tokens) for h in found]
         return [[(self._text(h.tokens), h.log_prob, h.score) for h in hyps] for hyps in found]
@@ -301,9 +333,9 @@ class Model:
         tokens = [self.outputs[i] for i in best.tokens] + ([EOS] if best.complete else [])
         return tokens, [self.vocab.chars[i] for i in ids[0]], weights
 
-    def _decode(self, texts: Sequence[str], beam: int, n_best: int, length_penalty: float, unknown: str) -> list:
-        if beam < 1:
-            raise CharRNNError(f"--beam must be >= 1 (got {beam}).")
+    def _decode(self, texts: list[str], beam: int, n_best: int, length_penalty: float, unknown: str) -> list:
+        beam, n_best = _whole(beam, "--beam"), _whole(n_best, "--n-best")
+        length_penalty = _finite(length_penalty, "--length-penalty")
         if n_best > beam:
             raise CharRNNError(f"--n-best {n_best} asks for more outputs than --beam {beam} keeps; raise --beam.")
         ids, _ = self._encode_inputs(texts, unknown)
@@ -334,8 +366,7 @@ class Model:
         examples = read_examples(path, self.task)
         examples = check_known(examples, self.vocab, self.outputs, self.task, str(path), unknown, units)
         if self.task == "seq2seq":
-            if beam < 1:
-                raise CharRNNError(f"--beam must be >= 1 (got {beam}).")
+            beam, length_penalty = _whole(beam, "--beam"), _finite(length_penalty, "--length-penalty")
             encoded, _ = encode(examples, self.vocab, self.outputs, self.task, 0, units, str(path))
             metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
             return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}

@@ -3,6 +3,7 @@
 Several samples are drawn side by side, as one batch: a step costs about the same for 32 streams as for one.
 """
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,11 +31,11 @@ class Sampler:
         top_p: float = 1.0,
         block: int = 1024,
     ) -> None:
-        if temperature < 0:
-            raise CharRNNError(f"--temperature must be >= 0 (got {temperature}).")
+        if not isinstance(temperature, int | float) or not math.isfinite(temperature) or temperature < 0:
+            raise CharRNNError(f"--temperature must be a finite number >= 0 (got {temperature}).")
         if top_k < 0:
             raise CharRNNError(f"--top-k must be >= 0 (got {top_k}).")
-        if not 0 < top_p <= 1:
+        if not isinstance(top_p, int | float) or not 0 < top_p <= 1:  # NaN fails the comparison too
             raise CharRNNError(f"--top-p must be in (0, 1] (got {top_p}).")
         self.vocab_size, self.temperature, self.top_k, self.top_p = vocab_size, temperature, top_k, top_p
         self.rng = rng if rng is not None else np.random.default_rng()

@@ -1,6 +1,7 @@
 """The Python API: the same results as the command line, the same errors, and nothing public beyond `__all__`."""
 
 import inspect
+import itertools
 import json
 import os
 import signal
@@ -195,3 +196,57 @@ def test_ctrl_c_stops_a_training_call_which_saves_and_returns(small_corpus, tmp_
     interrupted, steps = out.split()
     assert interrupted == "True"
     assert load_model(tmp_path / "runs" / "small" / "last.npz")[3]["step"] == int(steps)
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    """A classifier, a tagger and an encoder-decoder, two steps each."""
+    words = ["".join(w) for w in itertools.product("abcd", repeat=3)]
+    files = {
+        "classify": "".join(f"{w}\t{w[0]}\n" for w in words),
+        "tag": "".join(f"{w}\t{w.upper()}\n" for w in words),
+        "seq2seq": "".join(f"{w}\t{w[::-1]}\n" for w in words),
+    }
+    models = {}
+    for task, text in files.items():
+        (tmp_path / f"{task}.tsv").write_text(text, encoding="utf-8")
+        sizes = {"layers": 1, "hidden": 8, "batch_size": 4, "max_steps": 2}
+        run = charrnn.train(tmp_path / f"{task}.tsv", task=task, run_dir=str(tmp_path / task), **sizes)
+        models[task] = charrnn.load(run.run_dir)
+    return models
+
+
+def test_one_string_is_one_input_for_every_task(supervised):
+    assert len(supervised["classify"].classify("abc")) == 1
+    assert supervised["classify"].classify("abc") == supervised["classify"].classify(["abc"])
+    assert supervised["tag"].tag("abc") == supervised["tag"].tag(["abc"]) and len(supervised["tag"].tag("abc")) == 1
+    assert supervised["seq2seq"].translate("abc") == supervised["seq2seq"].translate(["abc"])
+    assert len(supervised["seq2seq"].translate("abc")) == 1
+
+
+@pytest.mark.parametrize(
+    ("task", "call", "message"),
+    [
+        ("classify", lambda m: m.classify([3]), r"^texts must be a string or a list of strings \(got a list holding int"),
+        ("classify", lambda m: m.classify(["a", None]), r"\(got a list holding NoneType\)\.$"),
+        ("classify", lambda m: m.classify(None), r"^texts must be a string or a list of strings \(got NoneType\)\.$"),
+        ("classify", lambda m: m.classify("abc", top_k=1.5), r"^--top-k must be a whole number \(got 1\.5\)\.$"),
+        ("classify", lambda m: m.classify("abc", top_k=0), r"^--top-k must be >= 1 \(got 0\)\.$"),
+        ("tag", lambda m: m.tag(b"abc"), r"^texts must be a string or a list of strings \(got bytes\)\.$"),
+        ("seq2seq", lambda m: m.translate("abc", beam=2.5), r"^--beam must be a whole number \(got 2\.5\)\.$"),
+        ("seq2seq", lambda m: m.translate("abc", length_penalty=float("nan")), r"^--length-penalty must be a finite"),
+        ("seq2seq", lambda m: m.translate("abc", n_best=0), r"^--n-best must be >= 1 \(got 0\)\.$"),
+    ],
+)
+def test_bad_arguments_are_one_sentence_charrnnerrors(supervised, task, call, message):
+    with pytest.raises(charrnn.CharRNNError, match=message):
+        call(supervised[task])
+
+
+def test_sampling_refuses_a_temperature_that_is_not_a_number(trained, run_cli):
+    model = charrnn.load(trained)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(charrnn.CharRNNError, match=r"^--temperature must be a finite number >= 0"):
+            model.sample(10, temperature=bad)
+    code, _, err = run_cli("sample", "--run-dir", trained, "--temperature", "nan")
+    assert code == 2 and "--temperature" in err and "Traceback" not in err
