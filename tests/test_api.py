@@ -227,7 +227,7 @@ def test_one_string_is_one_input_for_every_task(supervised):
 @pytest.mark.parametrize(
     ("task", "call", "message"),
     [
-        ("classify", lambda m: m.classify([3]), r"^texts must be a string or a list of strings \(got a list holding int"),
+        ("classify", lambda m: m.classify([3]), r"^texts must be a string or a list of strings \(got a list holding"),
         ("classify", lambda m: m.classify(["a", None]), r"\(got a list holding NoneType\)\.$"),
         ("classify", lambda m: m.classify(None), r"^texts must be a string or a list of strings \(got NoneType\)\.$"),
         ("classify", lambda m: m.classify("abc", top_k=1.5), r"^--top-k must be a whole number \(got 1\.5\)\.$"),
