@@ -18,7 +18,7 @@ import numpy as np
 
 from charrnn.checkpoint import find_checkpoint, load_model
 from charrnn.config import Config, build_config, flag, read_yaml
-from charrnn.data import read_text
+from charrnn.data import read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
 from charrnn.model import Network
@@ -213,7 +213,7 @@ class Model:
         self._need("lm", "scoring text")
         texts = _texts(texts)
         if per_line:
-            return score_lines(self.network, self.vocab, [line for text in texts for line in text.splitlines()])
+            return score_lines(self.network, self.vocab, [line for text in texts for line in text_lines(text)])
         return [score_text(self.network, self.vocab, text) for text in texts]
 
     def score(self, text: str) -> float:
@@ -400,7 +400,7 @@ class Model:
             text = check_prime(self.vocab, check_length(text, length), unknown, "the text")
             trace = trace_language_model(self.network, self.vocab, text)
         else:
-            lines = [line for line in check_length(text, length).splitlines() if line.strip()]
+            lines = [line for line in text_lines(check_length(text, length)) if line.strip()]
             ids, _ = self._encode_inputs(lines, unknown)
             lines = [self.vocab.decode(i) for i in ids]
             trace = trace_examples(self.network, self.vocab, lines, self.outputs, self.task)

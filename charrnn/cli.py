@@ -26,7 +26,7 @@ from charrnn import __version__, api, datasets
 from charrnn.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
 from charrnn.checkpoint import LAST, find_checkpoint
 from charrnn.config import FIELDS, Config, build_config, describe, flag
-from charrnn.data import char_name, load_corpus, printable, read_text
+from charrnn.data import char_name, load_corpus, printable, read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.examples import load_examples
 from charrnn.plot import plot_attention, plot_runs
@@ -359,7 +359,7 @@ def _read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
         raise CharRNNError("give the inputs as TEXT arguments or with --file FILE, one of the two.")
     if file is None:
         return list(texts)
-    lines = [line.split("\t")[0] for line in read_text(file).splitlines() if line.strip()]
+    lines = [line.split("\t")[0] for line in text_lines(read_text(file)) if line.strip()]
     if not lines:
         raise CharRNNError(f"{file} holds no inputs; write one per line.")
     return lines

@@ -134,6 +134,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] if ord(c) < 128 else f"\\u{ord(c):04x}" for c in text)
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a file as its writer meant them: split at LF, a CR before it dropped (CRLF files), and no other
+    character taken for a line break (str.splitlines also splits at \\v, \\f, \\x1c-\\x1e, \\x85, \\u2028 and
+    \\u2029, which may be part of an input)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def read_text(path: Path, encoding: str = "utf-8", newline: str = "keep") -> str:
     """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
     text = "".join(read_pieces(path, encoding, newline=newline))

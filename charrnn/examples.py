@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.data import Vocab, printable, read_text
+from charrnn.data import Vocab, printable, read_text, text_lines
 from charrnn.datasets import resolve
 from charrnn.errors import CharRNNError
 
@@ -39,7 +39,7 @@ def read_examples(path: Path, task: str, encoding: str = "utf-8") -> Examples:
     """Every non-empty line of `path` as input<TAB>target; a malformed line is an error naming its number."""
     text = read_text(path, encoding)
     examples = Examples([], [], [])
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text_lines(text), 1):
         if not line.strip():
             continue
         fields = line.split("\t")

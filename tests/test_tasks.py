@@ -129,6 +129,16 @@ def test_max_len_cuts_inputs_and_says_how_many(run_cli, first_letter):
     assert code == 0 and "400 inputs longer than --max-len 10 were cut to it" in err
 
 
+def test_example_files_split_into_lines_at_line_feeds_only(tmp_path):
+    """CRLF and LF end a line; the other characters Python's splitlines breaks at are part of an input."""
+    text = "a\x85b\tx\r\nc\u2028d\ty\ne\x0cf\tx\n\x1cg\ty\n"
+    path = tmp_path / "odd.tsv"
+    path.write_bytes(text.encode("utf-8"))
+    examples = read_examples(path, "classify")
+    assert examples.inputs == ["a\x85b", "c\u2028d", "e\x0cf", "\x1cg"]
+    assert examples.targets == ["x", "y", "x", "y"]
+
+
 def test_a_tagger_trained_and_evaluated_with_max_len_scores_what_it_read(run_cli, shifted):
     """--max-len cuts an input and its target alike; validation and eval score the cut pair, not the whole line."""
     train, val = shifted
