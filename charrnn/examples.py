@@ -98,11 +98,22 @@ def unknown_report(counts: Counter, what: str, where: str) -> str:
     )
 
 
+SKIP_ADVICE = "remove them or pass --unknown skip to leave them out"
+
+
 def check_known(
-    examples: Examples, vocab: Vocab, outputs: list[str], task: str, where: str, unknown: str, units: str = "chars"
+    examples: Examples,
+    vocab: Vocab,
+    outputs: list[str],
+    task: str,
+    where: str,
+    unknown: str,
+    units: str = "chars",
+    advice: str = SKIP_ADVICE,
 ) -> Examples:
     """Examples the model can read and score: unseen labels or output tokens are an error; unseen input characters
-    are an error too, or, with unknown="skip", are dropped (with their output character, for tag)."""
+    are an error too (ending with `advice`, what the user can do where this is called), or, with unknown="skip",
+    are dropped (with their output character, for tag)."""
     known_outputs = set(outputs)
     if task == "classify":
         missing = Counter(t for t in examples.targets if t not in known_outputs)
@@ -117,10 +128,7 @@ def check_known(
     if not unseen:
         return examples
     if unknown != "skip":
-        raise CharRNNError(
-            unknown_report(unseen, "input characters", where)
-            + "; remove them or pass --unknown skip to leave them out."
-        )
+        raise CharRNNError(unknown_report(unseen, "input characters", where) + f"; {advice}.")
     kept = Examples([], [], [])
     for source, target, line in zip(examples.inputs, examples.targets, examples.lines, strict=True):
         keep = [i for i, c in enumerate(source) if c in vocab.index]
@@ -241,7 +249,8 @@ def load_examples(
                 f"--val-frac {val_frac} holds out no example of the {len(examples)} in {path}; raise --val-frac, "
                 "give a --val-file, or pass --val-frac 0 to skip validation."
             )
-    if vocab is None:
+    resuming = vocab is not None
+    if not resuming:
         vocab = Vocab.from_text("".join(train.inputs))
         outputs = output_symbols(task, train.targets, units)
     if task == "classify" and len(outputs) < 2:
@@ -249,8 +258,14 @@ def load_examples(
             f"{path} has a single label ({outputs[0]!r}); a classifier needs examples of at least two labels."
         )
     val_source = f"--val-file {val_file}" if val_file else str(path)
-    train = check_known(train, vocab, outputs, task, str(path), "error", units)
-    val = check_known(val, vocab, outputs, task, val_source, "error", units)
+    if resuming:
+        advice = "the model's vocabulary is fixed, so remove them, or train a new model on this file"
+        train = check_known(train, vocab, outputs, task, str(path), "error", units, advice)
+    elif val_file:
+        advice = f"remove those lines from {val_file}, or add training examples that have them to {path}"
+    else:
+        advice = f"they occur only in held-out examples of {path}; remove those lines, or give a --val-file"
+    val = check_known(val, vocab, outputs, task, val_source, "error", units, advice)
     train_encoded, cut = encode(train, vocab, outputs, task, max_len, units, str(path))
     val_encoded, val_cut = encode(val, vocab, outputs, task, max_len, units, val_source)
     return ExampleData(vocab, outputs, train_encoded, val_encoded, path.stem, cut + val_cut)

@@ -139,6 +139,26 @@ def test_example_files_split_into_lines_at_line_feeds_only(tmp_path):
     assert examples.targets == ["x", "y", "x", "y"]
 
 
+def test_unseen_characters_in_training_get_advice_that_works(run_cli, tmp_path):
+    """train has no --unknown; what it advises instead is tried here and works."""
+    words = [f"{a}{b}{c}" for a in "abcd" for b in "abcd" for c in "abcd"]
+    train = write(tmp_path / "train.tsv", [(w, w[0]) for w in words])
+    val = write(tmp_path / "val.tsv", [("abz", "a"), ("bcd", "b")])
+    code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")
+    assert code == 2 and f"remove those lines from {val}, or add training examples that have them to {train}" in err
+    assert "--unknown" not in err
+    write(val, [("bcd", "b"), ("cab", "c")])  # the advice followed
+    code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")
+    assert code == 0, err
+    held_out = write(tmp_path / "one.tsv", [(w, w[0]) for w in words] + [("dz", "d")])
+    examples = read_examples(held_out, "classify")
+    seed = next(s for s in range(100) if "dz" in split(examples, 0.5, s, stratify=True)[1].inputs)
+    flags = ["--task", "classify", *SMALL, "--max-steps", "2", "--val-frac", "0.5", "--seed", str(seed)]
+    code, _, err = run_cli("train", held_out, *flags, "--run-dir", "runs/h")
+    assert code == 2 and "occur only in held-out examples" in err and "give a --val-file" in err
+    assert "--unknown" not in err
+
+
 def test_a_tagger_trained_and_evaluated_with_max_len_scores_what_it_read(run_cli, shifted):
     """--max-len cuts an input and its target alike; validation and eval score the cut pair, not the whole line."""
     train, val = shifted
