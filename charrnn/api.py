@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.checkpoint import find_checkpoint, load_model
-from charrnn.config import Config, build_config, flag, read_yaml
+from charrnn.checkpoint import LAST, find_checkpoint, load_model
+from charrnn.config import NETWORK_KEYS, Config, build_config, flag, read_yaml
 from charrnn.data import read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
@@ -569,9 +569,16 @@ def _new_trainer(
     flags = {**overrides, "corpus": [str(p) for p in corpus] if corpus else overrides.get("corpus")}
     vocab, outputs, init_params = None, None, None
     if init_from is not None:  # the model's shape and vocabularies come from the checkpoint
-        model, vocab, source, meta, _ = load_model(Path(init_from))
+        init_from = Path(init_from)
+        path = init_from / LAST if init_from.is_dir() else init_from
+        if not path.is_file():
+            raise CharRNNError(
+                f"--init-from {init_from} is neither a checkpoint file nor a run folder with a {LAST}; give one of "
+                "those."
+            )
+        model, vocab, source, meta, _ = load_model(path)
         outputs = meta.get("outputs")
-        for key in ("task", "cell", "layers", "hidden", "dtype", "bidirectional", "pool"):
+        for key in NETWORK_KEYS:
             if flags.get(key) is not None and flags[key] != getattr(source, key):
                 raise CharRNNError(
                     f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "

@@ -18,7 +18,9 @@ from charrnn.errors import CharRNNError
 
 
 def _key(default: Any, help: str, **rule: Any) -> Any:
-    """A config field: `rule` may hold ge/gt/le/lt bounds or `choices`."""
+    """A config field: `rule` may hold ge/gt/le/lt bounds or `choices`, and `model=True` for a key that defines the
+    trained network itself (what it computes and the shapes of its parameters), which --init-from takes from the
+    checkpoint."""
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     return field(**factory, metadata={"help": help, **rule})
 
@@ -44,28 +46,34 @@ class Config:
         "character per input character: input<TAB>output), seq2seq (an output sequence of its own length: "
         "source<TAB>target)",
         choices=("lm", "classify", "tag", "seq2seq"),
+        model=True,
     )
     val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
     max_len: int = _key(
         0, "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)", ge=0
     )
-    bidirectional: bool = _key(False, "other tasks: a right-to-left stack beside the left-to-right one")
+    bidirectional: bool = _key(False, "other tasks: a right-to-left stack beside the left-to-right one", model=True)
     pool: str = _key(
         "last",
         "classify: what the label is read from: the final states, or the mean or maximum over the input",
         choices=("last", "mean", "max"),
+        model=True,
     )
     target_units: str = _key(
         "chars",
         "seq2seq: a target is a string of characters, or of space-separated words (e.g. phonemes)",
         choices=("chars", "words"),
+        model=True,
     )
     attention: str = _key(
         "general",
         "seq2seq: how the decoder scores the encoder's outputs at every step",
         choices=("none", "dot", "general", "additive"),
+        model=True,
     )
-    input_feeding: bool = _key(False, "seq2seq: feed each step's attentional state into the decoder's next step")
+    input_feeding: bool = _key(
+        False, "seq2seq: feed each step's attentional state into the decoder's next step", model=True
+    )
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(
         0.1, "fraction held out for validation: the corpus's end (lm), or examples drawn with --seed", ge=0.0, lt=1.0
@@ -81,10 +89,12 @@ class Config:
         "budget, and the training keys measured best with that model (lr, schedule) that you do not give",
         choices=("manual", "auto"),
     )
-    cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
-    layers: int = _key(2, "number of stacked recurrent layers", ge=1)
-    hidden: int = _key(256, "hidden units per layer", ge=1)
-    dtype: str = _key("float32", "floating-point type of weights and activations", choices=("float32", "float64"))
+    cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"), model=True)
+    layers: int = _key(2, "number of stacked recurrent layers", ge=1, model=True)
+    hidden: int = _key(256, "hidden units per layer", ge=1, model=True)
+    dtype: str = _key(
+        "float32", "floating-point type of weights and activations", choices=("float32", "float64"), model=True
+    )
     batch_size: int = _key(32, "parallel streams per step (B)", ge=1)
     seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1)
     reset_every: int = _key(
@@ -99,6 +109,7 @@ class Config:
         "width of a learned character embedding before the first layer (as torch-rnn's -wordvec_size; 0: the first "
         "layer reads one-hot characters)",
         ge=0,
+        model=True,
     )
     dropout: float = _key(0.1, "dropout between stacked layers, in training only (as PyTorch's)", ge=0.0, lt=1.0)
     output_dropout: bool = _key(
@@ -185,6 +196,8 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+NETWORK_KEYS = tuple(key for key, f in FIELDS.items() if f.metadata.get("model"))
+"""The keys that define a trained network (marked model=True): --init-from takes them from its checkpoint."""
 
 
 def flag(key: str) -> str:
