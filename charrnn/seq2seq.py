@@ -479,7 +479,7 @@ def forced_log_prob(
     net: Seq2SeqNetwork, source: np.ndarray, target: list[int], complete: bool = True
 ) -> tuple[float, np.ndarray]:
     """log P(target, EOS | source) under the model (without the EOS if not `complete`), and the attention weights
-    of each output step (Td, Ts)."""
+    of each output step it counts (Td, Ts): one row per target token, and one for the EOS if `complete`."""
     x, lengths = pad([source], source.dtype)
     decoder_in, decoder_out, _ = teacher_forcing([np.array(target, np.int64)])
     logits = net.forward(x, lengths, decoder_in).astype(np.float64)
@@ -489,4 +489,4 @@ def forced_log_prob(
     total = float(log_probs[np.arange(steps), decoder_out.reshape(-1)[:steps]].sum())
     caches = net._caches if net.input_feeding else [net._cache]
     alpha = np.concatenate([c["alpha"][0] for c in caches]) if "alpha" in caches[0] else np.zeros((0, len(source)))
-    return total, alpha
+    return total, alpha[:steps]  # an output cut at the length limit has no EOS step

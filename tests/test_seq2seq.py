@@ -239,3 +239,14 @@ def test_seq2seq_resume_is_bit_identical(run_cli, reversing, tmp_path):
     assert run_cli("train", "--resume", "broken", "--max-steps", "90")[0] == 0
     np.testing.assert_array_equal(load_model(tmp_path / "broken" / "last.npz")[0].flat_params,
                                   load_model(tmp_path / "straight" / "last.npz")[0].flat_params)  # fmt: skip
+
+
+@pytest.mark.parametrize("feeding", [False, True])
+def test_attention_has_a_row_per_output_token_and_one_for_eos_only_if_written(feeding):
+    """An output cut at the length limit has no EOS: its attention has one row per token (it had one too many)."""
+    net, sources, targets, _, _ = problem("general", feeding, False)
+    for source, target in zip(sources, targets, strict=True):
+        _, complete = forced_log_prob(net, source, list(target), True)
+        _, cut = forced_log_prob(net, source, list(target), False)
+        assert complete.shape == (len(target) + 1, len(source)) and cut.shape == (len(target), len(source))
+        np.testing.assert_array_equal(cut, complete[: len(target)])
