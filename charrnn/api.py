@@ -33,9 +33,9 @@ from charrnn.trainer import (
     Trainer,
     TrainEvent,
     check_run_dir,
-    clear_run,
     default_run_dir,
     run_lock,
+    set_aside,
     write_config,
 )
 from charrnn.viz import Trace, check_length, rank_cells, trace_examples, trace_language_model
@@ -595,8 +595,8 @@ def _new_trainer(
             "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
         )
     run_dir = default_run_dir(cfg)
+    stack.enter_context(run_lock(run_dir))  # first: it puts back a run that a killed --overwrite set aside
     check_run_dir(run_dir, overwrite)
-    stack.enter_context(run_lock(run_dir))
     data = load_data(cfg, run_dir, vocab, outputs)
     if cfg.size == "auto":
         given = _user_keys(config, flags)
@@ -611,7 +611,7 @@ def _new_trainer(
         emit(TrainEvent("notice", text=why))
     trainer = Trainer(cfg, data, init_params)
     if overwrite:
-        clear_run(run_dir)
+        set_aside(run_dir)
     write_config(trainer.run_dir, cfg)
     return trainer
 

@@ -33,6 +33,8 @@ from charrnn.tasks import make_task
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
+CONFIG = "config.yaml"
+REPLACED = ".replaced"  # the run an --overwrite run replaces, kept until the new run's first checkpoint
 # Keys a resumed run may change: when and how long it goes on, not what it learns.
 RESUMABLE = ("max_steps", "epochs", "max_time", "eval_every", "save_every", "keep", "patience", "log_every",
              "sample_every")  # fmt: skip
@@ -254,6 +256,8 @@ class Trainer:
                 f"could not write the checkpoint {path} ({e.strerror or e}); the previous one is intact. Free some "
                 f"space or fix the folder's permissions, then continue with: charrnn train --resume {self.run_dir}"
             ) from None
+        if last:  # the run an --overwrite replaces goes once the new one has a checkpoint
+            shutil.rmtree(self.run_dir / REPLACED, ignore_errors=True)
         if last and best:
             _copy_atomically(path, self.run_dir / BEST)
         if last and self.config.keep:
@@ -412,8 +416,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
     """Refuse to replace a run the user already has, unless asked. Writes nothing."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise CharRNNError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir.")
     if (run_dir / checkpoint.LAST).exists() and not overwrite:
         raise CharRNNError(
             f"{run_dir} already holds a trained run ({checkpoint.LAST}); pass --resume to continue it, "
@@ -425,7 +427,10 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Only one `charrnn train` at a time in a run directory. The lock is an flock on run_dir/.lock, so the
     system drops it when its process dies. A run directory this creates is removed again if the run fails
-    before its first checkpoint (a bad corpus, say), so a mistake leaves nothing behind."""
+    before its first checkpoint (a bad corpus, say), so a mistake leaves nothing behind; a run that --overwrite set
+    aside comes back if the new run fails (or was killed) before its first checkpoint."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CharRNNError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir.")
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_path = run_dir / ".lock"
@@ -443,21 +448,40 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         lock.truncate()
         lock.write(f"pid {os.getpid()}")
         lock.flush()
+        put_back(run_dir)  # an --overwrite run killed before its first checkpoint replaced nothing
         try:
             yield
         except BaseException:
+            put_back(run_dir)
             if created and not any(run_dir.glob("*.npz")):  # failed before its first checkpoint: leave no trace
                 shutil.rmtree(created[-1])
             raise
 
 
-def clear_run(run_dir: Path) -> None:
-    """--overwrite: remove the previous run's checkpoints and metrics, so nothing of it mixes with the new one."""
-    for path in (run_dir / checkpoint.LAST, run_dir / BEST, run_dir / METRICS, *run_dir.glob("step-*.npz")):
-        path.unlink(missing_ok=True)
+def set_aside(run_dir: Path) -> None:
+    """--overwrite: move the previous run's files into run_dir/.replaced, so nothing of it mixes with the new run.
+    They are deleted once the new run has saved its first checkpoint, and put back if it fails before that."""
+    aside = run_dir / REPLACED
+    aside.mkdir(exist_ok=True)
+    files = [run_dir / name for name in (checkpoint.LAST, BEST, METRICS, CONFIG)] + sorted(run_dir.glob("step-*.npz"))
+    for path in files:
+        if path.exists():
+            os.replace(path, aside / path.name)
+
+
+def put_back(run_dir: Path) -> None:
+    """Return the files of a run set aside by --overwrite, unless the run that replaces it has a checkpoint."""
+    aside = run_dir / REPLACED
+    if not aside.is_dir() or (run_dir / checkpoint.LAST).exists():
+        return
+    for path in run_dir.glob("step-*.npz"):
+        path.unlink()
+    for path in aside.iterdir():
+        os.replace(path, run_dir / path.name)
+    aside.rmdir()
 
 
 def write_config(run_dir: Path, config: Config) -> None:
     """The effective config (defaults <- file <- flags) next to the checkpoints."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    (run_dir / CONFIG).write_text(config.to_yaml(), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from charrnn import checkpoint
 from charrnn.config import build_config
 from charrnn.data import encode_files, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.trainer import run_lock
+from charrnn.trainer import Trainer, run_lock, set_aside
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "4", "--seq-len", "16"]
@@ -259,3 +260,45 @@ def test_the_lock_of_a_dead_process_does_not_block(small_corpus, tmp_path):
     holder.wait()
     with run_lock(tmp_path / "run"):
         pass
+
+
+@pytest.mark.parametrize("task", ["lm", "classify", "tag", "seq2seq"])
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(run_cli, tmp_path, monkeypatch, task):
+    """--overwrite over a run, failing at its first validation (before any checkpoint): the old run is intact; then
+    an --overwrite that succeeds replaces it whole."""
+    data = tmp_path / "data.tsv"
+    pairs = [("".join(w), "".join(w)[::-1]) for w in itertools.product("abcd", repeat=3)]
+    if task == "lm":
+        data.write_text("".join(f"{a} {b}\n" for a, b in pairs) * 3, encoding="utf-8")
+    else:
+        data.write_text("".join(f"{a}\t{b[0] if task == 'classify' else b}\n" for a, b in pairs), encoding="utf-8")
+    flags = ["--task", task, "--layers", "1", "--hidden", "8", "--batch-size", "4", "--run-dir", "run"]
+    assert run_cli("train", data, *flags, "--max-steps", "4", "--eval-every", "2")[0] == 0
+    files = ["last.npz", "best.npz", "metrics.jsonl", "config.yaml"]
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in files}
+
+    def fail(self):
+        raise CharRNNError("a failure at the first validation.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "evaluate", fail)
+        code, _, err = run_cli("train", data, *flags, "--max-steps", "6", "--eval-every", "3", "--overwrite")
+    assert code == 2 and "a failure at the first validation" in err
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in files} == before
+    assert not (tmp_path / "run" / ".replaced").exists()
+    code, _, err = run_cli("train", data, *flags, "--max-steps", "3", "--eval-every", "3", "--overwrite")
+    assert code == 0, err
+    assert (tmp_path / "run" / "last.npz").read_bytes() != before["last.npz"]
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["step"] <= 3
+    assert not (tmp_path / "run" / ".replaced").exists()
+
+
+def test_a_run_left_set_aside_by_a_killed_overwrite_comes_back(run_cli, small_corpus, tmp_path):
+    """An --overwrite run killed before its first checkpoint leaves the old run in .replaced: the next train in that
+    folder puts it back (and refuses to mix into it without --overwrite)."""
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")[0] == 0
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    set_aside(tmp_path / "run")  # what a killed --overwrite run leaves
+    code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")
+    assert code == 2 and "already holds a trained run" in err
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before and not (tmp_path / "run" / ".replaced").exists()
