@@ -253,7 +253,7 @@ def run_sweep(
     else:
         sweep = read_sweep(path)
         sweep_dir = Path("runs") / sweep.name
-        _claim(sweep_dir, sweep)
+        _check_free(sweep_dir, sweep)
     # Ray Tune's own console output and result loggers: the display and results.csv replace them.
     os.environ.update(RAY_AIR_NEW_OUTPUT="0", RAY_DEDUP_LOGS="0")
     try:
@@ -264,6 +264,8 @@ def run_sweep(
     _start_ray(ray, address or os.environ.get("RAY_ADDRESS"), cpus_per_trial)
     try:
         _check_nodes_read(ray, sweep.base)
+        if resume is None:  # only now, with every check passed, does the sweep write its folder
+            _claim(sweep_dir, sweep)
         control = _control(ray)
         trainable = tune.with_resources(
             tune.with_parameters(_trial, base=sweep.base.to_dict(), sweep_dir=str(sweep_dir.resolve()),
@@ -304,20 +306,28 @@ def run_sweep(
     return sweep, sweep_dir, rows
 
 
-def _claim(sweep_dir: Path, sweep: Sweep) -> None:
-    """Make the sweep's folder, unless it holds another sweep (or this one, already run: that is --resume)."""
+def _check_free(sweep_dir: Path, sweep: Sweep) -> None:
+    """Refuse a folder that holds another sweep, or this one already started (that is --resume). This sweep's
+    folder with no Ray Tune state in it never started: nothing there can be resumed, so it is free."""
     saved = sweep_dir / "sweep.yaml"
-    if saved.is_file():
-        other = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        if other != sweep.source:
-            raise CharRNNError(
-                f"{sweep_dir} already holds a different sweep; give this one another `name:`, or remove the folder."
-            )
+    if not saved.is_file():
+        return
+    if yaml.safe_load(saved.read_text(encoding="utf-8")) != sweep.source:
+        raise CharRNNError(
+            f"{sweep_dir} already holds a different sweep; give this one another `name:`, or remove the folder."
+        )
+    if (sweep_dir / STATE).exists():
         raise CharRNNError(
             f"{sweep_dir} already holds this sweep; continue it with: charrnn sweep --resume {sweep_dir}"
         )
+
+
+def _claim(sweep_dir: Path, sweep: Sweep) -> None:
+    """Make the sweep's folder and write the sweep into it."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(sweep.source, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (sweep_dir / "sweep.yaml").write_text(
+        yaml.safe_dump(sweep.source, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
 
 
 def _check_reachable(address: str) -> None:

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from charrnn.config import Config
+from charrnn.sweep import read_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 ray = pytest.importorskip("ray", reason="charrnn[sweep] is not installed")
@@ -79,6 +81,23 @@ def test_a_sweep_needs_a_budget_and_a_free_folder(run_cli, small_corpus, tmp_pat
     assert code == 2 and "runs/s already holds a different sweep" in err
     code, _, err = run_cli("sweep", path, "--address", "127.0.0.1:1")
     assert code == 2 and "already holds a different sweep" in err  # checked before any cluster is reached
+
+
+def test_a_sweep_that_fails_before_it_starts_leaves_no_folder(run_cli, small_corpus, tmp_path, monkeypatch):
+    """Ray missing, or a cluster that does not answer: no folder is left to block the next attempt; and this
+    sweep's folder from such a failed start (no Ray Tune state) does not block it either."""
+    path = write_sweep(tmp_path / "s.yaml", small_corpus)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ray", None)  # import ray fails
+        code, _, err = run_cli("sweep", path)
+    assert code == 2 and "install it with: pip install 'charrnn[sweep]'" in err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run_cli("sweep", path, "--address", "127.0.0.1:1")
+    assert code == 2 and "127.0.0.1:1" in err and not (tmp_path / "runs").exists()
+    (tmp_path / "runs" / "s").mkdir(parents=True)  # what an earlier charrnn left after such a failure
+    (tmp_path / "runs" / "s" / "sweep.yaml").write_text(yaml.safe_dump(read_sweep(path).source), encoding="utf-8")
+    code, _, err = run_cli("sweep", path, "--address", "127.0.0.1:1")
+    assert code == 2 and "already holds" not in err and "127.0.0.1:1" in err
 
 
 def test_a_sweep_runs_on_a_local_ray_cluster(small_corpus, tmp_path):
