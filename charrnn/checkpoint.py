@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from charrnn import __version__
-from charrnn.config import Config, from_mapping
+from charrnn.config import FIELDS, Config, from_mapping
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.model import Network
@@ -87,6 +87,13 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _used(key: str, task: str) -> bool:
+    """Whether `key` means anything to a model of `task`; a checkpoint written before such keys were refused for
+    other tasks may hold one (it had no effect), and loads without it."""
+    tasks = FIELDS[key].metadata.get("tasks")
+    return not tasks or task in tasks
+
+
 def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
     """Rebuild the network a checkpoint describes (its task's) and fill in its weights, checking every shape.
 
@@ -94,7 +101,8 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
     output characters are meta["outputs"]) and every array."""
     meta, arrays = load(path)
     source = f"checkpoint {path}"
-    config = Config(**from_mapping(meta.get("config"), f"{source}: config"))
+    values = from_mapping(meta.get("config"), f"{source}: config")
+    config = Config(**{k: v for k, v in values.items() if _used(k, values.get("task", "lm"))})
     chars = meta.get("vocab")
     if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
         raise CharRNNError(f"{source} is damaged (its vocabulary is not a list of characters).")

@@ -7,6 +7,7 @@ YAML loader, the CLI's help and docs/configuration.md all read the same definiti
 import contextlib
 import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,14 @@ import yaml
 
 from charrnn.errors import CharRNNError
 
+LM = ("lm",)
+
 
 def _key(default: Any, help: str, **rule: Any) -> Any:
     """A config field: `rule` may hold ge/gt/le/lt bounds or `choices`, and `model=True` for a key that defines the
     trained network itself (what it computes and the shapes of its parameters), which --init-from takes from the
-    checkpoint."""
+    checkpoint, and `tasks` for a key that only some tasks use (a value other than the default is refused for the
+    others)."""
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     return field(**factory, metadata={"help": help, **rule})
 
@@ -50,7 +54,10 @@ class Config:
     )
     val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
     max_len: int = _key(
-        0, "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)", ge=0
+        0,
+        "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)",
+        ge=0,
+        tasks=("classify", "tag", "seq2seq"),
     )
     bidirectional: bool = _key(False, "other tasks: a right-to-left stack beside the left-to-right one", model=True)
     pool: str = _key(
@@ -79,9 +86,11 @@ class Config:
         0.1, "fraction held out for validation: the corpus's end (lm), or examples drawn with --seed", ge=0.0, lt=1.0
     )
     newline: str = _key(
-        "keep", "line endings: keep them as they are, or turn CRLF and CR into LF", choices=("keep", "lf")
+        "keep", "line endings: keep them as they are, or turn CRLF and CR into LF", choices=("keep", "lf"), tasks=LM
     )
-    max_vocab: int = _key(1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1)
+    max_vocab: int = _key(
+        1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1, tasks=LM
+    )
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
     size: str = _key(
         "manual",
@@ -96,12 +105,13 @@ class Config:
         "float32", "floating-point type of weights and activations", choices=("float32", "float64"), model=True
     )
     batch_size: int = _key(32, "parallel streams per step (B)", ge=1)
-    seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1)
+    seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1, tasks=LM)
     reset_every: int = _key(
         16,
         "each stream restarts from the zero state once every N chunks, staggered across streams, so the model also "
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
+        tasks=LM,
     )
     forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate")
     embed: int = _key(
@@ -230,6 +240,8 @@ def check_value(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"must be a number (got {value!r})")
         value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number (got {value!r})")
     elif f.type is int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -357,6 +369,12 @@ def check_consistency(config: Config) -> None:
             raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
     if config.val_file and config.task == "lm":
         raise CharRNNError("--val-file is for the other tasks; a language model holds out --val-frac.")
+    for key, f in FIELDS.items():
+        tasks = f.metadata.get("tasks")
+        if tasks and config.task not in tasks and getattr(config, key) != f.default:
+            raise CharRNNError(
+                f"{flag(key)} is for --task {' or '.join(tasks)} (this run's task is {config.task}); leave it out."
+            )
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:

@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import charrnn
 from charrnn import checkpoint
 from charrnn.config import Config
 from charrnn.data import load_corpus
@@ -135,3 +136,17 @@ def test_find_checkpoint_picks_the_most_recent_run(tmp_path):
     assert checkpoint.find_checkpoint(root=tmp_path / "runs").parent.name == "new"
     with pytest.raises(CharRNNError, match="no checkpoint found"):
         checkpoint.find_checkpoint(root=tmp_path / "empty")
+
+
+def test_a_checkpoint_holding_a_key_its_task_does_not_use_still_loads(tmp_path):
+    """Keys of other tasks (a classifier trained with --seq-len, before such keys were refused) had no effect: the
+    checkpoint loads without them."""
+    words = "".join(f"{a}{b}\t{a}\n" for a in "abcd" for b in "abcd") * 2
+    (tmp_path / "w.tsv").write_text(words, encoding="utf-8")
+    sizes = {"hidden": 8, "layers": 1, "max_steps": 1}
+    run = charrnn.train(tmp_path / "w.tsv", task="classify", run_dir=str(tmp_path / "r"), **sizes)
+    meta, arrays = checkpoint.load(run.run_dir / "last.npz")
+    meta["config"] |= {"seq_len": 10, "newline": "lf", "max_vocab": 9}
+    checkpoint.save(tmp_path / "old.npz", meta, arrays)
+    _, _, config, _, _ = checkpoint.load_model(tmp_path / "old.npz")
+    assert (config.task, config.seq_len, config.newline) == ("classify", 64, "keep")

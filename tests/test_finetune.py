@@ -53,7 +53,8 @@ def test_fine_tuning_starts_from_the_checkpoint_or_run_folder(tmp_path, task, sh
 def test_a_network_key_that_contradicts_the_checkpoint_is_refused(run_cli, tmp_path):
     corpus = tmp_path / "words.tsv"
     corpus.write_text(FILES["classify"], encoding="utf-8")
-    base = charrnn.train(corpus, task="classify", max_steps=2, embed=8, run_dir=str(tmp_path / "base"), **SMALL)
+    options = {"task": "classify", "max_steps": 2, "embed": 8, **small("classify")}
+    base = charrnn.train(corpus, run_dir=str(tmp_path / "base"), **options)
     code, _, err = run_cli("train", corpus, "--init-from", base.run_dir, "--embed", "16", "--max-steps", "1")
     assert code == 2 and f"--embed 16 contradicts --init-from {base.run_dir}, whose model has embed 8" in err
     code, _, err = run_cli("train", corpus, "--init-from", tmp_path / "nowhere", "--max-steps", "1")

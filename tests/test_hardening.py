@@ -100,6 +100,10 @@ def test_line_endings_are_kept_unless_asked(tmp_path, newline, expected):
         (["--dropout", "-0.1"], "--dropout must be >= 0.0"),
         (["--hidden", "-3"], "--hidden must be >= 1"),
         (["--cell", "transformer"], "--cell must be one of rnn, lstm, gru"),
+        (["--forget-bias", "nan"], "--forget-bias must be a finite number (got nan)"),
+        (["--lr", "inf"], "--lr must be a finite number (got inf)"),
+        (["--clip", "nan"], "--clip must be a finite number (got nan)"),
+        (["--max-len", "5"], "--max-len is for --task classify or tag or seq2seq (this run's task is lm)"),
     ],
 )
 def test_bad_and_contradictory_flags(run_cli, small_corpus, tmp_path, args, message):

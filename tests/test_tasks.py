@@ -187,6 +187,10 @@ def test_a_tagger_trained_and_evaluated_with_max_len_scores_what_it_read(run_cli
         ("ab\tx\n", ["--task", "lm", "--bidirectional"], "a language model cannot see the characters it predicts"),
         ("ab\tx\ncd\ty\n", ["--pool", "mean", "--task", "tag"], "--pool is for --task classify"),
         ("ab\tx\n", ["--task", "lm", "--label-smoothing", "0.1"], "--label-smoothing is for classify, tag"),
+        ("ab\tx\ncd\ty\n", ["--seq-len", "10"], "--seq-len is for --task lm (this run's task is classify)"),
+        ("ab\tx\ncd\ty\n", ["--reset-every", "3"], "--reset-every is for --task lm (this run's task is classify)"),
+        ("ab\tx\ncd\ty\n", ["--newline", "lf"], "--newline is for --task lm"),
+        ("ab\tx\ncd\ty\n", ["--max-vocab", "9"], "--max-vocab is for --task lm"),
     ],
 )
 def test_bad_examples_get_one_sentence_and_leave_nothing(run_cli, tmp_path, lines, flags, message):
