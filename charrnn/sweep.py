@@ -17,17 +17,21 @@ Every trial is an ordinary charrnn run in runs/<sweep>/<trial id>/ (its checkpoi
 inside the functions that need it: it is an optional extra, `pip install 'charrnn[sweep]'`.
 """
 
+import contextlib
 import csv
 import dataclasses
 import difflib
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,12 +260,32 @@ def run_sweep(
         _check_free(sweep_dir, sweep)
     # Ray Tune's own console output and result loggers: the display and results.csv replace them.
     os.environ.update(RAY_AIR_NEW_OUTPUT="0", RAY_DEDUP_LOGS="0")
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise CharRNNError("charrnn sweep runs on Ray Tune; install it with: pip install 'charrnn[sweep]'") from None
-    _start_ray(ray, address or os.environ.get("RAY_ADDRESS"), cpus_per_trial)
+    address = address or os.environ.get("RAY_ADDRESS")
+    with _local_token(address):  # before Ray is imported: it reads the token settings then
+        try:
+            import ray
+            from ray import tune
+        except ImportError:
+            raise CharRNNError(
+                "charrnn sweep runs on Ray Tune; install it with: pip install 'charrnn[sweep]'"
+            ) from None
+        rows = _fit(ray, tune, sweep, sweep_dir, address, cpus_per_trial, resume, on_progress)
+    _write_results(sweep, sweep_dir, rows)
+    return sweep, sweep_dir, rows
+
+
+def _fit(
+    ray: Any,
+    tune: Any,
+    sweep: Sweep,
+    sweep_dir: Path,
+    address: str | None,
+    cpus_per_trial: int,
+    resume: Path | None,
+    on_progress: Callable[[dict], None] | None,
+) -> list[dict]:
+    """Start or join Ray, run the trials on Ray Tune, and return one row per trial, best first."""
+    _start_ray(ray, address, cpus_per_trial)
     try:
         _check_nodes_read(ray, sweep.base)
         if resume is None:  # only now, with every check passed, does the sweep write its folder
@@ -299,11 +323,9 @@ def run_sweep(
                 grid = tuner.fit()
         finally:
             done.set()
-        rows = _rows(grid, sweep, sweep_dir)
+        return _rows(grid, sweep, sweep_dir)
     finally:
         ray.shutdown()
-    _write_results(sweep, sweep_dir, rows)
-    return sweep, sweep_dir, rows
 
 
 def _check_free(sweep_dir: Path, sweep: Sweep) -> None:
@@ -351,19 +373,61 @@ def _start_ray(ray: Any, address: str | None, cpus_per_trial: int) -> None:
     options = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "include_dashboard": False,
                "logging_level": logging.ERROR}  # fmt: skip
     logging.getLogger("ray").setLevel(logging.ERROR)
-    try:
-        if address:
-            _check_reachable(address)
-            ray.init(address=address, **options)
-        else:
-            ray.init(**options)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        raise CharRNNError(f"could not reach {where} ({str(e).splitlines()[0]}); start it with `ray start`, "
-                           "or check the address.") from None  # fmt: skip
+    with _captured_stderr() as captured:
+        try:
+            if address:
+                _check_reachable(address)
+                ray.init(address=address, **options)
+            else:
+                ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            if "InvalidAuthToken" in captured() or "Unauthenticated" in captured():
+                raise CharRNNError(
+                    f"{where} refused this machine's credentials; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the "
+                    "cluster's token (`ray get-auth-token` on its head prints it), then run the sweep again."
+                ) from None
+            raise CharRNNError(f"could not reach {where} ({str(e).splitlines()[0]}); start it with `ray start`, "
+                               "or check the address.") from None  # fmt: skip
     cpus = ray.cluster_resources().get("CPU", 0)
     if cpus < cpus_per_trial:
         raise CharRNNError(f"--cpus-per-trial {cpus_per_trial} is more than the cluster has ({cpus:g} CPUs).")
+
+
+@contextlib.contextmanager
+def _local_token(address: str | None) -> Iterator[None]:
+    """A local cluster gets a token of its own, in this process's environment while the sweep runs (its processes
+    and trials inherit it), so Ray neither runs without authentication nor writes a token file into the user's
+    home (~/.ray). A cluster given by address, or a token the user set, is left as it is."""
+    if address or {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
+        yield
+        return
+    before = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[Callable[[], str]]:
+    """Hold what is written to file descriptor 2 (Ray's C++ core logs there, a retry warning a second while it is
+    refused) and yield a function that reads it; the user gets one sentence instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lambda: (held.seek(0), held.read().decode("utf-8", "replace"))[1]
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _check_nodes_read(ray: Any, base: Config) -> None:
@@ -482,10 +546,13 @@ def _rows(grid: Any, sweep: Sweep, sweep_dir: Path) -> list[dict]:
             status = "interrupted" if STOPPED in str(result.error) else "failed"
         else:
             status = "finished" if metrics.get("finished") else "stopped early"
+        best = metrics.get("best")
+        if best is not None and not math.isfinite(best):  # a diverged trial ranks last, not anywhere NaN sorts
+            best = None
         rows.append({
             "trial": run_dir.name,
             **{k: result.config.get(k) for k in sweep.search},
-            sweep.metric: metrics.get("best"),
+            sweep.metric: best,
             "steps": metrics.get("step"),
             "minutes": round(metrics.get("train_seconds", 0.0) / 60, 2),
             "status": status,

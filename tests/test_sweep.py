@@ -1,15 +1,20 @@
 """`charrnn sweep` on Ray Tune: the sweep file's checks, a real sweep on a local Ray cluster (early stopping,
-results, best.yaml), Ctrl-C and --resume, and a real two-node cluster started with `ray start`."""
+results, best.yaml), Ctrl-C and --resume, and a real two-node cluster started with `ray start` and token
+authentication."""
 
+import contextlib
 import csv
 import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,8 +107,11 @@ def test_a_sweep_that_fails_before_it_starts_leaves_no_folder(run_cli, small_cor
 
 def test_a_sweep_runs_on_a_local_ray_cluster(small_corpus, tmp_path):
     sweep = write_sweep(tmp_path / "pond.yaml", small_corpus, extra="metric: val_loss\n")
-    done = charrnn("sweep", sweep, cwd=tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    done = charrnn("sweep", sweep, cwd=tmp_path, HOME=str(home))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert list(home.iterdir()) == []  # the local cluster's token stays in the process: no ~/.ray/auth_token
     folder = tmp_path / "runs" / "pond"
     rows = list(csv.DictReader((folder / "results.csv").open()))
     assert len(rows) == 6 and {r["status"] for r in rows} <= {"finished", "stopped early"}
@@ -167,28 +175,77 @@ def test_ctrl_c_stops_a_sweep_and_resume_finishes_it_without_rerunning(small_cor
         assert text.splitlines()[0] == lines[0]
 
 
-def test_a_sweep_runs_on_a_two_node_cluster(small_corpus, tmp_path):
-    """A real cluster on this machine: a head node and a second node, each a `ray start` of its own."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ray_cluster(nodes: int, token: str, home: Path) -> Iterator[str]:
+    """A real cluster on this machine with Ray's token authentication on: a head and nodes-1 more nodes, each a
+    `ray start` of its own, in a temporary folder; yields the head's address. Whatever happens, it stops exactly
+    the processes it started (those naming its folder, and their children), never another Ray on the machine."""
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray_cli, "the ray command comes with charrnn[sweep]"
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    port = "6391"
-    start = [ray_cli, "start", "--num-cpus", "1", "--disable-usage-stats"]
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "HOME": str(home)}
+    address = f"127.0.0.1:{free_port()}"
+    start = [ray_cli, "start", "--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    head = ["--head", "--port", address.split(":")[1], "--temp-dir", temp, "--include-dashboard", "false"]
     try:
-        head = ["--head", "--port", port, "--temp-dir", temp, "--include-dashboard", "false"]
-        for extra in (head, ["--address", f"127.0.0.1:{port}"]):
-            node = subprocess.run([*start, "--node-ip-address", "127.0.0.1", *extra], env=env, capture_output=True,
-                                  text=True, timeout=120)  # fmt: skip
+        for extra in [head] + [["--address", address]] * (nodes - 1):
+            node = subprocess.run([*start, *extra], env=env, capture_output=True, text=True, timeout=120)
             assert node.returncode == 0, node.stdout[-2000:] + node.stderr[-2000:]
+        yield address
+    finally:
+        stop_processes_naming(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def stop_processes_naming(folder: str) -> None:
+    """SIGTERM, then SIGKILL, the processes whose command line names `folder`, and their descendants."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    ours = set()
+    for pid in parents:
+        with contextlib.suppress(OSError):
+            if folder.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                ours.add(pid)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= children
+        grew = bool(children)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in ours) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def test_a_sweep_runs_on_a_two_node_cluster_with_token_authentication(small_corpus, tmp_path):
+    """A head and a second node that share a generated token; the sweep is given it too, and the home folder the
+    cluster and the sweep see stays empty."""
+    token, home = secrets.token_hex(32), tmp_path / "home"
+    home.mkdir()
+    with ray_cluster(2, token, home) as address:
         sweep = write_sweep(tmp_path / "cluster.yaml", small_corpus, steps=40, trials=4, extra="early_stop: false\n")
-        done = charrnn("sweep", sweep, "--address", f"127.0.0.1:{port}", cwd=tmp_path, RAY_AUTH_MODE="disabled")
+        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "HOME": str(home)}
+        done = charrnn("sweep", sweep, "--address", address, cwd=tmp_path, **auth)
         assert done.returncode == 0, done.stderr[-3000:]
         rows = list(csv.DictReader((tmp_path / "runs" / "cluster" / "results.csv").open()))
         assert len(rows) == 4 and len({r["node"] for r in rows}) == 2, rows  # trials ran on both nodes
-    finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
+        wrong = {**auth, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        refused = charrnn("sweep", sweep, "--address", address, cwd=tmp_path / "runs", **wrong)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert refused.stderr.strip().startswith(f"charrnn: error: the Ray cluster at {address} refused this")
+        assert "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN" in refused.stderr and "Traceback" not in refused.stderr
+    assert list(home.iterdir()) == []
 
 
 def test_an_unreachable_address_is_one_sentence(run_cli, small_corpus, tmp_path):
