@@ -32,7 +32,7 @@ from charrnn.examples import load_examples
 from charrnn.plot import plot_attention, plot_runs
 from charrnn.sample import check_prime
 from charrnn.score import Score
-from charrnn.trainer import LOG2E, TrainEvent
+from charrnn.trainer import LOG2E, TrainEvent, json_safe
 from charrnn.viz import MAX_LEN, cell_color, describe_cell, write_page
 
 app = typer.Typer(
@@ -52,6 +52,11 @@ def print_table(table: Table) -> None:
         natural = console.measure(table, options=console.options.update(max_width=1000)).maximum
         console = Console(width=max(80, natural))
     console.print(table)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout: strict JSON (a value that is not a finite number is null)."""
+    print(json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False))
 
 
 def _version(value: bool) -> None:
@@ -248,7 +253,7 @@ def score(
         (s.unknown for s in scores), Counter()))  # fmt: skip
     rows = [*scores, total] if len(scores) > 1 else scores
     if json_output:
-        print(json.dumps([_score_record(s) for s in rows], ensure_ascii=False))
+        print_json([_score_record(s) for s in rows])
         return
     table = Table(title=f"charrnn score: {model.path}")
     for column in ("line" if per_line else "file", "chars", "nats/char", "bits/char", "perplexity", "total nats"):
@@ -281,7 +286,7 @@ def predict(
     model = _load(checkpoint, run_dir)
     top = model.predict(text, top_k, unknown)
     if json_output:
-        print(json.dumps([{"char": char, "p": p} for char, p in top], ensure_ascii=False))
+        print_json([{"char": char, "p": p} for char, p in top])
         return
     table = Table(title=f"after {printable(text[-40:])!r}", caption=str(model.path))
     table.add_column("#", justify="right")
@@ -306,7 +311,7 @@ def info(
     model = _load(checkpoint, run_dir)
     record, config = model.info, model.config
     if json_output:
-        print(json.dumps(record, ensure_ascii=False))
+        print_json(record)
         return
     table = Table(title=f"charrnn info: {model.path}", show_header=False)
     table.add_column("what", style="bold")
@@ -396,7 +401,7 @@ def classify(
     if json_output:
         records = [{"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
                    for text, top in zip(inputs, results, strict=True)]  # fmt: skip
-        print(json.dumps(records, ensure_ascii=False))
+        print_json(records)
         return
     table = Table(caption=model.name)
     table.add_column("input")
@@ -425,7 +430,7 @@ def tag(
     outputs = _load_voters(checkpoint, run_dir).tag(inputs, unknown)
     if json_output:
         records = [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
-        print(json.dumps(records, ensure_ascii=False))
+        print_json(records)
         return
     for out in outputs:
         print(out)
@@ -448,7 +453,7 @@ def evaluate(
         raise CharRNNError(f"--beam and --length-penalty are for seq2seq models; {model.path} is a {model.task} model.")
     result = model.evaluate(file, unknown, beam, length_penalty)
     if json_output:
-        print(json.dumps(result, ensure_ascii=False))
+        print_json(result)
         return
     if model.task == "lm":
         Console().print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
@@ -508,7 +513,7 @@ def translate(
         else:
             records = [{"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
                        for text, r in zip(inputs, results, strict=True)]  # fmt: skip
-        print(json.dumps(records, ensure_ascii=False))
+        print_json(records)
         return
     if n_best == 1:
         for output in results:
@@ -836,7 +841,7 @@ def bench(
         ids = synthetic_ids(vocab_size, (warmup + steps + 1) * batch_size * seq_len + 1)
         result = run_bench(ids, vocab_size, **flags, seq_len=seq_len, dtype=dtype, warmup=warmup, steps=steps)
     if json_output:
-        print(json.dumps(result))
+        print_json(result)
         return
     direction = "bidirectional " if bidirectional else ""
     shape = f"batch {batch_size}×{seq_len}" if task == "lm" else f"batch {batch_size} examples"

@@ -390,7 +390,19 @@ class Trainer:
         if event.evaluated:
             record |= {k: round(v, 6) for k, v in event.metrics.items()}
         with (self.run_dir / METRICS).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every float that is not finite (a loss of skipped steps, say) as None: JSON has no NaN or
+    infinity, and a reader of strict JSON would fail on Python's spelling of them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _copy_atomically(src: Path, dst: Path) -> None:

@@ -143,3 +143,12 @@ def test_bench_reports_speed_and_memory_as_json(run_cli):
     for key in ("train_chars_per_sec", "sample_chars_per_sec", "gflops", "peak_rss_mb"):
         assert result[key] > 0
     assert result["forward_frac"] + result["backward_frac"] + result["update_frac"] == pytest.approx(1.0)
+
+
+def test_json_output_is_strict_json_without_nan():
+    """A value that is not a finite number is null in every JSON the command line writes (and in metrics.jsonl)."""
+    from charrnn.trainer import json_safe
+
+    record = {"loss": float("nan"), "rows": [1.0, float("inf"), {"x": -float("inf")}], "ok": 2}
+    expected = {"loss": None, "rows": [1.0, None, {"x": None}], "ok": 2}
+    assert json.loads(json.dumps(json_safe(record), allow_nan=False)) == expected
