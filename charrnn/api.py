@@ -74,6 +74,15 @@ def _finite(value: object, flag: str) -> float:
     return float(value)
 
 
+def _check_penalty(beam: int, length_penalty: float) -> None:
+    """--length-penalty ranks the hypotheses of a beam search; greedy decoding (beam 1) has none to rank."""
+    if beam == 1 and length_penalty != 1.0:
+        raise CharRNNError(
+            "--length-penalty ranks the outputs of a beam search, which --beam 1 does not do; give --beam 2 or more, "
+            "or leave --length-penalty out."
+        )
+
+
 class Model:
     """A trained model read from a checkpoint, with everything its task can do. Get one with `charrnn.load`.
 
@@ -336,6 +345,7 @@ class Model:
     def _decode(self, texts: list[str], beam: int, n_best: int, length_penalty: float, unknown: str) -> list:
         beam, n_best = _whole(beam, "--beam"), _whole(n_best, "--n-best")
         length_penalty = _finite(length_penalty, "--length-penalty")
+        _check_penalty(beam, length_penalty)
         if n_best > beam:
             raise CharRNNError(f"--n-best {n_best} asks for more outputs than --beam {beam} keeps; raise --beam.")
         ids, _ = self._encode_inputs(texts, unknown)
@@ -357,6 +367,11 @@ class Model:
         """
         path = Path(path)
         if self.task == "lm":
+            if unknown != "error":
+                raise CharRNNError(
+                    "--unknown is for classify, tag and seq2seq models; a language model's score leaves out the "
+                    "characters it never saw and counts them (`unknown`), so leave --unknown out."
+                )
             [s] = self.scores([read_text(path)])
             return {"name": str(path), "chars": s.chars, "nats_per_char": s.nats, "bits_per_char": s.bits,
                     "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
@@ -367,6 +382,7 @@ class Model:
         examples = check_known(examples, self.vocab, self.outputs, self.task, str(path), unknown, units)
         if self.task == "seq2seq":
             beam, length_penalty = _whole(beam, "--beam"), _finite(length_penalty, "--length-penalty")
+            _check_penalty(beam, length_penalty)
             encoded, _ = encode(examples, self.vocab, self.outputs, self.task, 0, units, str(path))
             metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
             return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}

@@ -236,6 +236,7 @@ def test_one_string_is_one_input_for_every_task(supervised):
         ("seq2seq", lambda m: m.translate("abc", beam=2.5), r"^--beam must be a whole number \(got 2\.5\)\.$"),
         ("seq2seq", lambda m: m.translate("abc", length_penalty=float("nan")), r"^--length-penalty must be a finite"),
         ("seq2seq", lambda m: m.translate("abc", n_best=0), r"^--n-best must be >= 1 \(got 0\)\.$"),
+        ("seq2seq", lambda m: m.translate("abc", length_penalty=0.6), r"^--length-penalty ranks the outputs of a beam"),
     ],
 )
 def test_bad_arguments_are_one_sentence_charrnnerrors(supervised, task, call, message):
@@ -250,3 +251,8 @@ def test_sampling_refuses_a_temperature_that_is_not_a_number(trained, run_cli):
             model.sample(10, temperature=bad)
     code, _, err = run_cli("sample", "--run-dir", trained, "--temperature", "nan")
     assert code == 2 and "--temperature" in err and "Traceback" not in err
+
+
+def test_eval_of_a_language_model_refuses_unknown_which_its_score_does_not_use(trained, small_corpus):
+    with pytest.raises(charrnn.CharRNNError, match=r"^--unknown is for classify, tag and seq2seq models"):
+        charrnn.load(trained).evaluate(small_corpus, unknown="skip")
