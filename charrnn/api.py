@@ -6,6 +6,7 @@ calls `train`, and so on, so a script and the terminal always get the same resul
 
 import contextlib
 import dataclasses
+import os
 import signal
 import threading
 from collections import Counter
@@ -58,13 +59,19 @@ def _texts(texts: str | Sequence[str], what: str = "texts") -> list[str]:
     return list(texts)
 
 
-def _whole(value: object, flag: str) -> int:
-    """A count option (--top-k, --beam, --n-best): a whole number >= 1, else a CharRNNError naming it."""
+def _whole(value: object, flag: str, minimum: int = 1) -> int:
+    """A count option (--top-k, --beam, --n-best, --len): a whole number >= `minimum`, else a CharRNNError naming
+    it."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise CharRNNError(f"{flag} must be a whole number (got {value!r}).")
-    if value < 1:
-        raise CharRNNError(f"{flag} must be >= 1 (got {value}).")
+    if value < minimum:
+        raise CharRNNError(f"{flag} must be >= {minimum} (got {value}).")
     return int(value)
+
+
+def _seed(value: object) -> int | None:
+    """--seed: a whole number >= 0, or None for a fresh draw."""
+    return None if value is None else _whole(value, "--seed", 0)
 
 
 def _finite(value: object, flag: str) -> float:
@@ -175,6 +182,7 @@ class Model:
             ...     print(ch, end="", flush=True)
         """
         self._need("lm", "sampling")
+        length, seed = _whole(length, "--len", 0), _seed(seed)
         prime = check_prime(self.vocab, prime, unknown)
         Sampler(len(self.vocab), temperature, top_k=top_k, top_p=top_p)  # checks the options now, not when drawing
         return self._characters(sample_ids(self.network, self.vocab, length, 1, temperature, prime, seed, top_k, top_p),
@@ -209,8 +217,7 @@ class Model:
             'ROMEO:\\nWhat is the matter...'
         """
         self._need("lm", "sampling")
-        if num_samples < 1:
-            raise CharRNNError(f"--num-samples must be >= 1 (got {num_samples}).")
+        length, seed, num_samples = _whole(length, "--len", 0), _seed(seed), _whole(num_samples, "--num-samples")
         prime = check_prime(self.vocab, prime, unknown)
         options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p}
         texts = [prime + text for text in sample_texts(self.network, self.vocab, length, num_samples, stop, **options)]
@@ -232,6 +239,8 @@ class Model:
             >>> model.score("To be, or not to be")
             1.93
         """
+        if not isinstance(text, str):
+            raise CharRNNError(f"the text to score must be a string (got {type(text).__name__}).")
         return self.scores([text])[0].nats
 
     def score_lines(self, lines: str | Sequence[str]) -> list[float]:
@@ -251,7 +260,7 @@ class Model:
         """
         self._need("lm", "predicting the next character")
         top_k = _whole(top_k, "--top-k")
-        probs = next_char_probs(self.network, self.vocab, check_prime(self.vocab, text, unknown))
+        probs = next_char_probs(self.network, self.vocab, check_prime(self.vocab, text, unknown, "the text"))
         top = np.argsort(-probs, kind="stable")[:top_k]
         return [(self.vocab.chars[i], float(probs[i])) for i in top]
 
@@ -482,6 +491,9 @@ def load(path: PathLike | None = None, *more: PathLike) -> Model:
     """
     if path is None:
         return Model(find_checkpoint())
+    for p in (path, *more):
+        if not isinstance(p, str | os.PathLike):
+            raise CharRNNError(f"a model to load is a run folder or a checkpoint file, given as a path (got {p!r}).")
     return Model(*(_checkpoint(Path(p)) for p in (path, *more)))
 
 
@@ -545,8 +557,15 @@ def train(
     )
     if names_config and config is None and not resume:
         corpus_or_config, config = None, corpus_or_config
-    if isinstance(corpus_or_config, str | Path):
+    if isinstance(corpus_or_config, str | os.PathLike):
         corpus_or_config = [corpus_or_config]
+    if not (corpus_or_config is None or isinstance(corpus_or_config, Sequence)) or not all(
+        isinstance(p, str | os.PathLike) for p in corpus_or_config or []
+    ):
+        raise CharRNNError(
+            "train's first argument is a text file, a list of them, a YAML config file or a Config "
+            f"(got {corpus_or_config!r})."
+        )
     targets = [Path(p) for p in corpus_or_config or []]
     with contextlib.ExitStack() as stack:
         if resume:

@@ -77,6 +77,8 @@ def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "t
     or are skipped."""
     if unknown not in ("error", "skip"):
         raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+    if not isinstance(prime, str):
+        raise CharRNNError(f"{what} must be a string (got {type(prime).__name__}).")
     missing = vocab.unknown(prime)
     if not missing:
         return prime

@@ -256,3 +256,28 @@ def test_sampling_refuses_a_temperature_that_is_not_a_number(trained, run_cli):
 def test_eval_of_a_language_model_refuses_unknown_which_its_score_does_not_use(trained, small_corpus):
     with pytest.raises(charrnn.CharRNNError, match=r"^--unknown is for classify, tag and seq2seq models"):
         charrnn.load(trained).evaluate(small_corpus, unknown="skip")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.sample("x"), r"^--len must be a whole number \(got 'x'\)\.$"),
+        (lambda m: m.sample(-1), r"^--len must be >= 0 \(got -1\)\.$"),
+        (lambda m: m.sample(10, seed="a"), r"^--seed must be a whole number \(got 'a'\)\.$"),
+        (lambda m: list(m.generate(-2)), r"^--len must be >= 0"),
+        (lambda m: m.sample(10, num_samples=0), r"^--num-samples must be >= 1"),
+        (lambda m: m.predict(None), r"^the text must be a string \(got NoneType\)\.$"),
+        (lambda m: m.score(None), r"^the text to score must be a string \(got NoneType\)\.$"),
+        (lambda m: m.sample(10, prime=5), r"^the prime must be a string \(got int\)\.$"),
+    ],
+)
+def test_a_language_models_bad_arguments_are_one_sentence_charrnnerrors(trained, call, message):
+    with pytest.raises(charrnn.CharRNNError, match=message):
+        call(charrnn.load(trained))
+
+
+def test_load_and_train_refuse_what_is_not_a_path():
+    with pytest.raises(charrnn.CharRNNError, match=r"^a model to load is a run folder or a checkpoint file"):
+        charrnn.load(123)
+    with pytest.raises(charrnn.CharRNNError, match=r"^train's first argument is a text file, a list of them"):
+        charrnn.train(5)
