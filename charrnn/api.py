@@ -667,8 +667,12 @@ def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: cont
     if len(targets) > 1:
         raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
     target = targets[0] if targets else None
-    path = find_checkpoint(run_dir=target) if target and target.is_dir() else find_checkpoint(checkpoint=target)
-    stack.enter_context(run_lock(path.parent))
+    if target is not None and target.is_dir():
+        stack.enter_context(run_lock(target))  # first: it puts back a run that a killed --overwrite set aside
+        path = find_checkpoint(run_dir=target)
+    else:
+        path = find_checkpoint(checkpoint=target)
+        stack.enter_context(run_lock(path.parent))
     _, vocab, saved, meta, arrays = load_model(path)
     if meta.get("optimizer_steps") is None:
         raise CharRNNError(f"checkpoint {path} holds no training position; it cannot be resumed.")

@@ -23,6 +23,7 @@ from charrnn.tasks import build_network
 FORMAT = "charrnn-checkpoint"
 VERSION = 2  # 2: tasks (config key `task`, meta["outputs"]); version 1 files (language models) load as they are
 LAST = "last.npz"
+REPLACED = ".replaced"  # in a run folder: the run an --overwrite run replaces, until its first checkpoint
 
 
 def save(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -142,6 +143,11 @@ def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None,
         return checkpoint
     if run_dir is not None:
         path = run_dir / LAST
+        if (run_dir / REPLACED / LAST).is_file() and not path.is_file():
+            raise CharRNNError(
+                f"run directory {run_dir} holds no {LAST}: an --overwrite run there stopped before its first "
+                f"checkpoint; put the run it was to replace back with: charrnn train --resume {run_dir}"
+            )
         if not path.is_file():
             raise CharRNNError(f"run directory {run_dir} holds no {LAST}; train into it first or pass --checkpoint.")
         return path

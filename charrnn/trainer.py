@@ -34,7 +34,6 @@ LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
-REPLACED = ".replaced"  # the run an --overwrite run replaces, kept until the new run's first checkpoint
 # Keys a resumed run may change: when and how long it goes on, not what it learns.
 RESUMABLE = ("max_steps", "epochs", "max_time", "eval_every", "save_every", "keep", "patience", "log_every",
              "sample_every")  # fmt: skip
@@ -257,7 +256,7 @@ class Trainer:
                 f"space or fix the folder's permissions, then continue with: charrnn train --resume {self.run_dir}"
             ) from None
         if last:  # the run an --overwrite replaces goes once the new one has a checkpoint
-            shutil.rmtree(self.run_dir / REPLACED, ignore_errors=True)
+            shutil.rmtree(self.run_dir / checkpoint.REPLACED, ignore_errors=True)
         if last and best:
             _copy_atomically(path, self.run_dir / BEST)
         if last and self.config.keep:
@@ -473,7 +472,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 def set_aside(run_dir: Path) -> None:
     """--overwrite: move the previous run's files into run_dir/.replaced, so nothing of it mixes with the new run.
     They are deleted once the new run has saved its first checkpoint, and put back if it fails before that."""
-    aside = run_dir / REPLACED
+    aside = run_dir / checkpoint.REPLACED
     aside.mkdir(exist_ok=True)
     files = [run_dir / name for name in (checkpoint.LAST, BEST, METRICS, CONFIG)] + sorted(run_dir.glob("step-*.npz"))
     for path in files:
@@ -483,7 +482,7 @@ def set_aside(run_dir: Path) -> None:
 
 def put_back(run_dir: Path) -> None:
     """Return the files of a run set aside by --overwrite, unless the run that replaces it has a checkpoint."""
-    aside = run_dir / REPLACED
+    aside = run_dir / checkpoint.REPLACED
     if not aside.is_dir() or (run_dir / checkpoint.LAST).exists():
         return
     for path in run_dir.glob("step-*.npz"):

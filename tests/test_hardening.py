@@ -306,3 +306,9 @@ def test_a_run_left_set_aside_by_a_killed_overwrite_comes_back(run_cli, small_co
     code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")
     assert code == 2 and "already holds a trained run" in err
     assert (tmp_path / "run" / "last.npz").read_bytes() == before and not (tmp_path / "run" / ".replaced").exists()
+    set_aside(tmp_path / "run")  # again; now the advice of a command that reads the run is followed
+    code, _, err = run_cli("sample", "--run-dir", "run", "--len", "5")
+    assert code == 2 and "put the run it was to replace back with: charrnn train --resume run" in err
+    code, _, err = run_cli("train", "--resume", "run", "--max-steps", "3")
+    assert code == 0, err
+    assert not (tmp_path / "run" / ".replaced").exists()
