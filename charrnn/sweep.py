@@ -387,8 +387,9 @@ def _start_ray(ray: Any, address: str | None, cpus_per_trial: int) -> None:
                     f"{where} refused this machine's credentials; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the "
                     "cluster's token (`ray get-auth-token` on its head prints it), then run the sweep again."
                 ) from None
-            raise CharRNNError(f"could not reach {where} ({str(e).splitlines()[0]}); start it with `ray start`, "
-                               "or check the address.") from None  # fmt: skip
+            raise CharRNNError(
+                f"could not reach {where} ({str(e).splitlines()[0]}); start it with `ray start`, or check the address."
+            ) from None
     cpus = ray.cluster_resources().get("CPU", 0)
     if cpus < cpus_per_trial:
         raise CharRNNError(f"--cpus-per-trial {cpus_per_trial} is more than the cluster has ({cpus:g} CPUs).")
