@@ -81,13 +81,16 @@ def _finite(value: object, flag: str) -> float:
     return float(value)
 
 
-def _check_penalty(beam: int, length_penalty: float) -> None:
-    """--length-penalty ranks the hypotheses of a beam search; greedy decoding (beam 1) has none to rank."""
+def _decoding(beam: object, length_penalty: object) -> tuple[int, float]:
+    """--beam and --length-penalty checked: a whole beam >= 1 and a finite penalty, which ranks the hypotheses of a
+    beam search (greedy decoding, beam 1, has none to rank)."""
+    beam, length_penalty = _whole(beam, "--beam"), _finite(length_penalty, "--length-penalty")
     if beam == 1 and length_penalty != 1.0:
         raise CharRNNError(
             "--length-penalty ranks the outputs of a beam search, which --beam 1 does not do; give --beam 2 or more, "
             "or leave --length-penalty out."
         )
+    return beam, length_penalty
 
 
 class Model:
@@ -352,9 +355,7 @@ class Model:
         return tokens, [self.vocab.chars[i] for i in ids[0]], weights
 
     def _decode(self, texts: list[str], beam: int, n_best: int, length_penalty: float, unknown: str) -> list:
-        beam, n_best = _whole(beam, "--beam"), _whole(n_best, "--n-best")
-        length_penalty = _finite(length_penalty, "--length-penalty")
-        _check_penalty(beam, length_penalty)
+        (beam, length_penalty), n_best = _decoding(beam, length_penalty), _whole(n_best, "--n-best")
         if n_best > beam:
             raise CharRNNError(f"--n-best {n_best} asks for more outputs than --beam {beam} keeps; raise --beam.")
         ids, _ = self._encode_inputs(texts, unknown)
@@ -390,8 +391,7 @@ class Model:
         examples = read_examples(path, self.task)
         examples = check_known(examples, self.vocab, self.outputs, self.task, str(path), unknown, units)
         if self.task == "seq2seq":
-            beam, length_penalty = _whole(beam, "--beam"), _finite(length_penalty, "--length-penalty")
-            _check_penalty(beam, length_penalty)
+            beam, length_penalty = _decoding(beam, length_penalty)
             encoded, _ = encode(examples, self.vocab, self.outputs, self.task, 0, units, str(path))
             metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
             return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
