@@ -65,6 +65,7 @@ class Config:
         "classify: what the label is read from: the final states, or the mean or maximum over the input",
         choices=("last", "mean", "max"),
         model=True,
+        tasks=("classify",),
     )
     target_units: str = _key(
         "chars",
@@ -349,8 +350,12 @@ def check_consistency(config: Config) -> None:
             "--label-smoothing is for classify, tag and seq2seq; a language model's loss is what it reports, so "
             "leave it out."
         )
-    if config.task != "classify" and config.pool != "last":
-        raise CharRNNError(f"--pool is for --task classify (this run's task is {config.task}); leave it out.")
+    for key, f in FIELDS.items():
+        tasks = f.metadata.get("tasks")
+        if tasks and config.task not in tasks and getattr(config, key) != f.default:
+            raise CharRNNError(
+                f"{flag(key)} is for --task {' or '.join(tasks)} (this run's task is {config.task}); leave it out."
+            )
     if config.task != "seq2seq":
         for key, default in (("attention", "general"), ("input_feeding", False), ("target_units", "chars")):
             if getattr(config, key) != default:
@@ -369,12 +374,6 @@ def check_consistency(config: Config) -> None:
             raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
     if config.val_file and config.task == "lm":
         raise CharRNNError("--val-file is for the other tasks; a language model holds out --val-frac.")
-    for key, f in FIELDS.items():
-        tasks = f.metadata.get("tasks")
-        if tasks and config.task not in tasks and getattr(config, key) != f.default:
-            raise CharRNNError(
-                f"{flag(key)} is for --task {' or '.join(tasks)} (this run's task is {config.task}); leave it out."
-            )
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:
