@@ -485,8 +485,6 @@ def put_back(run_dir: Path) -> None:
     aside = run_dir / checkpoint.REPLACED
     if not aside.is_dir() or (run_dir / checkpoint.LAST).exists():
         return
-    for path in run_dir.glob("step-*.npz"):
-        path.unlink()
     for path in aside.iterdir():
         os.replace(path, run_dir / path.name)
     aside.rmdir()
