@@ -624,7 +624,6 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        envvar=datasets.ENV,
         help=f"Folder of the data sets [default: ${datasets.ENV}, else ~/.local/share/charrnn].",
         show_default=False,
     ),
@@ -669,7 +668,7 @@ def data_get(
             err.print(f"charrnn: {name} is already in {registry.folder(name)} (--force gets it again)")
             continue
         with _DataProgress(name) as bar:
-            folder = registry.get(name, source_file, bar.report, force)
+            folder = registry.get(name, source_file, bar.report)
         record = registry.manifest(name)
         checked = (
             "checksums match"

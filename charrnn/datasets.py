@@ -129,14 +129,12 @@ class Registry:
             return self.folder(name)
         return self.folder(name) / (file or ds.files[0])
 
-    def get(self, name: str, source_file: Path | None = None, report: Report = quiet, force: bool = False) -> Path:
-        """Fetch or build a set (and the sets it is made from); with `source_file`, install that copy of a
-        downloaded set instead. Returns its folder."""
+    def get(self, name: str, source_file: Path | None = None, report: Report = quiet) -> Path:
+        """Fetch or build a set, again if it is here (and the sets it is made from, if they are not); with
+        `source_file`, install that copy of a downloaded set instead. Returns its folder."""
         ds = self.get_set(name)
         if source_file is not None and not ds.downloaded:
             raise CharRNNError(f"--from is for the downloaded sets; '{name}' is built here: charrnn data get {name}.")
-        if self.present(name) and not force and source_file is None:
-            return self.folder(name)
         for need in ds.needs:
             if not self.present(need):
                 self.get(need, report=report)
