@@ -382,7 +382,8 @@ def _start_ray(ray: Any, address: str | None, cpus_per_trial: int) -> None:
                 ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-            if "InvalidAuthToken" in captured() or "Unauthenticated" in captured():
+            said = captured()
+            if "InvalidAuthToken" in said or "Unauthenticated" in said:
                 raise CharRNNError(
                     f"{where} refused this machine's credentials; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the "
                     "cluster's token (`ray get-auth-token` on its head prints it), then run the sweep again."
