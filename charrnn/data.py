@@ -82,7 +82,6 @@ def read_pieces(
 
     Line endings are kept as they are (CRLF is two characters); newline="lf" turns CRLF and CR into LF.
     """
-    path = resolve(path)
     if not path.exists():
         raise CharRNNError(f"corpus file {path} does not exist; check the path.")
     if path.is_dir():
@@ -146,7 +145,7 @@ def text_lines(text: str) -> list[str]:
 
 def read_text(path: Path, encoding: str = "utf-8", newline: str = "keep") -> str:
     """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
-    text = "".join(read_pieces(path, encoding, newline=newline))
+    text = "".join(read_pieces(resolve(path), encoding, newline=newline))
     if not text:
         raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
     return text
