@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from charrnn.config import Config
-from charrnn.data import load_corpus
-from charrnn.trainer import Trainer
+from charrnn.data.text import load_corpus
+from charrnn.training.config import Config
+from charrnn.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 

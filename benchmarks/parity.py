@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import torch_reference  # noqa: E402
 
-from charrnn.config import Config  # noqa: E402
-from charrnn.data import load_corpus  # noqa: E402
-from charrnn.tasks import evaluate  # noqa: E402
-from charrnn.trainer import Trainer  # noqa: E402
+from charrnn.data.text import load_corpus  # noqa: E402
+from charrnn.tasks._old import evaluate  # noqa: E402
+from charrnn.training.config import Config  # noqa: E402
+from charrnn.training.trainer import Trainer  # noqa: E402
 
 GATE_ORDER = {"lstm": [3, 0, 1, 2], "gru": [0, 1, 2], "rnn": [0]}  # charrnn's gate k is PyTorch's gate ORDER[k]
 

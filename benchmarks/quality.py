@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from charrnn.datasets import reference_name, resolve
+from charrnn.data.datasets import reference_name, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_REFERENCE = REPO / "benchmarks" / "torch_reference.py"

@@ -9,9 +9,9 @@ import argparse
 import time
 from pathlib import Path
 
-from charrnn.checkpoint import load_model
-from charrnn.data import load_corpus
-from charrnn.tasks import evaluate
+from charrnn.data.text import load_corpus
+from charrnn.tasks._old import evaluate
+from charrnn.training.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ Everything public is listed in `__all__`; the modules behind it may change.
 __version__ = "0.1.0"
 
 from charrnn.api import Model, Run, load, train
-from charrnn.config import Config
 from charrnn.errors import CharRNNError
-from charrnn.score import Score
-from charrnn.trainer import TrainEvent
+from charrnn.tasks.scoring import Score
+from charrnn.training.config import Config
+from charrnn.training.trainer import TrainEvent
 
 __all__ = ["CharRNNError", "Config", "Model", "Run", "Score", "TrainEvent", "__version__", "load", "train"]

@@ -17,19 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.checkpoint import LAST, find_checkpoint, load_model
-from charrnn.config import NETWORK_KEYS, Config, build_config, flag, read_yaml
-from charrnn.data import read_text, text_lines
+from charrnn.apps.viz import Trace, check_length, rank_cells, trace_examples, trace_language_model
+from charrnn.data.examples import EOS, check_known, encode, read_examples, unknown_report
+from charrnn.data.text import read_text, text_lines
 from charrnn.errors import CharRNNError
-from charrnn.examples import EOS, check_known, encode, read_examples, unknown_report
-from charrnn.model import Network
-from charrnn.sample import Sampler, check_prime, sample_ids, sample_texts
-from charrnn.score import Score, next_char_probs, score_lines, score_text
-from charrnn.seq2seq import decode, forced_log_prob
-from charrnn.sizing import MODEL_KEYS, pick_size
-from charrnn.supervised import log_probabilities
-from charrnn.tasks import detokenize, example_metrics, load_data, seq2seq_metrics
-from charrnn.trainer import (
+from charrnn.nn.example_network import log_probabilities
+from charrnn.nn.language_model import Network
+from charrnn.nn.seq2seq import decode, forced_log_prob
+from charrnn.tasks._old import detokenize, example_metrics, load_data, seq2seq_metrics
+from charrnn.tasks.sampling import Sampler, check_prime, sample_ids, sample_texts
+from charrnn.tasks.scoring import Score, next_char_probs, score_lines, score_text
+from charrnn.training.checkpoint import LAST, find_checkpoint, load_model
+from charrnn.training.config import NETWORK_KEYS, Config, build_config, flag, read_yaml
+from charrnn.training.sizing import MODEL_KEYS, pick_size
+from charrnn.training.trainer import (
     RESUMABLE,
     Trainer,
     TrainEvent,
@@ -39,7 +40,6 @@ from charrnn.trainer import (
     set_aside,
     write_config,
 )
-from charrnn.viz import Trace, check_length, rank_cells, trace_examples, trace_language_model
 
 PathLike = str | Path
 KIND = {"lm": "a language model", "classify": "a classifier", "tag": "a tagger", "seq2seq": "a seq2seq model"}

@@ -22,18 +22,19 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRe
 from rich.table import Table
 from rich.text import Text
 
-from charrnn import __version__, api, datasets
-from charrnn.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
-from charrnn.checkpoint import LAST, find_checkpoint
-from charrnn.config import FIELDS, Config, build_config, describe, flag
-from charrnn.data import char_name, load_corpus, printable, read_text, text_lines
+from charrnn import __version__, api
+from charrnn.apps.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
+from charrnn.apps.plot import plot_attention, plot_runs
+from charrnn.apps.viz import MAX_LEN, cell_color, describe_cell, write_page
+from charrnn.data import datasets
+from charrnn.data.examples import load_examples
+from charrnn.data.text import char_name, load_corpus, printable, read_text, text_lines
 from charrnn.errors import CharRNNError
-from charrnn.examples import load_examples
-from charrnn.plot import plot_attention, plot_runs
-from charrnn.sample import check_prime
-from charrnn.score import Score
-from charrnn.trainer import LOG2E, TrainEvent, json_safe
-from charrnn.viz import MAX_LEN, cell_color, describe_cell, write_page
+from charrnn.tasks.sampling import check_prime
+from charrnn.tasks.scoring import Score
+from charrnn.training.checkpoint import LAST, find_checkpoint
+from charrnn.training.config import FIELDS, Config, build_config, describe, flag
+from charrnn.training.trainer import LOG2E, TrainEvent, json_safe
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -585,7 +586,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Train many runs with settings drawn from a search space, on Ray Tune (needs charrnn[sweep]), and rank them."""
-    from charrnn.sweep import run_sweep  # Ray is imported only by sweeps
+    from charrnn.apps.sweep import run_sweep  # Ray is imported only by sweeps
 
     if (sweep_file is None) == (resume is None):
         raise CharRNNError("give a sweep file, or --resume FOLDER to continue one (not both).")

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import datasets
 from charrnn.cli import main
+from charrnn.data import datasets
 
 REPO = Path(__file__).resolve().parent.parent
 POND = REPO / "data" / "pond.txt"

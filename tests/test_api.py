@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.checkpoint import load_model
+from charrnn.training.checkpoint import load_model
 
 TINY = {"layers": 1, "hidden": 24, "batch_size": 4, "seq_len": 16, "eval_every": 10}
 TINY_FLAGS = ["--layers", "1", "--hidden", "24", "--batch-size", "4", "--seq-len", "16", "--eval-every", "10"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn import checkpoint
-from charrnn.config import Config
-from charrnn.data import load_corpus
+from charrnn.data.text import load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.sample import generate
-from charrnn.trainer import Trainer
+from charrnn.tasks.sampling import generate
+from charrnn.training import checkpoint
+from charrnn.training.config import Config
+from charrnn.training.trainer import Trainer
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from conftest import stand_in
 
-from charrnn.config import FIELDS, Config, build_config, describe, flag
+from charrnn.apps.sweep import read_sweep
 from charrnn.errors import CharRNNError
-from charrnn.sweep import read_sweep
+from charrnn.training.config import FIELDS, Config, build_config, describe, flag
 
 
 def write(tmp_path, text):

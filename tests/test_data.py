@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from charrnn.data import Batches, Vocab, encode_files, id_dtype, load_corpus, read_text
+from charrnn.data.text import Batches, Vocab, encode_files, id_dtype, load_corpus, read_text
 from charrnn.errors import CharRNNError
 
 

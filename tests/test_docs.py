@@ -5,7 +5,7 @@ import re
 
 from conftest import REPO
 
-from charrnn.datasets import SETS
+from charrnn.data.datasets import SETS
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 PAGES = {p.name: p.read_text(encoding="utf-8") for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]}

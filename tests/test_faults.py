@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ["classify", "tag", "seq2seq"]
@@ -75,9 +75,9 @@ def learning(run_dir: Path) -> list[tuple]:
 
 SAVE_LOOP = """
 import sys
-from charrnn.config import Config
-from charrnn.tasks import load_data
-from charrnn.trainer import Trainer
+from charrnn.training.config import Config
+from charrnn.tasks._old import load_data
+from charrnn.training.trainer import Trainer
 cfg = Config(corpus=[sys.argv[1]], task=sys.argv[3], hidden=32, batch_size=8, run_dir=sys.argv[2])
 trainer = Trainer(cfg, load_data(cfg))
 trainer.save()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.checkpoint import load_model
-from charrnn.config import NETWORK_KEYS
+from charrnn.training.checkpoint import load_model
+from charrnn.training.config import NETWORK_KEYS
 
 WORDS = ["".join(w) for w in itertools.product("abcd", repeat=3)]
 FILES = {

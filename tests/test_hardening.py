@@ -18,11 +18,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint
-from charrnn.config import build_config
-from charrnn.data import encode_files, load_corpus
+from charrnn.data.text import encode_files, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.trainer import Trainer, run_lock, set_aside
+from charrnn.training import checkpoint
+from charrnn.training.config import build_config
+from charrnn.training.trainer import Trainer, run_lock, set_aside
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "4", "--seq-len", "16"]
@@ -147,8 +147,8 @@ def good_checkpoint(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("ckpt")
     corpus = folder / "c.txt"
     corpus.write_text((REPO / "data" / "pond.txt").read_text()[:3000])
-    from charrnn.config import Config
-    from charrnn.trainer import Trainer
+    from charrnn.training.config import Config
+    from charrnn.training.trainer import Trainer
 
     cfg = Config(corpus=[str(corpus)], layers=1, hidden=4, batch_size=2, seq_len=8, run_dir=str(folder))
     trainer = Trainer(cfg, load_corpus(cfg.corpus))
@@ -204,9 +204,9 @@ def test_a_pickled_object_is_never_unpickled(tmp_path):
 
 SAVE_LOOP = """
 import sys
-from charrnn.config import Config
-from charrnn.data import encode_files, load_corpus
-from charrnn.trainer import Trainer
+from charrnn.training.config import Config
+from charrnn.data.text import encode_files, load_corpus
+from charrnn.training.trainer import Trainer
 cfg = Config(corpus=[sys.argv[1]], layers=2, hidden=64, batch_size=4, seq_len=16, run_dir=sys.argv[2])
 trainer = Trainer(cfg, load_corpus(cfg.corpus))
 trainer.save()
@@ -254,7 +254,7 @@ def test_a_second_trainer_on_the_same_run_directory_is_refused(run_cli, small_co
 
 def test_the_lock_of_a_dead_process_does_not_block(small_corpus, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from charrnn.trainer import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
+                               "from charrnn.training.trainer import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
                                "    print('locked', flush=True); time.sleep(60)", str(tmp_path / "run")],
                               stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert holder.stdout.readline().strip() == b"locked"

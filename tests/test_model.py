@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from charrnn.cells import RNN
-from charrnn.data import Batches, Vocab
-from charrnn.model import CharModel
-from charrnn.optim import Adam, clip_gradients
-from charrnn.sample import generate
+from charrnn.data.text import Batches, Vocab
+from charrnn.nn.cells import RNN
+from charrnn.nn.language_model import CharModel
+from charrnn.nn.optim import Adam, clip_gradients
+from charrnn.tasks.sampling import generate
 
 
 def random_problem(cell: str, layers: int, seed: int = 0, embed: int = 0):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from charrnn.optim import OPTIMIZERS, Adagrad, Adam, clip_gradients
+from charrnn.nn.optim import OPTIMIZERS, Adagrad, Adam, clip_gradients
 
 
 def test_global_norm_clipping():

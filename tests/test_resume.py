@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.checkpoint import load_model
-from charrnn.config import Config
-from charrnn.data import load_corpus
-from charrnn.optim import learning_rate
-from charrnn.trainer import Trainer
+from charrnn.data.text import load_corpus
+from charrnn.nn.optim import learning_rate
+from charrnn.training.checkpoint import load_model
+from charrnn.training.config import Config
+from charrnn.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "16", "--eval-every", "5"]

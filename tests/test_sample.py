@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from charrnn.data import Vocab
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharModel
-from charrnn.sample import Sampler, check_prime, generate, sample_ids, sample_texts
+from charrnn.nn.language_model import CharModel
+from charrnn.tasks.sampling import Sampler, check_prime, generate, sample_ids, sample_texts
 
 VOCAB = Vocab.from_text("abcdefgh \n")
 

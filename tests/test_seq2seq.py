@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.checkpoint import load_model
-from charrnn.examples import pad
-from charrnn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
+from charrnn.data.examples import pad
+from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
+from charrnn.training.checkpoint import load_model
 
 V_SRC, V_TGT, H = 5, 4, 4
 SOURCE_LENGTHS, TARGET_LENGTHS = [4, 2, 3], [2, 3, 1]

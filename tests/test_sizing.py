@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import charrnn
-from charrnn import sizing
+from charrnn.training import sizing
 
 # chars/s of the menu's models by (cell, hidden), about as timed on a 2-core Zen 4 at two threads
 SPEEDS = {("lstm", 128): 150_000.0, ("lstm", 256): 27_000.0, ("gru", 384): 15_000.0, ("lstm", 384): 12_500.0,

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from charrnn.cells import blank
-from charrnn.encoder import reverse_index, take_steps
-from charrnn.examples import ExampleBatches, pad
-from charrnn.supervised import ExampleNetwork
+from charrnn.data.examples import ExampleBatches, pad
+from charrnn.nn.cells import blank
+from charrnn.nn.encoder import reverse_index, take_steps
+from charrnn.nn.example_network import ExampleNetwork
 
 V, OUT, H = 5, 3, 4
 LENGTHS = [5, 2, 4]

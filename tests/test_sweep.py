@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from charrnn.config import Config
-from charrnn.sweep import read_sweep
+from charrnn.apps.sweep import read_sweep
+from charrnn.training.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 ray = pytest.importorskip("ray", reason="charrnn[sweep] is not installed")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.checkpoint import load_model
-from charrnn.examples import read_examples, split
+from charrnn.data.examples import read_examples, split
+from charrnn.training.checkpoint import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "16", "--eval-every", "20"]

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from charrnn.config import Config
-from charrnn.data import load_corpus
-from charrnn.tasks import eval_layout, evaluate
-from charrnn.trainer import Trainer
+from charrnn.data.text import load_corpus
+from charrnn.tasks._old import eval_layout, evaluate
+from charrnn.training.config import Config
+from charrnn.training.trainer import Trainer
 
 
 def make_trainer(small_corpus, tmp_path, **overrides):

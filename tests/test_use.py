@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from charrnn.checkpoint import load_model
+from charrnn.training.checkpoint import load_model
 
 TINY = ["--layers", "1", "--hidden", "24", "--batch-size", "4", "--seq-len", "16", "--max-steps", "40"]
 

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.cells import blank
-from charrnn.config import Config
-from charrnn.data import Batches, Corpus, Vocab, load_corpus
+from charrnn.data.examples import Encoded, ExampleBatches, ExampleData, load_examples, pad
+from charrnn.data.text import Batches, Corpus, Vocab, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.examples import Encoded, ExampleBatches, ExampleData, load_examples, pad
-from charrnn.metrics import classification_metrics, sequence_metrics, tagging_metrics
-from charrnn.model import CharModel, softmax_cross_entropy
-from charrnn.sample import generate
-from charrnn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
-from charrnn.supervised import ExampleNetwork, log_probabilities
+from charrnn.nn.cells import blank
+from charrnn.nn.example_network import ExampleNetwork, log_probabilities
+from charrnn.nn.language_model import CharModel, softmax_cross_entropy
+from charrnn.nn.metrics import classification_metrics, sequence_metrics, tagging_metrics
+from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
+from charrnn.tasks.sampling import generate
+from charrnn.training.config import Config
 
 
 def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128) -> float:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.data import Vocab
-from charrnn.model import CharModel, cross_entropy_rows
-from charrnn.tasks import evaluate
-from charrnn.trainer import LOG2E
+from charrnn.data.text import Vocab
+from charrnn.nn.language_model import CharModel, cross_entropy_rows
+from charrnn.tasks._old import evaluate
+from charrnn.training.trainer import LOG2E
 
 
 @dataclass

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from charrnn.data import Vocab
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharModel
+from charrnn.nn.language_model import CharModel
 
 
 class Sampler:

@@ -10,7 +10,7 @@ PyTorch's `bidirectional=True`. Full backpropagation through each example: no st
 
 import numpy as np
 
-from charrnn.cells import CELLS, Layer
+from charrnn.nn.cells import CELLS, Layer
 
 
 def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The training loop, the same for every task (`charrnn.tasks` makes the batches and the loss): clipping, the
+"""The training loop, the same for every task (`charrnn.tasks._old` makes the batches and the loss): clipping, the
 optimizer step, evaluation and checkpoints, and everything that makes a long run safe to leave alone: exact
 resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a guard against divergence.
 
@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from charrnn import checkpoint
-from charrnn.config import Config
-from charrnn.data import Corpus
-from charrnn.datasets import reference_name
+from charrnn.data.datasets import reference_name
+from charrnn.data.examples import ExampleData
+from charrnn.data.text import Corpus
 from charrnn.errors import CharRNNError
-from charrnn.examples import ExampleData
-from charrnn.optim import clip_gradients, learning_rate, make_optimizer
-from charrnn.tasks import make_task
+from charrnn.nn.optim import clip_gradients, learning_rate, make_optimizer
+from charrnn.tasks._old import make_task
+from charrnn.training import checkpoint
+from charrnn.training.config import Config
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 BEST = "best.npz"
@@ -74,7 +74,7 @@ def default_run_dir(config: Config) -> Path:
 
 
 class Trainer:
-    """Trains the network of a task (`charrnn.tasks`): optimizer, schedule, clipping, the divergence guard,
+    """Trains the network of a task (`charrnn.tasks._old`): optimizer, schedule, clipping, the divergence guard,
     evaluation, checkpoints, exact resume and metrics are the same for every task."""
 
     def __init__(self, config: Config, data: Corpus | ExampleData, init_params: np.ndarray | None = None) -> None:

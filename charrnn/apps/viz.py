@@ -20,9 +20,9 @@ from importlib import resources
 
 import numpy as np
 
-from charrnn.data import Vocab, printable
+from charrnn.data.text import Vocab, printable
 from charrnn.errors import CharRNNError
-from charrnn.model import CharModel
+from charrnn.nn.language_model import CharModel
 
 MAX_LEN = 20_000  # characters a page may hold: the embedded data grows with it (docs/viz.md: page sizes)
 STATES = ("h", "c")  # what the detectors rank; the gates are shown for the cells they rank highest
@@ -275,7 +275,7 @@ def saturation_svg(trace: Trace, cell: str) -> str:
 
 def write_page(trace: Trace, ranking: dict, cell: str, title: str) -> str:
     """The whole page: the template with its data and the saturation plots filled in."""
-    template = resources.files("charrnn").joinpath("viz.html").read_text(encoding="utf-8")
+    template = resources.files("charrnn.apps").joinpath("viz.html").read_text(encoding="utf-8")
     data = json.dumps(page_data(trace, ranking, cell, title), ensure_ascii=False).replace("</", "<\\/")
     plots = saturation_svg(trace, cell) or "<p>Only gated cells (LSTM, GRU) have gates to saturate.</p>"
     return (template.replace("/*DATA*/null", data).replace("<!--SATURATION-->", plots)

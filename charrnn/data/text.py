@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.datasets import reference_name, resolve
+from charrnn.data.datasets import reference_name, resolve
 from charrnn.errors import CharRNNError
 
 

@@ -6,7 +6,7 @@ into them, so clipping and the optimizer touch a handful of big arrays instead o
 
 import numpy as np
 
-from charrnn.cells import CELLS, Layer, Scratch, State
+from charrnn.nn.cells import CELLS, Layer, Scratch, State
 
 
 class Network(Scratch):

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from charrnn.encoder import Encoder
-from charrnn.examples import pad
-from charrnn.model import Network, softmax_cross_entropy
+from charrnn.data.examples import pad
+from charrnn.nn.encoder import Encoder
+from charrnn.nn.language_model import Network, softmax_cross_entropy
 
 
 class ExampleNetwork(Network):

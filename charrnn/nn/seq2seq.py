@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.cells import CELLS, Layer
-from charrnn.encoder import Encoder
-from charrnn.examples import pad
-from charrnn.model import Network, softmax_cross_entropy
+from charrnn.data.examples import pad
+from charrnn.nn.cells import CELLS, Layer
+from charrnn.nn.encoder import Encoder
+from charrnn.nn.language_model import Network, softmax_cross_entropy
 
 
 def _softmax_masked(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from charrnn import __version__
-from charrnn.config import FIELDS, Config, from_mapping
-from charrnn.data import Vocab
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import Network
-from charrnn.tasks import build_network
+from charrnn.nn.language_model import Network
+from charrnn.tasks._old import build_network
+from charrnn.training.config import FIELDS, Config, from_mapping
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 2  # 2: tasks (config key `task`, meta["outputs"]); version 1 files (language models) load as they are

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.data import Vocab, printable, read_text, text_lines
-from charrnn.datasets import resolve
+from charrnn.data.datasets import resolve
+from charrnn.data.text import Vocab, printable, read_text, text_lines
 from charrnn.errors import CharRNNError
 
 

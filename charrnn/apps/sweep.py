@@ -38,9 +38,9 @@ from typing import Any
 
 import yaml
 
-from charrnn.config import FIELDS, Config, check_value, closest_key, from_mapping
-from charrnn.datasets import resolve
+from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
+from charrnn.training.config import FIELDS, Config, check_value, closest_key, from_mapping
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
 # What a trial may vary: how the model is made and trained, not what it learns from or how long it runs.

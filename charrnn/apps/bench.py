@@ -8,15 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.config import Config
-from charrnn.data import Batches, Vocab, id_dtype
-from charrnn.examples import ExampleBatches, pad
-from charrnn.model import CharModel, softmax_cross_entropy
-from charrnn.optim import Adam, clip_gradients
-from charrnn.sample import generate
-from charrnn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
-from charrnn.supervised import log_probabilities
-from charrnn.tasks import build_network
+from charrnn.data.examples import ExampleBatches, pad
+from charrnn.data.text import Batches, Vocab, id_dtype
+from charrnn.nn.example_network import log_probabilities
+from charrnn.nn.language_model import CharModel, softmax_cross_entropy
+from charrnn.nn.optim import Adam, clip_gradients
+from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
+from charrnn.tasks._old import build_network
+from charrnn.tasks.sampling import generate
+from charrnn.training.config import Config
 
 INFERENCE_SAMPLE = 2048  # examples read or decoded to time inference: a steady rate, not a whole corpus
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.model import CharModel
+from charrnn.nn.language_model import CharModel
 
 CHARS_PER_PARAM = 1.5
 PARAMS_PER_CHAR = 3.0
