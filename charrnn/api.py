@@ -22,7 +22,7 @@ from charrnn.data.examples import EOS, check_known, encode, read_examples, unkno
 from charrnn.data.text import read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.nn.example_network import log_probabilities
-from charrnn.nn.language_model import Network
+from charrnn.nn.network import Network
 from charrnn.nn.seq2seq import decode, forced_log_prob
 from charrnn.tasks._old import detokenize, example_metrics, load_data, seq2seq_metrics
 from charrnn.tasks.sampling import Sampler, check_prime, sample_ids, sample_texts

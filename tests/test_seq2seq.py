@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn.data.examples import pad
+from charrnn.nn.functional import pad
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
 from charrnn.training.checkpoint import load_model
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from charrnn.data.examples import ExampleBatches, pad
-from charrnn.nn.cells import blank
+from charrnn.data.examples import ExampleBatches
 from charrnn.nn.encoder import reverse_index, take_steps
 from charrnn.nn.example_network import ExampleNetwork
+from charrnn.nn.functional import blank, pad
 
 V, OUT, H = 5, 3, 4
 LENGTHS = [5, 2, 4]

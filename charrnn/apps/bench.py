@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.data.examples import ExampleBatches, pad
+from charrnn.data.examples import ExampleBatches
 from charrnn.data.text import Batches, Vocab, id_dtype
 from charrnn.nn.example_network import log_probabilities
-from charrnn.nn.language_model import CharModel, softmax_cross_entropy
+from charrnn.nn.functional import pad, softmax_cross_entropy
+from charrnn.nn.language_model import CharModel
 from charrnn.nn.optim import Adam, clip_gradients
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
 from charrnn.tasks._old import build_network

@@ -271,15 +271,6 @@ def load_examples(
     return ExampleData(vocab, outputs, train_encoded, val_encoded, path.stem, cut + val_cut)
 
 
-def pad(seqs: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """A time-major (T, B) batch of id sequences, padded at the end with id 0, and their lengths (B,)."""
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    x = np.zeros((int(lengths.max()), len(seqs)), dtype)
-    for b, s in enumerate(seqs):
-        x[: len(s), b] = s
-    return x, lengths
-
-
 class ExampleBatches:
     """Batches of examples of similar length, in an order fixed by the seed and the epoch.
 

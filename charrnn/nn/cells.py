@@ -497,14 +497,4 @@ def _rows_sum_by_id(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
             sorted_rows[start:end].sum(axis=0, out=out[sorted_ids[start]])
 
 
-def blank(ids: np.ndarray, share: float, rng: np.random.Generator, vocab_size: int) -> np.ndarray:
-    """ids with each one replaced, with probability `share`, by the blank id `vocab_size`, which reads no row of
-    W_x (only the bias): input dropout, the character form of word dropout. It makes a model that would learn its
-    training texts by heart read each of them with gaps, as dropout does for units."""
-    dropped = rng.random(ids.shape) < share
-    out = ids.astype(np.intp)
-    out[dropped] = vocab_size
-    return out
-
-
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

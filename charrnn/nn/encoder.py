@@ -11,6 +11,7 @@ PyTorch's `bidirectional=True`. Full backpropagation through each example: no st
 import numpy as np
 
 from charrnn.nn.cells import CELLS, Layer
+from charrnn.nn.functional import dropout_mask
 
 
 def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
@@ -83,7 +84,7 @@ class Encoder:
                 out = np.concatenate([forward, take_steps(backward, self._reverse)], axis=-1)
             mask = None
             if dropout > 0 and i < len(self.layers) - 1:
-                mask = (rng.random(out.shape, out.dtype) >= dropout) * out.dtype.type(1.0 / (1.0 - dropout))
+                mask = dropout_mask(out.shape, dropout, rng, out.dtype)
                 out = out * mask
             self._masks.append(mask)
         return out

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from charrnn.data.examples import pad
 from charrnn.nn.encoder import Encoder
-from charrnn.nn.language_model import Network, softmax_cross_entropy
+from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
+from charrnn.nn.network import Network
 
 
 class ExampleNetwork(Network):
@@ -47,9 +47,7 @@ class ExampleNetwork(Network):
         rng = np.random.default_rng(seed)
         for layer in self.encoder.named_layers().values():
             layer.init(rng)
-        bound = 1.0 / np.sqrt(size)  # as PyTorch's nn.Linear
-        self.params["W_y"][...] = rng.uniform(-bound, bound, (size, num_outputs))
-        self.params["b_y"][...] = rng.uniform(-bound, bound, num_outputs)
+        linear_init(rng, self.params["W_y"], self.params["b_y"])
 
     def forward(
         self,
@@ -68,8 +66,7 @@ class ExampleNetwork(Network):
         features = self._pooled(out) if self.task == "classify" else out.reshape(-1, out.shape[-1])
         self._mask = None
         if dropout > 0 and self.output_dropout:
-            keep = rng.random(features.shape, features.dtype) >= dropout
-            self._mask = keep * features.dtype.type(1 / (1 - dropout))
+            self._mask = dropout_mask(features.shape, dropout, rng, features.dtype)
             features = features * self._mask
         self._features = features
         return features @ self.params["W_y"] + self.params["b_y"]
@@ -149,15 +146,11 @@ def log_probabilities(
 
     Float64, no dropout; inputs are read in batches of similar length (sorted), so little is padded.
     """
-    order = np.argsort([len(s) for s in inputs], kind="stable")
     results: list[np.ndarray] = [np.empty(0)] * len(inputs)
     classify = nets[0].task == "classify"
-    for start in range(0, len(inputs), batch_size):
-        index = order[start : start + batch_size]
+    for index in length_batches(inputs, batch_size):
         x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
-        members = np.stack([net.forward(x, lengths).astype(np.float64) for net in nets])
-        members -= members.max(axis=2, keepdims=True)
-        members -= np.log(np.exp(members).sum(axis=2, keepdims=True))
+        members = log_softmax(np.stack([net.forward(x, lengths).astype(np.float64) for net in nets]))
         logits = np.logaddexp.reduce(members, axis=0) - np.log(len(nets))
         if classify:
             for row, i in enumerate(index):

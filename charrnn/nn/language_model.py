@@ -1,45 +1,10 @@
-"""The stacked character model: recurrent layers, then y_t = h_t @ W_y + b_y and softmax cross-entropy.
-
-All parameters live in one flat array (and all gradients in another), and `params`/`grads` are named views
-into them, so clipping and the optimizer touch a handful of big arrays instead of dozens of small ones.
-"""
+"""The language model's network: stacked recurrent layers, then y_t = h_t @ W_y + b_y and softmax cross-entropy."""
 
 import numpy as np
 
-from charrnn.nn.cells import CELLS, Layer, Scratch, State
-
-
-class Network(Scratch):
-    """Parameters in one flat array and gradients in another, with `params`/`grads` as named views into them."""
-
-    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: str | np.dtype) -> None:
-        self.dtype = np.dtype(dtype)
-        self.shapes = shapes
-        total = sum(int(np.prod(s)) for s in shapes.values())
-        self.flat_params = np.zeros(total, self.dtype)
-        self.flat_grads = np.zeros(total, self.dtype)
-        self.params = self.views(self.flat_params)
-        self.grads = self.views(self.flat_grads)
-
-    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Named views into a flat array laid out as the parameters (they, their gradients, or --ema's average)."""
-        views, start = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape))
-            views[name] = flat[start : start + size].reshape(shape)
-            start += size
-        return views
-
-    def bind(self, layer: Layer, prefix: str) -> None:
-        """Give `layer` the views of the parameters named `prefix` + its own names."""
-        layer.bind(
-            {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)},
-            {k[len(prefix) :]: v for k, v in self.grads.items() if k.startswith(prefix)},
-        )
-
-    @property
-    def num_params(self) -> int:
-        return self.flat_params.size
+from charrnn.nn.cells import CELLS, Layer, State
+from charrnn.nn.functional import dropout_mask, linear_init, softmax_cross_entropy
+from charrnn.nn.network import Network
 
 
 class CharModel(Network):
@@ -71,9 +36,7 @@ class CharModel(Network):
     def init(self, rng: np.random.Generator) -> None:
         for layer in self.layers:
             layer.init(rng)
-        bound = 1.0 / np.sqrt(self.hidden_size)  # as PyTorch's nn.Linear
-        self.params["W_y"][...] = rng.uniform(-bound, bound, self.params["W_y"].shape)
-        self.params["b_y"][...] = rng.uniform(-bound, bound, self.params["b_y"].shape)
+        linear_init(rng, self.params["W_y"], self.params["b_y"])
 
     def initial_state(self, batch_size: int) -> list[State]:
         return [layer.zero_state(batch_size) for layer in self.layers]
@@ -109,8 +72,7 @@ class CharModel(Network):
             new_state.append(s)
             mask = None
             if dropout > 0 and (i < len(self.layers) - 1 or self.output_dropout):
-                mask = np.multiply(rng.random(out.shape, self.dtype) >= dropout, 1.0 / (1.0 - dropout),
-                                   out=self.buf(f"mask{i}", *out.shape), dtype=self.dtype)  # fmt: skip
+                mask = dropout_mask(out.shape, dropout, rng, self.dtype, out=self.buf(f"mask{i}", *out.shape))
                 out = np.multiply(out, mask, out=self.buf(f"dropped{i}", *out.shape))
             self._masks.append(mask)
         self._top = out
@@ -176,50 +138,3 @@ class CharModel(Network):
         total, dlogits = softmax_cross_entropy(logits, y.reshape(-1), grad=True)
         self.backward(dlogits)
         return total / x.size, state
-
-
-def cross_entropy_rows(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-log softmax(logits)[target] of every row (float64), by log-sum-exp.
-
-    Overwrites `logits` with exp(logits - row max) and also returns their row sums, from which
-    `softmax_cross_entropy` makes the softmax without a second pass.
-    """
-    logits -= logits.max(axis=1, keepdims=True)
-    target_logit = logits[np.arange(len(logits)), targets].astype(np.float64)
-    exp = np.exp(logits, out=logits)
-    norm = exp.sum(axis=1, keepdims=True)
-    return np.log(norm[:, 0], dtype=np.float64) - target_logit, norm
-
-
-def softmax_cross_entropy(
-    logits: np.ndarray,
-    targets: np.ndarray,
-    grad: bool,
-    counted: np.ndarray | None = None,
-    smoothing: float = 0.0,
-) -> tuple[float, np.ndarray | None]:
-    """Sum over rows (those where `counted`, if given) of -log softmax(logits)[target]; overwrites `logits`.
-
-    With grad=True also returns dL/dlogits of the *mean* loss over the counted rows: (softmax - onehot) / N, zero
-    in the rows not counted, in the logits buffer. Label smoothing eps aims at (1 - eps) onehot + eps / K instead
-    of the onehot, so the loss of a row becomes (1 - eps) (-log p_y) + eps mean_k(-log p_k), which is
-    -log p_y + eps (z_y - mean_k z_k) for the logits z.
-    """
-    rows = np.arange(len(logits))
-    if smoothing:
-        gap = logits[rows, targets].astype(np.float64) - logits.mean(axis=1, dtype=np.float64)
-    losses, norm = cross_entropy_rows(logits, targets)
-    if smoothing:
-        losses += smoothing * gap
-    total = float(losses.sum() if counted is None else losses[counted].sum())
-    if not grad:
-        return total, None
-    probs = logits
-    probs /= norm
-    if smoothing:
-        probs -= smoothing / probs.shape[1]
-    probs[rows, targets] -= 1.0 - smoothing
-    if counted is not None:
-        probs[~counted] = 0.0
-    probs *= 1.0 / (len(probs) if counted is None else max(1, int(counted.sum())))
-    return total, probs

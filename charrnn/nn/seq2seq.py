@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.data.examples import pad
 from charrnn.nn.cells import CELLS, Layer
 from charrnn.nn.encoder import Encoder
-from charrnn.nn.language_model import Network, softmax_cross_entropy
+from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
+from charrnn.nn.network import Network
 
 
 def _softmax_masked(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -107,11 +107,8 @@ class Seq2SeqNetwork(Network):
             layer.init(rng)
         for name, w in self.params.items():  # the other layers as PyTorch's nn.Linear: U(-1/sqrt(in), 1/sqrt(in))
             if w.ndim == 2 and not name.startswith(("enc.", "dec.l")):
-                bound = 1.0 / math.sqrt(w.shape[0])
-                w[...] = rng.uniform(-bound, bound, w.shape)
                 bias = {"att.W_c": "att.b_c", "W_y": "b_y", "att.W_k": "att.b"}.get(name, name[:-1] + "b")
-                if bias in self.params:
-                    self.params[bias][...] = rng.uniform(-bound, bound, self.params[bias].shape)
+                linear_init(rng, w, self.params.get(bias))
             elif name == "att.v":
                 w[...] = rng.uniform(-1.0, 1.0, w.shape) / math.sqrt(w.shape[0])
 
@@ -224,7 +221,7 @@ class Seq2SeqNetwork(Network):
     def _drop(self, x: np.ndarray, dropout: float, rng: np.random.Generator | None, on: bool = True) -> np.ndarray:
         mask = None
         if dropout > 0 and on:
-            mask = (rng.random(x.shape, x.dtype) >= dropout) * x.dtype.type(1.0 / (1.0 - dropout))
+            mask = dropout_mask(x.shape, dropout, rng, x.dtype)
             x = x * mask
         self._dropout_masks.append(mask)
         return x
@@ -359,9 +356,7 @@ class Seq2SeqNetwork(Network):
             layer.advance(a, state[i])
             x = state[i][0][None]
         out, cache = self.attend(state[-1][0][:, None, :], src)
-        logits = (out[:, 0] @ self.params["W_y"] + self.params["b_y"]).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        logits = log_softmax((out[:, 0] @ self.params["W_y"] + self.params["b_y"]).astype(np.float64))
         alpha = cache["alpha"][:, 0] if "alpha" in cache else np.zeros(src.valid.shape)
         return logits, out[:, 0], alpha
 
@@ -403,10 +398,8 @@ def decode(
     log-probability divided by (length + 1) ** length_penalty. The greedy output is always among the candidates,
     so a wider beam never returns a worse-scoring best than greedy.
     """
-    order = np.argsort([len(s) for s in sources], kind="stable")
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(sources), batch_size):
-        index = order[start : start + batch_size]
+    for index in length_batches(sources, batch_size):
         x, lengths = pad([sources[i] for i in index], sources[0].dtype)
         src = net.encode(x, lengths)
         limits = np.array([max_output_length(n) for n in lengths])
@@ -482,9 +475,7 @@ def forced_log_prob(
     of each output step it counts (Td, Ts): one row per target token, and one for the EOS if `complete`."""
     x, lengths = pad([source], source.dtype)
     decoder_in, decoder_out, _ = teacher_forcing([np.array(target, np.int64)])
-    logits = net.forward(x, lengths, decoder_in).astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    log_probs = log_softmax(net.forward(x, lengths, decoder_in).astype(np.float64))
     steps = len(log_probs) if complete else len(target)
     total = float(log_probs[np.arange(steps), decoder_out.reshape(-1)[:steps]].sum())
     caches = net._caches if net.input_feeding else [net._cache]

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.data.examples import Encoded, ExampleBatches, ExampleData, load_examples, pad
+from charrnn.data.examples import Encoded, ExampleBatches, ExampleData, load_examples
 from charrnn.data.text import Batches, Corpus, Vocab, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.nn.cells import blank
 from charrnn.nn.example_network import ExampleNetwork, log_probabilities
-from charrnn.nn.language_model import CharModel, softmax_cross_entropy
+from charrnn.nn.functional import blank, pad, softmax_cross_entropy
+from charrnn.nn.language_model import CharModel
 from charrnn.nn.metrics import classification_metrics, sequence_metrics, tagging_metrics
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, teacher_forcing
 from charrnn.tasks.sampling import generate

@@ -16,7 +16,7 @@ import numpy as np
 from charrnn import __version__
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.nn.language_model import Network
+from charrnn.nn.network import Network
 from charrnn.tasks._old import build_network
 from charrnn.training.config import FIELDS, Config, from_mapping
 
