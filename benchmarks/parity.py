@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import torch_reference  # noqa: E402
 
 from charrnn.data.text import load_corpus  # noqa: E402
-from charrnn.tasks._old import evaluate  # noqa: E402
+from charrnn.nn.language_model import evaluate  # noqa: E402
 from charrnn.training.config import Config  # noqa: E402
 from charrnn.training.trainer import Trainer  # noqa: E402
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from charrnn.data.text import load_corpus
-from charrnn.tasks._old import evaluate
+from charrnn.nn.language_model import evaluate
 from charrnn.training.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parent.parent

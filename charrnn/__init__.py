@@ -10,10 +10,29 @@ Everything public is listed in `__all__`; the modules behind it may change.
 
 __version__ = "0.1.0"
 
-from charrnn.api import Model, Run, load, train
+from charrnn.api import Run, load, train
 from charrnn.errors import CharRNNError
+from charrnn.tasks.base import Model
+from charrnn.tasks.classify import Classifier
+from charrnn.tasks.language_model import LanguageModel
 from charrnn.tasks.scoring import Score
+from charrnn.tasks.seq2seq import Translator
+from charrnn.tasks.tag import Tagger
 from charrnn.training.config import Config
 from charrnn.training.trainer import TrainEvent
 
-__all__ = ["CharRNNError", "Config", "Model", "Run", "Score", "TrainEvent", "__version__", "load", "train"]
+__all__ = [
+    "CharRNNError",
+    "Classifier",
+    "Config",
+    "LanguageModel",
+    "Model",
+    "Run",
+    "Score",
+    "Tagger",
+    "TrainEvent",
+    "Translator",
+    "__version__",
+    "load",
+    "train",
+]

@@ -23,17 +23,16 @@ from rich.table import Table
 from rich.text import Text
 
 from charrnn import __version__, api
-from charrnn.apps.bench import run_bench, run_task_bench, synthetic_examples, synthetic_ids
 from charrnn.apps.plot import plot_attention, plot_runs
-from charrnn.apps.viz import MAX_LEN, cell_color, describe_cell, write_page
+from charrnn.apps.viz import cell_color, describe_cell
 from charrnn.data import datasets
-from charrnn.data.examples import load_examples
-from charrnn.data.text import char_name, load_corpus, printable, read_text, text_lines
+from charrnn.data.text import char_name, printable, read_text, text_lines
 from charrnn.errors import CharRNNError
-from charrnn.tasks.sampling import check_prime
 from charrnn.tasks.scoring import Score
-from charrnn.training.checkpoint import LAST, find_checkpoint
-from charrnn.training.config import FIELDS, Config, build_config, describe, flag
+from charrnn.tasks.trace import MAX_LEN
+from charrnn.training import registry
+from charrnn.training.checkpoint import LAST
+from charrnn.training.config import FIELDS, describe, flag
 from charrnn.training.trainer import LOG2E, TrainEvent, json_safe
 
 app = typer.Typer(
@@ -124,14 +123,7 @@ def train(
             f"Resume with: charrnn train --resume {run.run_dir}"
         )
         raise typer.Exit(130)
-    where = f"--run-dir {run.run_dir}"
-    use = (
-        f"Sample from it with: charrnn sample {where} --len 500"
-        if run.task == "lm"
-        else f"Use it with: charrnn {'translate' if run.task == 'seq2seq' else run.task} {where} TEXT..., or "
-        f"measure it with: charrnn eval FILE {where}"
-    )
-    err.print(f"charrnn: done ({run.reason}). {use}")
+    err.print(f"charrnn: done ({run.reason}). {registry.get(run.task).usage(f'--run-dir {run.run_dir}')}")
 
 
 CheckpointOption = Annotated[
@@ -158,18 +150,9 @@ RunDirsOption = Annotated[
 ]
 
 
-def _load_voters(checkpoints: list[Path] | None, run_dirs: list[Path] | None) -> api.Model:
-    """The model --checkpoint or --run-dir names, else the most recent run's; several named ones vote together."""
-    paths = [find_checkpoint(checkpoint=c) for c in checkpoints or []]
-    paths += [find_checkpoint(run_dir=r) for r in run_dirs or []]
-    return api.Model(*paths) if paths else api.Model(find_checkpoint())
-
-
 def _load(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
-    """The model --checkpoint or --run-dir names, else the most recent run's."""
-    if checkpoint is not None:
-        return api.Model(find_checkpoint(checkpoint=checkpoint))
-    return api.Model(find_checkpoint(run_dir=run_dir))
+    """The model --checkpoint (else --run-dir) names, else the most recent run's."""
+    return api.load_from([checkpoint] if checkpoint else [], [run_dir] if run_dir and not checkpoint else [])
 
 
 @app.command()
@@ -201,7 +184,7 @@ def sample(
         if prime:
             raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
         prime = read_text(prime_file)
-    model = _load(checkpoint, run_dir)
+    model = _load(checkpoint, run_dir).able("sample", "sampling")
     options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p, "stop": stop,
                "unknown": unknown}  # fmt: skip
     stream = num_samples == 1 and output is None  # print each character as it is drawn
@@ -211,7 +194,7 @@ def sample(
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         if stream:
-            out.write(check_prime(model.vocab, prime, unknown))
+            out.write(model.readable(prime, unknown))
             for ch in drawn:
                 out.write(ch)
                 out.flush()
@@ -242,7 +225,7 @@ def score(
     """Cross-entropy of whole texts under the model (many-to-one): nats/char, bits/char, perplexity."""
     if sort not in ("none", "asc", "desc"):
         raise CharRNNError(f"--sort must be none, asc or desc (got {sort!r}).")
-    model = _load(checkpoint, run_dir)
+    model = _load(checkpoint, run_dir).able("scores", "scoring text")
     texts = {str(f): read_text(f) for f in files}
     scores = model.scores(list(texts.values()), per_line)
     if per_line:
@@ -284,7 +267,7 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """The likeliest next characters after TEXT, with their probabilities (one-to-one)."""
-    model = _load(checkpoint, run_dir)
+    model = _load(checkpoint, run_dir).able("predict", "predicting the next character")
     top = model.predict(text, top_k, unknown)
     if json_output:
         print_json([{"char": char, "p": p} for char, p in top])
@@ -318,45 +301,34 @@ def info(
     table.add_column("what", style="bold")
     table.add_column("value")
 
-    unit = _loss_unit(config.task)
+    task = registry.get(config.task)
+    unit = f"/{task.loss_unit}"
 
     def loss(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f} nats{unit}" + (
-            f" ({value * LOG2E:.3f} bits{unit})" if config.task == "lm" else "")  # fmt: skip
+        bits = f" ({value * LOG2E:.3f} bits{unit})" if value is not None and task.counts == "characters" else ""
+        return "-" if value is None else f"{value:.4f} nats{unit}{bits}"
 
     direction = "bidirectional " if config.bidirectional else ""
-    table.add_row("task", {"lm": "lm: next-character language model", "classify": f"classify (pool {config.pool})",
-                           "tag": "tag: an output character per input character",
-                           "seq2seq": f"seq2seq: {config.attention} attention"
-                           + (", input feeding" if config.input_feeding else "")
-                           + f", targets of {config.target_units}"}[config.task])  # fmt: skip
+    table.add_row("task", task.describe_model(config))
     embedding = f", {config.embed}-wide character embedding" if config.embed else ""
     averaged = f", weights averaged over training (ema {config.ema})" if config.ema else ""
-    table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}{embedding}, "
-                           f"{record['parameters']:,} parameters, {config.dtype}{averaged}")  # fmt: skip
+    parameters = f"{record['parameters']:,} parameters, {config.dtype}{averaged}"
+    table.add_row("model", f"{direction}{config.cell} {config.layers}×{config.hidden}{embedding}, {parameters}")
     table.add_row("vocabulary", f"{record['vocab_size']} characters: {printable(record['vocab'])}")
-    if config.task == "classify":
-        table.add_row("labels", f"{len(record['outputs'])}: {', '.join(record['outputs'])}")
-    elif config.task == "tag":
-        table.add_row("output characters", f"{len(record['outputs'])}: {printable(''.join(record['outputs']))}")
-    elif config.task == "seq2seq":
-        table.add_row("output tokens", f"{len(record['outputs'])}: {' '.join(record['outputs'])}")
+    if model.outputs:
+        table.add_row(model.outputs_name, f"{len(model.outputs)}: {model.outputs_text()}")
     minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
     table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
     figures = "".join(f"; {k} {v:.4f}" for k, v in record["metrics"].items())
     table.add_row("validation", f"last {loss(record['val_loss'])}{figures}; best {loss(record['best_val_loss'])}")
     corpus = record["corpus"]
-    if config.task == "lm":
-        size = f"{corpus.get('train_chars', 0):,} training and {corpus.get('val_chars', 0):,} validation characters"
+    if "train_examples" in corpus:
+        size = f"{corpus['train_examples']:,} training and {corpus.get('val_examples', 0):,} validation examples"
     else:
-        size = f"{corpus.get('train_examples', 0):,} training and {corpus.get('val_examples', 0):,} validation examples"
+        size = f"{corpus.get('train_chars', 0):,} training and {corpus.get('val_chars', 0):,} validation characters"
     table.add_row("corpus", f"{', '.join(config.corpus)}: {size}")
     table.add_row("config", config.to_yaml().strip())
     print_table(table)
-
-
-def _loss_unit(task: str) -> str:
-    return {"lm": "/char", "tag": "/char", "classify": "/example", "seq2seq": "/token"}[task]
 
 
 def _read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
@@ -397,7 +369,7 @@ def classify(
 ) -> None:
     """The label of each input, with its probability (a classifier: many-to-one)."""
     inputs = _read_inputs(texts, file)
-    model = _load_voters(checkpoint, run_dir)
+    model = api.load_from(checkpoint or [], run_dir or []).able("classify", "classifying")
     results = model.classify(inputs, top_k, unknown)
     if json_output:
         records = [{"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
@@ -428,7 +400,7 @@ def tag(
 ) -> None:
     """The output of each input, one character per input character, one line each on stdout (a tagger)."""
     inputs = _read_inputs(texts, file)
-    outputs = _load_voters(checkpoint, run_dir).tag(inputs, unknown)
+    outputs = api.load_from(checkpoint or [], run_dir or []).able("tag", "tagging").tag(inputs, unknown)
     if json_output:
         records = [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
         print_json(records)
@@ -449,14 +421,12 @@ def evaluate(
 ) -> None:
     """How well the model does on FILE: accuracy and F1 (classify), character accuracy and exact match (tag),
     exact match, word and token error rates (seq2seq), the loss per character (lm, as `score`)."""
-    model = _load_voters(checkpoint, run_dir)
-    if model.task != "seq2seq" and (beam != 1 or length_penalty != 1.0):
-        raise CharRNNError(f"--beam and --length-penalty are for seq2seq models; {model.path} is a {model.task} model.")
+    model = api.load_from(checkpoint or [], run_dir or [])
     result = model.evaluate(file, unknown, beam, length_penalty)
     if json_output:
         print_json(result)
         return
-    if model.task == "lm":
+    if "nats_per_char" in result:  # a language model's evaluation is its score
         Console().print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
                       f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")  # fmt: skip
         return
@@ -466,7 +436,7 @@ def evaluate(
     summary.add_row("examples", f"{result['examples']:,}")
     if "sources" in result:
         summary.add_row("distinct sources", f"{result['sources']:,}")
-    summary.add_row(f"loss (nats{_loss_unit(model.task)})", f"{result['loss']:.4f}")
+    summary.add_row(f"loss (nats/{registry.get(model.task).loss_unit})", f"{result['loss']:.4f}")
     percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall", "wer", "ter")
     for key in ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_precision", "change_recall",
                 "change_f1", "wer", "ter"):  # fmt: skip
@@ -474,7 +444,7 @@ def evaluate(
             value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
             summary.add_row(key.replace("_", " "), value)
     print_table(summary)
-    if model.task == "classify":
+    if "per_label" in result:
         _print_labels(result)
 
 
@@ -498,7 +468,8 @@ def translate(
 ) -> None:
     """The output sequence of each input, one line each on stdout (a seq2seq model: many-to-many, Tx != Ty)."""
     inputs = _read_inputs(texts, file)
-    model = _load(checkpoint, run_dir)
+    verb, action = ("attention", "showing attention") if show_attention else ("translate", "translating")
+    model = _load(checkpoint, run_dir).able(verb, action)
     if out is not None and not show_attention:
         raise CharRNNError("--out draws the attention; add --show-attention.")
     if show_attention:
@@ -740,19 +711,18 @@ def viz(
     """What each cell tracks: the text coloured by any cell's activation, the model's predictions, the cells that
     follow quotes, brackets, line position and more, and the gates' saturation (an HTML page, or --terminal)."""
     model = _load(checkpoint, run_dir)
+    if not terminal and out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
+        raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
     trace, ranking = model.trace(text, file, length, unknown)
     if not ranking:
         err.print("charrnn: no detector changes over this text (no quotes, brackets, line breaks...)", style="yellow")
     if terminal:
         _print_cell(trace, ranking, cell_index, model.config.cell)
         return
-    if out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
-        raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
-    page = write_page(trace, ranking, model.config.cell, f"{model.path} ({model.config.cell})")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    err.print(f"charrnn: wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(trace.text):,} characters); open it "
-              "in a browser")  # fmt: skip
+    out.write_text(api.viz_page(model, trace, ranking), encoding="utf-8")
+    size = f"{out.stat().st_size / 1e6:.1f} MB, {len(trace.text):,} characters"
+    err.print(f"charrnn: wrote {out} ({size}); open it in a browser")
 
 
 def _print_cell(trace, ranking: dict, cell_index: str | None, cell: str) -> None:
@@ -824,63 +794,44 @@ def bench(
     steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Time full training steps and, for lm, single-stream sampling (for a task, reading examples); report speed and
-    peak memory."""
-    batch_size = batch_size or (32 if task == "lm" else 128)
-    flags = {"cell": cell, "layers": layers, "hidden": hidden, "batch_size": batch_size, "embed": embed}
-    seq2seq = {"attention": attention, "input_feeding": input_feeding, "target_units": target_units}
-    cfg = build_config(None, {**flags, "dtype": dtype, "task": task, "bidirectional": bidirectional, "pool": pool,
-                              "seq_len": seq_len, **(seq2seq if task == "seq2seq" else {})})  # fmt: skip
-    if task != "lm":
-        result = _bench_task(corpus, cfg, warmup, steps)
-    elif corpus is not None:
-        data = load_corpus([corpus], val_frac=0.0)
-        result = run_bench(data.train, len(data.vocab), **flags, seq_len=seq_len, dtype=dtype, warmup=warmup,
-                           steps=steps)  # fmt: skip
-    else:
-        ids = synthetic_ids(vocab_size, (warmup + steps + 1) * batch_size * seq_len + 1)
-        result = run_bench(ids, vocab_size, **flags, seq_len=seq_len, dtype=dtype, warmup=warmup, steps=steps)
+    """Time full training steps of a task (its own step, as training takes it) and the use of the trained model
+    (sampling one stream, reading or decoding examples); report speed and peak memory."""
+    keys = {"task": task, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed, "seq_len": seq_len,
+            "bidirectional": bidirectional, "pool": pool, "attention": attention, "input_feeding": input_feeding,
+            "target_units": target_units, "dtype": dtype}  # fmt: skip
+    result = api.bench(corpus, vocab_size=vocab_size, warmup=warmup, steps=steps, batch_size=batch_size, **keys)
     if json_output:
         print_json(result)
         return
     direction = "bidirectional " if bidirectional else ""
-    shape = f"batch {batch_size}×{seq_len}" if task == "lm" else f"batch {batch_size} examples"
-    table = Table(title=f"charrnn bench: {task} {direction}{cell} {layers}×{hidden}, {shape}, {dtype}")
+    title = f"charrnn bench: {task} {direction}{cell} {layers}×{hidden}, batch {result['batch']}, {dtype}"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
-    if task == "lm":
-        table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
-    else:
+    if "train_examples_per_sec" in result:
         table.add_row("training examples/s", f"{result['train_examples_per_sec']:,.0f}")
-        table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+    table.add_row("training chars/s", f"{result['train_chars_per_sec']:,.0f}")
+    if "mean_length" in result:
         table.add_row("mean example length", f"{result['mean_length']:.1f}")
     table.add_row("ms per step", f"{result['ms_per_step']:.1f}")
     split = (result["forward_frac"], result["backward_frac"], result["update_frac"])
     table.add_row("forward / backward / update", " / ".join(f"{100 * f:.0f} %" for f in split))
-    if task == "lm":
+    if "gflops" in result:
         table.add_row("GFLOP/s (one-hot model FLOPs)", f"{result['gflops']:.1f}")
+    if "sample_chars_per_sec" in result:
         table.add_row("sampling chars/s (one stream)", f"{result['sample_chars_per_sec']:,.0f}")
-    elif task == "seq2seq":
+    if "encoder_frac" in result:
         parts = (result["encoder_frac"], result["decoder_frac"], result["attention_frac"])
         table.add_row("of which forward: encoder / decoder / attention", " / ".join(f"{100 * f:.0f} %" for f in parts))
-        table.add_row("decoding examples/s, greedy", f"{result['decode_beam1_examples_per_sec']:,.0f}")
-        table.add_row("decoding examples/s, beam 5", f"{result['decode_beam5_examples_per_sec']:,.0f}")
-    else:
+    for beam in (1, 5):
+        if f"decode_beam{beam}_examples_per_sec" in result:
+            what = "greedy" if beam == 1 else f"beam {beam}"
+            table.add_row(f"decoding examples/s, {what}", f"{result[f'decode_beam{beam}_examples_per_sec']:,.0f}")
+    if "read_examples_per_sec" in result:
         table.add_row("reading examples/s (inference)", f"{result['read_examples_per_sec']:,.0f}")
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
     table.add_row("parameters", f"{result['params']:,}")
     print_table(table)
-
-
-def _bench_task(examples_file: Path | None, cfg: Config, warmup: int, steps: int) -> dict:
-    """`charrnn bench --task classify|tag`, on a file of examples or on random words."""
-    if examples_file is None:
-        inputs, targets, vocab_size, num_outputs = synthetic_examples(cfg.task)
-    else:
-        data = load_examples(examples_file, cfg.task, val_frac=0.0, units=cfg.target_units)
-        inputs, targets = data.train.inputs, data.train.targets
-        vocab_size, num_outputs = len(data.vocab), len(data.outputs)
-    return run_task_bench(cfg, inputs, targets, vocab_size, num_outputs, warmup, steps)
 
 
 class TrainDisplay:
@@ -912,7 +863,8 @@ class TrainDisplay:
                 self.progress.start()
             return
         val = "-" if event.val_loss is None else f"{event.val_loss:.3f}"
-        speed = f"{event.chars_per_sec:,.0f} chars/s" if event.task == "lm" else f"{event.examples_per_sec:,.0f} ex/s"
+        by_chars = registry.get(event.task).counts == "characters"
+        speed = f"{event.chars_per_sec:,.0f} chars/s" if by_chars else f"{event.examples_per_sec:,.0f} ex/s"
         self.progress.update(
             self.task,
             completed=event.step,
@@ -931,12 +883,13 @@ class TrainDisplay:
     def line(self, event: TrainEvent) -> None:
         parts = [f"step {event.step}", f"epoch {event.epoch:.2f}", f"train {event.train_loss:.3f}"]
         if event.evaluated and event.val_loss is not None:
-            unit = _loss_unit(event.task)
-            bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if event.task == "lm" else ""
+            task = registry.get(event.task)
+            unit = f"/{task.loss_unit}"
+            bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if task.counts == "characters" else ""
             parts.append(f"val_loss={event.val_loss:.4f} nats{unit}{bits}")
             parts += [f"{k} {100 * v:.2f} %" if k != "macro_f1" and "f1" not in k else f"{k} {v:.4f}"
                       for k, v in event.metrics.items()]  # fmt: skip
-        if event.task == "lm":
+        if registry.get(event.task).counts == "characters":
             parts.append(f"{event.chars_per_sec:,.0f} chars/s")
         else:
             parts.append(f"{event.examples_per_sec:,.0f} examples/s")

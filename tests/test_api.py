@@ -27,15 +27,32 @@ def trained(run_cli, small_corpus, tmp_path):
 
 
 def test_the_public_names_are_exactly_all():
-    assert sorted(charrnn.__all__) == [
-        "CharRNNError", "Config", "Model", "Run", "Score", "TrainEvent", "__version__", "load", "train",
-    ]  # fmt: skip
+    models = ["Classifier", "LanguageModel", "Model", "Tagger", "Translator"]  # one class per task, and their base
+    assert sorted(charrnn.__all__) == sorted(
+        ["CharRNNError", "Config", *models, "Run", "Score", "TrainEvent", "__version__", "load", "train"]
+    )
     public = {name for name in dir(charrnn) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(charrnn, name))}
     assert public - modules == set(charrnn.__all__) - {"__version__"}
 
 
-@pytest.mark.parametrize("name", ["Config", "Model", "Run", "Score", "TrainEvent", "CharRNNError", "load", "train"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Config",
+        "Model",
+        "LanguageModel",
+        "Classifier",
+        "Tagger",
+        "Translator",
+        "Run",
+        "Score",
+        "TrainEvent",
+        "CharRNNError",
+        "load",
+        "train",
+    ],
+)
 def test_every_public_name_has_a_docstring_with_an_example_and_type_hints(name):
     obj = getattr(charrnn, name)
     assert ">>>" in inspect.getdoc(obj), f"{name}'s docstring has no example"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from charrnn import __version__
-from charrnn.training.config import FIELDS, Config, flag
+from charrnn.training.config import FIELDS, Config, choices, flag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,8 +113,7 @@ def test_project_corpus_is_there():
 def config_row(key: str) -> str:
     """The row of docs/configuration.md's table for a config key, made from its definition in config.py."""
     f, default = FIELDS[key], Config().to_dict()[key]
-    choices = f.metadata.get("choices")
-    allowed = f": {', '.join(f'`{c}`' for c in choices)}" if choices else ""
+    allowed = f": {', '.join(f'`{c}`' for c in choices(key))}" if choices(key) else ""
     if key == "corpus":
         where = "positional `CORPUS...`"
     elif f.type is bool:

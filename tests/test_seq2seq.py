@@ -220,7 +220,7 @@ def test_bad_seq2seq_input_gets_one_sentence(run_cli, tmp_path, lines, flags, me
 def test_attention_flags_on_other_tasks_and_a_zero_beam_are_refused(run_cli, reversing, small_corpus):
     train, val = reversing
     code, _, err = run_cli("train", small_corpus, "--attention", "additive")
-    assert code == 2 and "--attention is for --task seq2seq, not lm" in err
+    assert code == 2 and "--attention is for --task seq2seq (this run's task is lm)" in err
     code, _, err = run_cli("train", train, "--task", "tag", "--input-feeding")
     assert code == 2 and "--input-feeding is for --task seq2seq" in err
     assert run_cli("train", train, "--val-file", val, *REVERSE, "--max-steps", "2")[0] == 0

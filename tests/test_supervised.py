@@ -9,12 +9,13 @@ from charrnn.nn.example_network import ExampleNetwork
 from charrnn.nn.functional import blank, pad
 
 V, OUT, H = 5, 3, 4
+HEAD = {"classify": "example", "tag": "position"}  # what each task's network predicts
 LENGTHS = [5, 2, 4]
 
 
 def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = "last", seed: int = 0, embed: int = 0):
     rng = np.random.default_rng(seed)
-    net = ExampleNetwork(task, V, OUT, H, layers, cell, bidirectional, pool, "float64", seed, embed=embed)
+    net = ExampleNetwork(HEAD[task], V, OUT, H, layers, cell, bidirectional, pool, "float64", seed, embed=embed)
     net.flat_params[:] = rng.normal(0.0, 0.5, net.num_params)
     seqs = [rng.integers(0, V, n) for n in LENGTHS]
     x, lengths = pad(seqs, np.int64)
@@ -104,7 +105,7 @@ def test_a_blanked_character_reads_only_the_bias(cell):
         return net.loss_and_grads(blanked, lengths, y)
 
     assert_gradients_match(net, loss)
-    wider = ExampleNetwork("tag", V + 1, OUT, H, 2, cell, True, "last", "float64")  # V is a character here
+    wider = ExampleNetwork("position", V + 1, OUT, H, 2, cell, True, "last", "float64")  # V is a character here
     for name, value in net.params.items():
         wider.params[name][...] = 0.0
         wider.params[name][: len(value)] = value  # W_x gets a zero row for character V

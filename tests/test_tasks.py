@@ -116,7 +116,7 @@ def test_validation_metrics_are_logged_and_shown(run_cli, first_letter, tmp_path
 
 def test_held_out_examples_are_stratified_by_label(tmp_path):
     pairs = [(f"w{i}", "a") for i in range(90)] + [(f"v{i}", "b") for i in range(10)]
-    examples = read_examples(write(tmp_path / "x.tsv", pairs), "classify")
+    examples = read_examples(write(tmp_path / "x.tsv", pairs), "label")
     train, val = split(examples, 0.2, seed=5, stratify=True)
     assert sorted(val.targets) == ["a"] * 18 + ["b"] * 2 and len(train) == 80
     assert split(examples, 0.2, seed=5, stratify=True)[1].inputs == val.inputs  # seeded
@@ -134,7 +134,7 @@ def test_example_files_split_into_lines_at_line_feeds_only(tmp_path):
     text = "a\x85b\tx\r\nc\u2028d\ty\ne\x0cf\tx\n\x1cg\ty\n"
     path = tmp_path / "odd.tsv"
     path.write_bytes(text.encode("utf-8"))
-    examples = read_examples(path, "classify")
+    examples = read_examples(path, "label")
     assert examples.inputs == ["a\x85b", "c\u2028d", "e\x0cf", "\x1cg"]
     assert examples.targets == ["x", "y", "x", "y"]
 

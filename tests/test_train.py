@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charrnn.data.text import load_corpus
-from charrnn.tasks._old import eval_layout, evaluate
+from charrnn.nn.language_model import eval_layout, evaluate
 from charrnn.training.config import Config
 from charrnn.training.trainer import Trainer
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn.apps.viz import detectors, rank_cells, trace_language_model, write_page
+from charrnn.apps.viz import write_page
 from charrnn.data.text import Vocab
 from charrnn.nn.language_model import CharModel
+from charrnn.tasks.trace import detectors, rank_cells, trace_language_model
 
 QUOTED = 'He said "hello there" and then "bye", twice. She wrote "a long line of words" and left. ' * 12
 

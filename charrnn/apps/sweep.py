@@ -40,21 +40,10 @@ import yaml
 
 from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
-from charrnn.training.config import FIELDS, Config, check_value, closest_key, from_mapping
+from charrnn.training import registry
+from charrnn.training.config import FIELDS, SWEEPABLE, Config, check_value, closest_key, from_mapping
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
-# What a trial may vary: how the model is made and trained, not what it learns from or how long it runs.
-VARIABLE = ("cell", "layers", "hidden", "embed", "batch_size", "seq_len", "reset_every", "forget_bias", "dropout",
-            "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "lr_decay", "lr_decay_every", "min_lr",
-            "decay_frac", "warmup_steps", "clip", "clip_value", "seed", "bidirectional", "pool", "attention",
-            "input_feeding", "max_len", "output_dropout", "input_dropout", "label_smoothing", "ema")  # fmt: skip
-MAXIMISED = ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_f1")
-METRICS = {
-    "lm": ("val_loss",),
-    "classify": ("val_loss", "accuracy", "macro_f1"),
-    "tag": ("val_loss", "char_accuracy", "exact_match", "change_f1"),
-    "seq2seq": ("val_loss", "wer", "ter"),
-}
 RANGES = ("uniform", "loguniform", "int")
 
 
@@ -72,7 +61,7 @@ class Sweep:
 
     @property
     def mode(self) -> str:
-        return "max" if self.metric in MAXIMISED else "min"
+        return "max" if self.metric in registry.get(self.base.task).maximised else "min"
 
 
 def read_sweep(path: Path, name: str = "") -> Sweep:
@@ -110,10 +99,10 @@ def read_sweep(path: Path, name: str = "") -> Sweep:
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise CharRNNError(f"{where}: `trials` must be a whole number >= 1 (got {trials!r}).")
     metric = document.get("metric", "val_loss")
-    if metric not in METRICS[base.task]:
+    measured = ("val_loss", *registry.get(base.task).headline)
+    if metric not in measured:
         raise CharRNNError(
-            f"{where}: `metric` {metric!r} is not measured for --task {base.task}; use one of "
-            f"{', '.join(METRICS[base.task])}."
+            f"{where}: `metric` {metric!r} is not measured for --task {base.task}; use one of {', '.join(measured)}."
         )
     early_stop = document.get("early_stop", True)
     if not isinstance(early_stop, bool):
@@ -130,10 +119,10 @@ def read_sweep(path: Path, name: str = "") -> Sweep:
 def _check_search(key: str, spec: Any, where: str) -> None:
     if key not in FIELDS:
         raise CharRNNError(f"{where}: search key '{key}' is not a config key; {closest_key(key)}")
-    if key not in VARIABLE:
+    if key not in SWEEPABLE:
         raise CharRNNError(
             f"{where}: '{key}' may not vary between trials (every trial reads the same data for the same budget); "
-            f"set it above `search:`. Keys that may vary: {', '.join(VARIABLE)}."
+            f"set it above `search:`. Keys that may vary: {', '.join(SWEEPABLE)}."
         )
     if isinstance(spec, list):
         if not spec:
@@ -224,7 +213,7 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
             return
         figures = {"val_loss": event.val_loss, **event.metrics}
         best.append(figures[metric])
-        pick = max if metric in MAXIMISED else min
+        pick = max if metric in registry.get(config.task).maximised else min
         finished = event.step >= event.total_steps or bool(config.max_time and event.elapsed >= config.max_time)
         tune.report({**figures, "best": pick(best), "step": event.step, "train_seconds": event.elapsed,
                      "finished": finished, "node": node, "run_dir": str(run_dir)})  # fmt: skip

@@ -1,10 +1,10 @@
 """Supervised data: files of `input<TAB>target` lines, their vocabularies, the train/validation split, and batches
 of examples of similar length, padded at the end.
 
-For `classify` the target is a label (any string); for `tag` it is a string with one output character per input
-character; for `seq2seq` it is a sequence of its own length, of characters or of space-separated words (tokens).
-Vocabularies come from the training examples and are stored in the checkpoint; a seq2seq vocabulary begins with
-the end-of-sequence symbol EOS.
+A task names the kind of its targets: a "label" (any string; classify), an "output" with one character per input
+character (tag), or a "target" sequence of its own length, of characters or of space-separated words (tokens;
+seq2seq). Vocabularies come from the training examples and are stored in the checkpoint; a target vocabulary
+begins with the end-of-sequence symbol EOS.
 """
 
 import math
@@ -35,8 +35,12 @@ class Examples:
         return Examples([self.inputs[i] for i in keep], [self.targets[i] for i in keep], [self.lines[i] for i in keep])
 
 
-def read_examples(path: Path, task: str, encoding: str = "utf-8") -> Examples:
-    """Every non-empty line of `path` as input<TAB>target; a malformed line is an error naming its number."""
+LABEL, OUTPUT, TARGET = "label", "output", "target"  # the kinds of targets, named as a message names them
+
+
+def read_examples(path: Path, targets: str, encoding: str = "utf-8") -> Examples:
+    """Every non-empty line of `path` as input<TAB>target (`targets`: LABEL, OUTPUT or TARGET); a malformed line is
+    an error naming its number."""
     text = read_text(path, encoding)
     examples = Examples([], [], [])
     for number, line in enumerate(text_lines(text), 1):
@@ -45,44 +49,38 @@ def read_examples(path: Path, task: str, encoding: str = "utf-8") -> Examples:
         fields = line.split("\t")
         if len(fields) != 2:
             what = "has no tab" if len(fields) == 1 else f"has {len(fields) - 1} tabs"
-            raise CharRNNError(
-                f"{path} line {number} {what}; each line must be input<TAB>{_target_name(task)}, with one tab."
-            )
+            raise CharRNNError(f"{path} line {number} {what}; each line must be input<TAB>{targets}, with one tab.")
         source, target = fields
         if not source:
             raise CharRNNError(f"{path} line {number} has an empty input; every example needs some text.")
         if not target.strip():
-            raise CharRNNError(f"{path} line {number} has an empty {_target_name(task)}; give every example one.")
-        if task == "tag" and len(target) != len(source):
+            raise CharRNNError(f"{path} line {number} has an empty {targets}; give every example one.")
+        if targets == OUTPUT and len(target) != len(source):
             raise CharRNNError(
                 f"{path} line {number}: the output has {len(target)} characters but the input {len(source)}; "
-                "--task tag needs one output character per input character."
+                "an output needs one character per input character."
             )
         examples.inputs.append(source)
         examples.targets.append(target)
         examples.lines.append(number)
     if not examples.inputs:
-        raise CharRNNError(f"{path} holds no examples; each line must be input<TAB>{_target_name(task)}.")
+        raise CharRNNError(f"{path} holds no examples; each line must be input<TAB>{targets}.")
     return examples
 
 
-def _target_name(task: str) -> str:
-    return {"classify": "label", "tag": "output"}.get(task, "target")
-
-
-EOS = "</s>"  # ends every seq2seq target, and starts the decoder
+EOS = "</s>"  # ends every target sequence, and starts the decoder
 
 
 def tokens(target: str, units: str) -> list[str]:
-    """A seq2seq target as output tokens: its characters, or its space-separated words."""
+    """A target sequence as output tokens: its characters, or its space-separated words."""
     return target.split() if units == "words" else list(target)
 
 
-def output_symbols(task: str, targets: Sequence[str], units: str = "chars") -> list[str]:
-    """The output vocabulary: the labels (classify), the output characters (tag), or EOS and the target tokens."""
-    if task == "classify":
+def output_symbols(kind: str, targets: Sequence[str], units: str = "chars") -> list[str]:
+    """The output vocabulary: the labels, the output characters, or EOS and the target tokens."""
+    if kind == LABEL:
         return sorted(set(targets))
-    if task == "seq2seq":
+    if kind == TARGET:
         return [EOS, *sorted({t for target in targets for t in tokens(target, units)})]
     return Vocab.from_text("".join(targets)).chars
 
@@ -105,7 +103,7 @@ def check_known(
     examples: Examples,
     vocab: Vocab,
     outputs: list[str],
-    task: str,
+    kind: str,
     where: str,
     unknown: str,
     units: str = "chars",
@@ -113,15 +111,15 @@ def check_known(
 ) -> Examples:
     """Examples the model can read and score: unseen labels or output tokens are an error; unseen input characters
     are an error too (ending with `advice`, what the user can do where this is called), or, with unknown="skip",
-    are dropped (with their output character, for tag)."""
+    are dropped (with their output character, for OUTPUT targets)."""
     known_outputs = set(outputs)
-    if task == "classify":
+    if kind == LABEL:
         missing = Counter(t for t in examples.targets if t not in known_outputs)
         what = "labels"
     else:
-        split_target = (lambda t: tokens(t, units)) if task == "seq2seq" else list
+        split_target = (lambda t: tokens(t, units)) if kind == TARGET else list
         missing = Counter(c for t in examples.targets for c in split_target(t) if c not in known_outputs)
-        what = "output characters" if task == "tag" or units == "chars" else "target words"
+        what = "output characters" if kind == OUTPUT or units == "chars" else "target words"
     if missing:
         raise CharRNNError(unknown_report(missing, what, where) + "; they cannot be scored.")
     unseen = Counter(c for text in examples.inputs for c in text if c not in vocab.index)
@@ -135,7 +133,7 @@ def check_known(
         if not keep:
             continue
         kept.inputs.append("".join(source[i] for i in keep))
-        kept.targets.append("".join(target[i] for i in keep) if task == "tag" else target)
+        kept.targets.append("".join(target[i] for i in keep) if kind == OUTPUT else target)
         kept.lines.append(line)
     return kept
 
@@ -165,7 +163,7 @@ def split(
 
 @dataclass
 class Encoded:
-    """Examples as ids: one array per input, and a label id (classify) or an array of output ids (tag) each."""
+    """Examples as ids: one array per input, and a label id or an array of output ids each."""
 
     inputs: list[np.ndarray]
     targets: list[np.ndarray] | np.ndarray
@@ -179,21 +177,21 @@ def encode(
     examples: Examples,
     vocab: Vocab,
     outputs: list[str],
-    task: str,
+    kind: str,
     max_len: int = 0,
     units: str = "chars",
     where: str = "the examples",
 ) -> tuple[Encoded, int]:
     """Ids of every example, inputs cut to `max_len` characters (0: no limit); also returns how many were cut.
 
-    A seq2seq example longer than `max_len` (its source in characters or its target in tokens) is an error instead:
-    cutting either side would teach a wrong pair."""
+    An example with a TARGET sequence longer than `max_len` (its source in characters or its target in tokens) is
+    an error instead: cutting either side would teach a wrong pair."""
     cut = 0
     inputs, targets = [], []
     index = {s: i for i, s in enumerate(outputs)}
-    out_vocab = Vocab(outputs) if task == "tag" else None
+    out_vocab = Vocab(outputs) if kind == OUTPUT else None
     for source, target, line in zip(examples.inputs, examples.targets, examples.lines, strict=True):
-        if task == "seq2seq":
+        if kind == TARGET:
             target_ids = np.array([index[t] for t in tokens(target, units)], dtype=np.int64)
             for side, size, unit in (("source", len(source), "characters"), ("target", len(target_ids), units)):
                 if max_len and size > max_len:
@@ -206,19 +204,19 @@ def encode(
             continue
         if max_len and len(source) > max_len:
             cut += 1
-            source, target = source[:max_len], (target[:max_len] if task == "tag" else target)
+            source, target = source[:max_len], (target[:max_len] if kind == OUTPUT else target)
         inputs.append(vocab.encode(source))
         targets.append(out_vocab.encode(target) if out_vocab else index[target])
-    labels = np.array(targets, dtype=np.int64) if task == "classify" else targets
+    labels = np.array(targets, dtype=np.int64) if kind == LABEL else targets
     return Encoded(inputs, labels, examples), cut
 
 
 @dataclass
 class ExampleData:
-    """The training and validation examples of a supervised task, encoded, with their vocabularies."""
+    """The training and validation examples of a task, encoded, with their vocabularies."""
 
     vocab: Vocab  # input characters
-    outputs: list[str]  # labels (classify), output characters (tag) or EOS and target tokens (seq2seq)
+    outputs: list[str]  # labels, output characters, or EOS and the target tokens
     train: Encoded
     val: Encoded
     name: str
@@ -227,7 +225,7 @@ class ExampleData:
 
 def load_examples(
     path: str | Path,
-    task: str,
+    kind: str,
     encoding: str = "utf-8",
     val_file: str = "",
     val_frac: float = 0.1,
@@ -239,11 +237,11 @@ def load_examples(
 ) -> ExampleData:
     """Read, check, split and encode the examples; with `vocab` and `outputs` (resuming), keep those vocabularies."""
     path = resolve(path)
-    examples = read_examples(path, task, encoding)
+    examples = read_examples(path, kind, encoding)
     if val_file:
-        train, val = examples, read_examples(resolve(val_file), task, encoding)
+        train, val = examples, read_examples(resolve(val_file), kind, encoding)
     else:
-        train, val = split(examples, val_frac, seed, stratify=task == "classify", by_input=task == "seq2seq")
+        train, val = split(examples, val_frac, seed, stratify=kind == LABEL, by_input=kind == TARGET)
         if val_frac > 0 and not len(val):
             raise CharRNNError(
                 f"--val-frac {val_frac} holds out no example of the {len(examples)} in {path}; raise --val-frac, "
@@ -252,22 +250,22 @@ def load_examples(
     resuming = vocab is not None
     if not resuming:
         vocab = Vocab.from_text("".join(train.inputs))
-        outputs = output_symbols(task, train.targets, units)
-    if task == "classify" and len(outputs) < 2:
+        outputs = output_symbols(kind, train.targets, units)
+    if kind == LABEL and len(outputs) < 2:
         raise CharRNNError(
             f"{path} has a single label ({outputs[0]!r}); a classifier needs examples of at least two labels."
         )
     val_source = f"--val-file {val_file}" if val_file else str(path)
     if resuming:
         advice = "the model's vocabulary is fixed, so remove them, or train a new model on this file"
-        train = check_known(train, vocab, outputs, task, str(path), "error", units, advice)
+        train = check_known(train, vocab, outputs, kind, str(path), "error", units, advice)
     elif val_file:
         advice = f"remove those lines from {val_file}, or add training examples that have them to {path}"
     else:
         advice = f"they occur only in held-out examples of {path}; remove those lines, or give a --val-file"
-    val = check_known(val, vocab, outputs, task, val_source, "error", units, advice)
-    train_encoded, cut = encode(train, vocab, outputs, task, max_len, units, str(path))
-    val_encoded, val_cut = encode(val, vocab, outputs, task, max_len, units, val_source)
+    val = check_known(val, vocab, outputs, kind, val_source, "error", units, advice)
+    train_encoded, cut = encode(train, vocab, outputs, kind, max_len, units, str(path))
+    val_encoded, val_cut = encode(val, vocab, outputs, kind, max_len, units, val_source)
     return ExampleData(vocab, outputs, train_encoded, val_encoded, path.stem, cut + val_cut)
 
 

@@ -1,12 +1,13 @@
-"""The networks of the supervised tasks: the recurrent `Encoder` over an example, then a head.
+"""The network of a task that reads whole examples: the recurrent `Encoder` over an example, then a head.
 
-classify (many-to-one): the encoder's outputs are pooled into one vector per example, then
+A head of EXAMPLE (many-to-one, a classifier's): the encoder's outputs are pooled into one vector per example, then
     y = pool(O) @ W_y + b_y and a softmax over the labels. `pool` is "last" (the final state: the left-to-right
     output at the example's last character and, bidirectional, the right-to-left output at its first), "mean" or
     "max" (over the example's positions, element by element).
-tag (many-to-many, Tx = Ty): y_t = O_t @ W_y + b_y at every position, a softmax over the output characters.
+A head of POSITION (many-to-many, Tx = Ty, a tagger's): y_t = O_t @ W_y + b_y at every position, a softmax over the
+    output characters.
 
-The loss is the mean cross-entropy per example (classify) or per input character (tag); padded positions are
+The loss is the mean cross-entropy per example (EXAMPLE) or per input character (POSITION); padded positions are
 never read or scored, so the gradients are those of the examples run one by one.
 """
 
@@ -18,11 +19,13 @@ from charrnn.nn.encoder import Encoder
 from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
 from charrnn.nn.network import Network
 
+EXAMPLE, POSITION = "example", "position"  # what the head predicts: one output per example, or per position
+
 
 class ExampleNetwork(Network):
     def __init__(
         self,
-        task: str,
+        head: str,
         vocab_size: int,
         num_outputs: int,
         hidden_size: int = 256,
@@ -36,7 +39,7 @@ class ExampleNetwork(Network):
         output_dropout: bool = False,
         embed: int = 0,
     ) -> None:
-        self.task, self.pool, self.num_outputs, self.output_dropout = task, pool, num_outputs, output_dropout
+        self.head, self.pool, self.num_outputs, self.output_dropout = head, pool, num_outputs, output_dropout
         self.encoder = Encoder(
             cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias, embed
         )
@@ -56,14 +59,14 @@ class ExampleNetwork(Network):
         dropout: float = 0.0,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Logits: (B, labels) for classify, (T*B, outputs) for tag, for ids x (T, B) padded at the end.
+        """Logits: (B, outputs) for EXAMPLE, (T*B, outputs) for POSITION, for ids x (T, B) padded at the end.
 
         With dropout p > 0 (training), units are dropped between layers, and with `output_dropout` in what the head
         reads."""
         self.encoder.prepare()
         out = self.encoder.forward(x, lengths, dropout, rng)
         self._shape, self._lengths = out.shape, lengths
-        features = self._pooled(out) if self.task == "classify" else out.reshape(-1, out.shape[-1])
+        features = self._pooled(out) if self.head == EXAMPLE else out.reshape(-1, out.shape[-1])
         self._mask = None
         if dropout > 0 and self.output_dropout:
             self._mask = dropout_mask(features.shape, dropout, rng, features.dtype)
@@ -110,12 +113,12 @@ class ExampleNetwork(Network):
         d_features = d_logits @ self.params["W_y"].T
         if self._mask is not None:
             d_features *= self._mask
-        d_out = self._unpooled(d_features) if self.task == "classify" else d_features.reshape(self._shape)
+        d_out = self._unpooled(d_features) if self.head == EXAMPLE else d_features.reshape(self._shape)
         self.encoder.backward(d_out)
 
     def positions(self, lengths: np.ndarray, steps: int) -> np.ndarray | None:
-        """Which rows of tag logits (T*B) are real characters; None for classify (every row counts)."""
-        if self.task == "classify":
+        """Which rows of POSITION logits (T*B) are real characters; None for EXAMPLE (every row counts)."""
+        if self.head == EXAMPLE:
             return None
         return (np.arange(steps)[:, None] < lengths[None, :]).reshape(-1)
 
@@ -128,7 +131,7 @@ class ExampleNetwork(Network):
         rng: np.random.Generator | None = None,
         smoothing: float = 0.0,
     ) -> float:
-        """Mean cross-entropy per example (classify) or per real character (tag) of targets y: (B,) labels or
+        """Mean cross-entropy per example (EXAMPLE) or per real character (POSITION) of targets y: (B,) labels or
         (T, B) output ids, with label `smoothing`; fills `grads`."""
         logits = self.forward(x, lengths, dropout, rng)
         counted = self.positions(lengths, x.shape[0])
@@ -140,14 +143,15 @@ class ExampleNetwork(Network):
 def log_probabilities(
     nets: Sequence[ExampleNetwork], inputs: list[np.ndarray], batch_size: int = 256
 ) -> np.ndarray | list[np.ndarray]:
-    """log P(label) of every input, (N, labels), for classify; for tag, one (length, outputs) array per input.
-    Several networks (of one task and vocabulary) are an ensemble: the log of their mean probability, each voting
+    """log P(output) of every input, (N, outputs), for an EXAMPLE head; for POSITION, one (length, outputs) array
+    per input.
+    Several networks (of one head and vocabulary) are an ensemble: the log of their mean probability, each voting
     with its whole distribution, so one that is sure outweighs one that hesitates.
 
     Float64, no dropout; inputs are read in batches of similar length (sorted), so little is padded.
     """
     results: list[np.ndarray] = [np.empty(0)] * len(inputs)
-    classify = nets[0].task == "classify"
+    classify = nets[0].head == EXAMPLE
     for index in length_batches(inputs, batch_size):
         x, lengths = pad([inputs[i] for i in index], inputs[0].dtype)
         members = log_softmax(np.stack([net.forward(x, lengths).astype(np.float64) for net in nets]))

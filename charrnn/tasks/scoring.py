@@ -9,8 +9,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.nn.functional import cross_entropy_rows
-from charrnn.nn.language_model import CharModel
-from charrnn.tasks._old import evaluate
+from charrnn.nn.language_model import CharModel, evaluate
 from charrnn.training.trainer import LOG2E
 
 

@@ -17,8 +17,8 @@ from charrnn import __version__
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
-from charrnn.tasks._old import build_network
-from charrnn.training.config import FIELDS, Config, from_mapping
+from charrnn.training import registry
+from charrnn.training.config import Config, from_mapping, tasks_using
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 2  # 2: tasks (config key `task`, meta["outputs"]); version 1 files (language models) load as they are
@@ -91,8 +91,7 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def _used(key: str, task: str) -> bool:
     """Whether `key` means anything to a model of `task`; a checkpoint written before such keys were refused for
     other tasks may hold one (it had no effect), and loads without it."""
-    tasks = FIELDS[key].metadata.get("tasks")
-    return not tasks or task in tasks
+    return task in tasks_using(key)
 
 
 def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
@@ -103,7 +102,7 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
     meta, arrays = load(path)
     source = f"checkpoint {path}"
     values = from_mapping(meta.get("config"), f"{source}: config")
-    config = Config(**{k: v for k, v in values.items() if _used(k, values.get("task", "lm"))})
+    config = Config(**{k: v for k, v in values.items() if _used(k, values.get("task", Config.task))})
     chars = meta.get("vocab")
     if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
         raise CharRNNError(f"{source} is damaged (its vocabulary is not a list of characters).")
@@ -111,10 +110,10 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
         vocab = Vocab(chars)
     except CharRNNError as e:
         raise CharRNNError(f"{source} is damaged ({e})") from None
-    outputs = meta.get("outputs") if config.task != "lm" else []
+    outputs = meta.get("outputs", [])
     if not isinstance(outputs, list) or not all(isinstance(s, str) for s in outputs):
         raise CharRNNError(f"{source} is damaged (its {config.task} outputs are not a list of strings).")
-    model = build_network(config, len(vocab), len(outputs))
+    model = registry.get(config.task).build_network(config, len(vocab), len(outputs))
     expected = {f"param/{name}" for name in model.params}
     unexpected = sorted(k for k in arrays if k.startswith("param/") and k not in expected)
     if unexpected:

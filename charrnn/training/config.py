@@ -16,15 +16,17 @@ from typing import Any
 import yaml
 
 from charrnn.errors import CharRNNError
-
-LM = ("lm",)
+from charrnn.training import registry
 
 
 def _key(default: Any, help: str, **rule: Any) -> Any:
-    """A config field: `rule` may hold ge/gt/le/lt bounds or `choices`, and `model=True` for a key that defines the
-    trained network itself (what it computes and the shapes of its parameters), which --init-from takes from the
-    checkpoint, and `tasks` for a key that only some tasks use (a value other than the default is refused for the
-    others)."""
+    """A config field and its facts: `rule` may hold ge/gt/le/lt bounds or `choices`, and
+    - model=True: the key defines the trained network itself (what it computes, the shapes of its parameters), so
+      --init-from takes it from the checkpoint;
+    - task_specific=True: only the tasks that list it in their `keys` use it (another's run refuses a value other
+      than the default);
+    - resume=True: a resumed run may change it (when and how long it goes on, not what it learns);
+    - sweep=True: a sweep may vary it between trials (how the model is made and trained)."""
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     return field(**factory, metadata={"help": help, **rule})
 
@@ -49,48 +51,64 @@ class Config:
         "what to learn: lm (next character), classify (a label per line: input<TAB>label), tag (an output "
         "character per input character: input<TAB>output), seq2seq (an output sequence of its own length: "
         "source<TAB>target)",
-        choices=("lm", "classify", "tag", "seq2seq"),
+        choices=registry.names,
         model=True,
     )
-    val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
+    val_file: str = _key(
+        "", "other tasks: a file of validation examples (default: hold out --val-frac of the file)", task_specific=True
+    )
     max_len: int = _key(
         0,
         "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)",
         ge=0,
-        tasks=("classify", "tag", "seq2seq"),
+        task_specific=True,
+        sweep=True,
     )
-    bidirectional: bool = _key(False, "other tasks: a right-to-left stack beside the left-to-right one", model=True)
+    bidirectional: bool = _key(
+        False, "other tasks: a right-to-left stack beside the left-to-right one", model=True, sweep=True
+    )
     pool: str = _key(
         "last",
         "classify: what the label is read from: the final states, or the mean or maximum over the input",
         choices=("last", "mean", "max"),
         model=True,
-        tasks=("classify",),
+        task_specific=True,
+        sweep=True,
     )
     target_units: str = _key(
         "chars",
         "seq2seq: a target is a string of characters, or of space-separated words (e.g. phonemes)",
         choices=("chars", "words"),
         model=True,
+        task_specific=True,
     )
     attention: str = _key(
         "general",
         "seq2seq: how the decoder scores the encoder's outputs at every step",
         choices=("none", "dot", "general", "additive"),
         model=True,
+        sweep=True,
+        task_specific=True,
     )
     input_feeding: bool = _key(
-        False, "seq2seq: feed each step's attentional state into the decoder's next step", model=True
+        False,
+        "seq2seq: feed each step's attentional state into the decoder's next step",
+        model=True,
+        sweep=True,
+        task_specific=True,
     )
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(
         0.1, "fraction held out for validation: the corpus's end (lm), or examples drawn with --seed", ge=0.0, lt=1.0
     )
     newline: str = _key(
-        "keep", "line endings: keep them as they are, or turn CRLF and CR into LF", choices=("keep", "lf"), tasks=LM
+        "keep",
+        "line endings: keep them as they are, or turn CRLF and CR into LF",
+        choices=("keep", "lf"),
+        task_specific=True,
     )
     max_vocab: int = _key(
-        1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1, tasks=LM
+        1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1, task_specific=True
     )
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
     size: str = _key(
@@ -99,32 +117,40 @@ class Config:
         "budget, and the training keys measured best with that model (lr, schedule) that you do not give",
         choices=("manual", "auto"),
     )
-    cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"), model=True)
-    layers: int = _key(2, "number of stacked recurrent layers", ge=1, model=True)
-    hidden: int = _key(256, "hidden units per layer", ge=1, model=True)
+    cell: str = _key("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"), model=True, sweep=True)
+    layers: int = _key(2, "number of stacked recurrent layers", ge=1, model=True, sweep=True)
+    hidden: int = _key(256, "hidden units per layer", ge=1, model=True, sweep=True)
     dtype: str = _key(
         "float32", "floating-point type of weights and activations", choices=("float32", "float64"), model=True
     )
-    batch_size: int = _key(32, "parallel streams per step (B)", ge=1)
-    seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1, tasks=LM)
+    batch_size: int = _key(32, "parallel streams per step (B)", ge=1, sweep=True)
+    seq_len: int = _key(
+        64, "time steps per chunk of truncated backpropagation (T)", ge=1, task_specific=True, sweep=True
+    )
     reset_every: int = _key(
         16,
         "each stream restarts from the zero state once every N chunks, staggered across streams, so the model also "
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
-        tasks=LM,
+        task_specific=True,
+        sweep=True,
     )
-    forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate")
+    forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate", sweep=True)
     embed: int = _key(
         0,
         "width of a learned character embedding before the first layer (as torch-rnn's -wordvec_size; 0: the first "
         "layer reads one-hot characters)",
         ge=0,
         model=True,
+        sweep=True,
     )
-    dropout: float = _key(0.1, "dropout between stacked layers, in training only (as PyTorch's)", ge=0.0, lt=1.0)
+    dropout: float = _key(
+        0.1, "dropout between stacked layers, in training only (as PyTorch's)", ge=0.0, lt=1.0, sweep=True
+    )
     output_dropout: bool = _key(
-        False, "also drop the top layer's output before the output layer (as char-rnn; measured worse here)"
+        False,
+        "also drop the top layer's output before the output layer (as char-rnn; measured worse here)",
+        sweep=True,
     )
     input_dropout: float = _key(
         0.0,
@@ -132,6 +158,7 @@ class Config:
         "form of word dropout; for the sequence-to-sequence task, of the source)",
         ge=0.0,
         lt=1.0,
+        sweep=True,
     )
     label_smoothing: float = _key(
         0.0,
@@ -139,6 +166,7 @@ class Config:
         "not 1 on the right one (the training loss includes this term; validation scores the plain loss)",
         ge=0.0,
         lt=1.0,
+        sweep=True,
     )
     ema: float = _key(
         0.0,
@@ -146,36 +174,46 @@ class Config:
         "validation, best.npz and every command that uses a checkpoint then use the average",
         ge=0.0,
         lt=1.0,
+        sweep=True,
     )
-    optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"))
-    lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0)
-    momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0)
-    weight_decay: float = _key(0.01, "decoupled weight decay of adamw", ge=0.0)
+    optimizer: str = _key("adam", "update rule", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), sweep=True)
+    lr: float = _key(4e-3, "learning rate (the peak, with a schedule)", gt=0.0, sweep=True)
+    momentum: float = _key(0.9, "momentum of sgd", ge=0.0, lt=1.0, sweep=True)
+    weight_decay: float = _key(0.01, "decoupled weight decay of adamw", ge=0.0, sweep=True)
     lr_schedule: str = _key(
         "wsd",
         "learning-rate schedule (cosine: down to --min-lr over the run; wsd: constant, then down to --min-lr over "
         "the last --decay-frac of the run)",
         choices=("constant", "step", "cosine", "wsd"),
+        sweep=True,
     )
-    lr_decay: float = _key(0.5, "step schedule: factor applied every --lr-decay-every epochs", gt=0.0, le=1.0)
-    lr_decay_every: float = _key(1.0, "step schedule: epochs between two decays", gt=0.0)
-    min_lr: float = _key(0.0, "cosine and wsd schedules: the learning rate they end at", ge=0.0)
-    decay_frac: float = _key(0.2, "wsd schedule: the fraction of the run over which it decays", gt=0.0, le=1.0)
-    warmup_steps: int = _key(0, "steps of linear warm-up from 0 to --lr, before any schedule", ge=0)
-    clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0)
-    clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0)
-    max_steps: int = _key(0, "stop after this many steps in all (0: no limit, --epochs decides)", ge=0)
-    epochs: float = _key(10.0, "stop after this many passes over the training text in all", gt=0.0)
+    lr_decay: float = _key(
+        0.5, "step schedule: factor applied every --lr-decay-every epochs", gt=0.0, le=1.0, sweep=True
+    )
+    lr_decay_every: float = _key(1.0, "step schedule: epochs between two decays", gt=0.0, sweep=True)
+    min_lr: float = _key(0.0, "cosine and wsd schedules: the learning rate they end at", ge=0.0, sweep=True)
+    decay_frac: float = _key(
+        0.2, "wsd schedule: the fraction of the run over which it decays", gt=0.0, le=1.0, sweep=True
+    )
+    warmup_steps: int = _key(0, "steps of linear warm-up from 0 to --lr, before any schedule", ge=0, sweep=True)
+    clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0, sweep=True)
+    clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0, sweep=True)
+    max_steps: int = _key(0, "stop after this many steps in all (0: no limit, --epochs decides)", ge=0, resume=True)
+    epochs: float = _key(10.0, "stop after this many passes over the training text in all", gt=0.0, resume=True)
     max_time: float = _key(
-        0.0, "stop after this much training time in all, e.g. 90s, 10m, 1h30m (0: no limit)", ge=0.0, duration=True
+        0.0,
+        "stop after this much training time in all, e.g. 90s, 10m, 1h30m (0: no limit)",
+        ge=0.0,
+        duration=True,
+        resume=True,
     )
-    seed: int = _key(1234, "random seed for initialisation and dropout", ge=0)
-    eval_every: int = _key(500, "steps between validation passes (0: only at the end)", ge=0)
-    save_every: int = _key(500, "steps between checkpoints (0: only at the end)", ge=0)
-    keep: int = _key(0, "also keep the N most recent numbered checkpoints, step-NNNNNNN.npz", ge=0)
-    patience: int = _key(0, "stop early after N validation passes without a new best (0: never)", ge=0)
-    log_every: int = _key(10, "steps between lines of metrics.jsonl", ge=1)
-    sample_every: int = _key(0, "steps between short samples shown while training (0: never)", ge=0)
+    seed: int = _key(1234, "random seed for initialisation and dropout", ge=0, sweep=True)
+    eval_every: int = _key(500, "steps between validation passes (0: only at the end)", ge=0, resume=True)
+    save_every: int = _key(500, "steps between checkpoints (0: only at the end)", ge=0, resume=True)
+    keep: int = _key(0, "also keep the N most recent numbered checkpoints, step-NNNNNNN.npz", ge=0, resume=True)
+    patience: int = _key(0, "stop early after N validation passes without a new best (0: never)", ge=0, resume=True)
+    log_every: int = _key(10, "steps between lines of metrics.jsonl", ge=1, resume=True)
+    sample_every: int = _key(0, "steps between short samples shown while training (0: never)", ge=0, resume=True)
     guard_skips: int = _key(3, "divergence guard: non-finite steps in a row before rolling back", ge=1)
     guard_lr_factor: float = _key(0.5, "divergence guard: learning-rate factor at each rollback", gt=0.0, lt=1.0)
     guard_rollbacks: int = _key(3, "divergence guard: rollbacks before giving up", ge=0)
@@ -209,6 +247,23 @@ class Config:
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 NETWORK_KEYS = tuple(key for key, f in FIELDS.items() if f.metadata.get("model"))
 """The keys that define a trained network (marked model=True): --init-from takes them from its checkpoint."""
+RESUMABLE = tuple(key for key, f in FIELDS.items() if f.metadata.get("resume"))
+"""The keys a resumed run may change (marked resume=True)."""
+SWEEPABLE = tuple(key for key, f in FIELDS.items() if f.metadata.get("sweep"))
+"""The keys a sweep may vary (marked sweep=True)."""
+
+
+def choices(key: str) -> tuple[str, ...] | None:
+    """The values a key allows, if it names them (the tasks: those registered)."""
+    allowed = FIELDS[key].metadata.get("choices")
+    return allowed() if callable(allowed) else allowed
+
+
+def tasks_using(key: str) -> tuple[str, ...]:
+    """The tasks that use a config key: every task, or for a task_specific key, those that list it."""
+    if not FIELDS[key].metadata.get("task_specific"):
+        return registry.names()
+    return tuple(name for name, task in registry.TASKS.items() if key in task.keys)
 
 
 def flag(key: str) -> str:
@@ -218,11 +273,9 @@ def flag(key: str) -> str:
 
 def describe(key: str) -> str:
     """Help text with the default, for `--help` and docs/configuration.md."""
-    f = FIELDS[key]
     default = Config().to_dict()[key]
-    choices = f.metadata.get("choices")
-    allowed = f" ({'|'.join(choices)})" if choices else ""
-    return f"{f.metadata['help']}{allowed} [default: {default!r}]"
+    allowed = f" ({'|'.join(choices(key))})" if choices(key) else ""
+    return f"{FIELDS[key].metadata['help']}{allowed} [default: {default!r}]"
 
 
 def check_value(key: str, value: Any) -> Any:
@@ -257,10 +310,11 @@ def check_value(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"must be a file name or a list of file names (got {value!r})")
         value = list(value)
-    if "choices" in rule and value not in rule["choices"]:
-        close = difflib.get_close_matches(str(value), rule["choices"], n=1)
+    allowed = choices(key)
+    if allowed and value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise ValueError(f"must be one of {', '.join(rule['choices'])} (got {value!r}{hint})")
+        raise ValueError(f"must be one of {', '.join(allowed)} (got {value!r}{hint})")
     for name, ok, word in (
         ("ge", lambda v, b: v >= b, ">="),
         ("gt", lambda v, b: v > b, ">"),
@@ -340,40 +394,16 @@ def check_consistency(config: Config) -> None:
         raise CharRNNError(
             f"--min-lr {config.min_lr} is above --lr {config.lr}; the {config.lr_schedule} schedule would rise."
         )
-    if config.task == "lm" and config.bidirectional:
-        raise CharRNNError(
-            "--bidirectional reads the input from both ends, but a language model cannot see the characters it "
-            "predicts; use it with --task classify or tag."
-        )
-    if config.task == "lm" and config.label_smoothing:
-        raise CharRNNError(
-            "--label-smoothing is for classify, tag and seq2seq; a language model's loss is what it reports, so "
-            "leave it out."
-        )
+    task = registry.get(config.task)
+    task.check(config)
     for key, f in FIELDS.items():
-        tasks = f.metadata.get("tasks")
-        if tasks and config.task not in tasks and getattr(config, key) != f.default:
+        users = tasks_using(key)
+        if config.task not in users and getattr(config, key) != f.default:
             raise CharRNNError(
-                f"{flag(key)} is for --task {' or '.join(tasks)} (this run's task is {config.task}); leave it out."
+                f"{flag(key)} is for --task {' or '.join(users)} (this run's task is {config.task}); leave it out."
             )
-    if config.task != "seq2seq":
-        for key, default in (("attention", "general"), ("input_feeding", False), ("target_units", "chars")):
-            if getattr(config, key) != default:
-                raise CharRNNError(f"{flag(key)} is for --task seq2seq, not {config.task}; leave it out.")
-    elif config.attention == "dot" and config.bidirectional:
-        raise CharRNNError(
-            "--attention dot needs the encoder's outputs and the decoder's state to be the same size, but a "
-            "--bidirectional encoder's are twice as long; use --attention general or additive."
-        )
-    elif config.attention == "none" and config.input_feeding:
-        raise CharRNNError("--input-feeding feeds the attention into the decoder; it needs an --attention.")
-    if config.task != "lm":
-        if config.size == "auto":
-            raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
-        if len(config.corpus) > 1:
-            raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
-    if config.val_file and config.task == "lm":
-        raise CharRNNError("--val-file is for the other tasks; a language model holds out --val-frac.")
+    if config.size == "auto" and not task.sizable:
+        raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and config.val_frac == 0:

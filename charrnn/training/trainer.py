@@ -1,6 +1,7 @@
-"""The training loop, the same for every task (`charrnn.tasks._old` makes the batches and the loss): clipping, the
-optimizer step, evaluation and checkpoints, and everything that makes a long run safe to leave alone: exact
-resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a guard against divergence.
+"""The training loop, the same for every task (the task, found in `charrnn.training.registry`, makes the batches and
+the loss): clipping, the optimizer step, evaluation and checkpoints, and everything that makes a long run safe to
+leave alone: exact resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a guard
+against divergence.
 
 It never prints: it reports through `TrainEvent`s, which the CLI draws (or a script collects).
 """
@@ -26,8 +27,7 @@ from charrnn.data.examples import ExampleData
 from charrnn.data.text import Corpus
 from charrnn.errors import CharRNNError
 from charrnn.nn.optim import clip_gradients, learning_rate, make_optimizer
-from charrnn.tasks._old import make_task
-from charrnn.training import checkpoint
+from charrnn.training import checkpoint, registry
 from charrnn.training.config import Config
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
@@ -35,8 +35,6 @@ BEST = "best.npz"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 # Keys a resumed run may change: when and how long it goes on, not what it learns.
-RESUMABLE = ("max_steps", "epochs", "max_time", "eval_every", "save_every", "keep", "patience", "log_every",
-             "sample_every")  # fmt: skip
 
 
 @dataclass
@@ -52,7 +50,7 @@ class TrainEvent:
     """
 
     kind: str
-    task: str = "lm"
+    task: str = Config.task
     step: int = 0
     total_steps: int = 0
     epoch: float = 0.0
@@ -74,12 +72,12 @@ def default_run_dir(config: Config) -> Path:
 
 
 class Trainer:
-    """Trains the network of a task (`charrnn.tasks._old`): optimizer, schedule, clipping, the divergence guard,
+    """Trains the network of a task (`charrnn.training.registry`): optimizer, schedule, clipping, the divergence guard,
     evaluation, checkpoints, exact resume and metrics are the same for every task."""
 
     def __init__(self, config: Config, data: Corpus | ExampleData, init_params: np.ndarray | None = None) -> None:
         self.config, self.data = config, data
-        self.task = make_task(config, data)
+        self.task = registry.get(config.task)(config, data)
         self.model = self.task.model
         if init_params is not None:  # fine-tuning: trained weights, everything else new
             self.model.flat_params[...] = init_params
@@ -362,10 +360,11 @@ class Trainer:
                 since_log = []
             if event.kind == "eval":  # after the save and the metrics line: a callback may end the process
                 emit(event)
-            if cfg.sample_every and self.step % cfg.sample_every == 0 and cfg.task == "lm":
+            if cfg.sample_every and self.step % cfg.sample_every == 0:
                 with self.averaged():
                     text = self.task.sample(seed=self.step)
-                emit(dataclasses.replace(event, kind="sample", text=text))
+                if text is not None:
+                    emit(dataclasses.replace(event, kind="sample", text=text))
             if reason:
                 end = dataclasses.replace(event, kind="end", text=reason)
                 emit(end)
@@ -384,7 +383,7 @@ class Trainer:
             "chars_per_sec": round(event.chars_per_sec, 1),
             "elapsed": round(event.elapsed, 3),
         }
-        if self.config.task != "lm":
+        if self.task.counts == "examples":
             record["examples_per_sec"] = round(event.examples_per_sec, 1)
         if event.evaluated:
             record |= {k: round(v, 6) for k, v in event.metrics.items()}

@@ -1,0 +1,84 @@
+"""classify: a label for each input (many-to-one). The encoder's outputs are pooled (--pool) into one vector per
+example and a softmax over the labels reads it; validation adds accuracy and macro-F1. A trained `Classifier`
+gives each input its likeliest labels."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from charrnn.data.examples import LABEL, Encoded
+from charrnn.nn.example_network import EXAMPLE, ExampleNetwork, log_probabilities
+from charrnn.nn.metrics import classification_metrics
+from charrnn.tasks.base import texts_of, whole
+from charrnn.tasks.examples import ExampleModel, ExampleTask
+from charrnn.training import registry
+
+
+class Classifier(ExampleModel):
+    """A trained classifier: the likeliest labels of each input, with their probabilities.
+
+    >>> charrnn.load("runs/wordlang").classify(["lebensmittel", "bonjour"])
+    """
+
+    outputs_name = "labels"
+    traced = "label of the line"
+
+    def outputs_text(self) -> str:
+        return ", ".join(self.outputs)
+
+    def classify(
+        self, texts: str | Sequence[str], top_k: int = 1, unknown: str = "error"
+    ) -> list[list[tuple[str, float]]]:
+        """The `top_k` likeliest labels of each text with their probabilities, likeliest first (many-to-one).
+
+        >>> model.classify(["lebensmittel", "bonjour"], top_k=2)
+        [[('german', 0.99), ('dutch', 0.01)], [('french', 0.97), ('english', 0.02)]]
+        """
+        top_k = whole(top_k, "--top-k")
+        ids, _ = self.encode_inputs(texts_of(texts), unknown)
+        probs = np.exp(log_probabilities(self.networks, ids))
+        labels = self.outputs
+        return [[(labels[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:top_k]] for p in probs]
+
+
+@registry.register
+class ClassifyTask(ExampleTask):
+    """A label per example, read from the pooled outputs of the encoder."""
+
+    name = "classify"
+    summary = "a label per line: input<TAB>label"
+    kind = "a classifier"
+    command = "classify"
+    keys = (*ExampleTask.keys, "pool")
+    headline = ("accuracy", "macro_f1")
+    maximised = ("accuracy", "macro_f1")
+    loss_unit = "example"
+    targets = LABEL
+    outputs_name = "labels"
+    model = Classifier
+
+    @classmethod
+    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
+        c = config
+        return ExampleNetwork(EXAMPLE, vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.pool,
+                              c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed)  # fmt: skip
+
+    @classmethod
+    def describe_model(cls, config: Any) -> str:
+        return f"classify (pool {config.pool})"
+
+    @classmethod
+    def random_targets(cls, rng: np.random.Generator, inputs: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
+        return rng.integers(0, 10, len(inputs)), [f"label{i}" for i in range(10)]
+
+    def batch_targets(self, index: np.ndarray) -> np.ndarray:
+        return np.asarray(self.data.train.targets)[index]
+
+    @classmethod
+    def metrics(cls, nets: Sequence[ExampleNetwork], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
+        """The loss per example, accuracy, macro-F1, per-label figures and the confusion matrix."""
+        log_probs = log_probabilities(nets, encoded.inputs)
+        labels = np.asarray(encoded.targets)
+        loss = -float(log_probs[np.arange(len(labels)), labels].mean())
+        return {"val_loss": loss, **classification_metrics(labels, log_probs.argmax(axis=1), outputs)}

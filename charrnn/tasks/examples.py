@@ -1,0 +1,185 @@
+"""What the tasks that learn from files of examples (input<TAB>target lines) share: batches of whole examples,
+shuffled each epoch and grouped by length, full backpropagation over each from the zero state, nothing carried
+between steps; and, for their trained models, reading inputs, voting, evaluating a labelled file and tracing the
+encoder (`ExampleModel`)."""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from charrnn.data.examples import (
+    Encoded,
+    ExampleBatches,
+    ExampleData,
+    check_known,
+    encode,
+    load_examples,
+    read_examples,
+)
+from charrnn.data.text import Vocab, id_dtype, read_text, text_lines
+from charrnn.errors import CharRNNError
+from charrnn.nn.example_network import log_probabilities
+from charrnn.nn.functional import blank, pad
+from charrnn.tasks.base import Model, PathLike
+from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_examples
+from charrnn.training import registry
+
+
+class ExampleTask(registry.Task):
+    """A task trained on whole examples: subclasses name their targets (`targets`, a kind of data.examples), the
+    head of their network, how a batch's targets are laid out, and how validation scores the model."""
+
+    keys: ClassVar[tuple[str, ...]] = ("val_file", "max_len")
+    counts = "examples"
+    targets: ClassVar[str]  # LABEL, OUTPUT or TARGET (charrnn.data.examples)
+    outputs_name: ClassVar[str]  # what the output vocabulary holds, in words: "labels"
+
+    def __init__(self, config: Any, data: ExampleData) -> None:
+        self.config, self.data = config, data
+        self.batches = ExampleBatches([len(s) for s in data.train.inputs], config.batch_size, config.seed)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.model = self.build_network(config, len(data.vocab), len(data.outputs))
+        self.batch_chars = self.batch_examples = 0
+
+    @classmethod
+    def check(cls, config: Any) -> None:
+        if len(config.corpus) > 1:
+            raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
+
+    @classmethod
+    def load_data(
+        cls, config: Any, cache_dir: Path | None = None, vocab: Vocab | None = None, outputs: list[str] | None = None
+    ) -> ExampleData:
+        c = config
+        return load_examples(c.corpus[0], cls.targets, c.encoding, c.val_file, c.val_frac, c.seed, c.max_len, vocab,
+                             outputs, c.target_units)  # fmt: skip
+
+    @classmethod
+    def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> ExampleData:
+        """Random words of 3 to 20 characters (of `vocab_size`) with random targets (`random_targets`): 4,000 of
+        them, or more if `steps` batches need more."""
+        rng = np.random.default_rng(0)
+        size = max(4000, steps * config.batch_size)
+        inputs = [rng.integers(0, vocab_size, rng.integers(3, 21)).astype(id_dtype(vocab_size)) for _ in range(size)]
+        targets, outputs = cls.random_targets(rng, inputs)
+        vocab = Vocab([chr(0x100 + i) for i in range(vocab_size)])
+        train = Encoded(inputs, targets, None)
+        return ExampleData(vocab, outputs, train, Encoded([], [], None), "random", 0)
+
+    @classmethod
+    def random_targets(cls, rng: np.random.Generator, inputs: list[np.ndarray]) -> tuple[Any, list[str]]:
+        """Targets for random inputs, and their output vocabulary."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        c, data = self.config, self.data
+        direction = "bidirectional " if c.bidirectional else ""
+        return (
+            f"{c.task} with a {direction}{c.cell} {c.layers}×{c.hidden} ({self.model.num_params:,} parameters) on "
+            f"{data.name}: {len(data.train):,} training and {len(data.val):,} validation examples, "
+            f"{len(data.vocab)} input characters, {len(data.outputs)} {self.outputs_name}"
+        )
+
+    def batch_targets(self, index: np.ndarray) -> Any:
+        """The targets of the training examples `index`, as the network's loss takes them."""
+        raise NotImplementedError
+
+    def loss_and_grads(self, step: int, rng: np.random.Generator) -> float:
+        index = self.batches.indices(step)
+        train = self.data.train
+        x, lengths = pad([train.inputs[i] for i in index], self.data.vocab.dtype)
+        y = self.batch_targets(index)
+        self.batch_chars, self.batch_examples = int(lengths.sum()), len(index)
+        if self.config.input_dropout:
+            x = blank(x, self.config.input_dropout, rng, len(self.data.vocab))
+        return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng, self.config.label_smoothing)
+
+    def evaluate(self) -> dict[str, float] | None:
+        if not len(self.data.val):
+            return None
+        metrics = self.metrics([self.model], self.data.val, self.data.outputs)
+        return {k: metrics[k] for k in ("val_loss", *self.headline)}
+
+    @classmethod
+    def metrics(cls, nets: Sequence[Any], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
+        """The loss and the task's figures on labelled examples, of one network or several voting together."""
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any]:
+        data = self.data
+        return {
+            "vocab": data.vocab.chars,
+            "outputs": data.outputs,
+            "corpus": {"name": data.name, "train_examples": len(data.train), "val_examples": len(data.val)},
+        }
+
+    def time_inference(self, limit: int = 2048) -> dict[str, float]:
+        """Examples a second read by the trained network (a steady rate from `limit` of them, not a whole corpus)."""
+        sample = self.data.train.inputs[:limit]
+        start = time.perf_counter()
+        log_probabilities([self.model], sample)
+        return {"read_examples_per_sec": len(sample) / (time.perf_counter() - start)}
+
+
+class ExampleModel(Model):
+    """A trained model that reads each input whole and whose networks can vote (a classifier, a tagger)."""
+
+    votes = True
+
+    @property
+    def task_class(self) -> type[ExampleTask]:
+        return registry.get(self.task)
+
+    def evaluate(
+        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+    ) -> dict[str, Any]:
+        """How well the model does on a labelled file (input<TAB>target lines): the loss and the task's figures."""
+        self.no_decoding(beam, length_penalty)
+        if unknown not in ("error", "skip"):
+            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+        path = Path(path)
+        kind = self.task_class.targets
+        examples = read_examples(path, kind)
+        examples = check_known(examples, self.vocab, self.outputs, kind, str(path), unknown, self.config.target_units)
+        encoded, _ = encode(examples, self.vocab, self.outputs, kind, self.config.max_len)
+        metrics = self.task_class.metrics(self.networks, encoded, self.outputs)
+        return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
+
+    def trace(
+        self, text: str | None = None, file: PathLike | None = None, length: int = 2000, unknown: str = "error"
+    ) -> tuple[Trace, dict[str, list[dict]]]:
+        """Run the encoder over each line of `text` (or a file's, or by default the run's validation inputs, up to
+        `length` characters) keeping every cell's activations, and rank the cells against simple detectors of the
+        text: what `charrnn viz` shows."""
+        if len(self.networks) > 1:
+            raise CharRNNError("charrnn viz shows one model at a time; give one checkpoint.")
+        if text is not None and file is not None:
+            raise CharRNNError("give the text as TEXT or with --file, not both.")
+        if file is not None:
+            text = read_text(Path(file))
+        if text is None:
+            text = self._validation_text(length)
+        lines = [line for line in text_lines(check_length(text, length)) if line.strip()]
+        ids, _ = self.encode_inputs(lines, unknown)
+        lines = [self.vocab.decode(i) for i in ids]
+        trace = trace_examples(self.network, self.vocab, lines, self.outputs, self.traced)
+        return trace, rank_cells(trace)
+
+    traced: ClassVar[str] = "output"  # what the viz page calls the predictions it shows
+
+    def _validation_text(self, length: int) -> str:
+        """The start of the run's validation inputs, a line each."""
+        try:
+            data = self.task_class.load_data(self.config, None, self.vocab, self.outputs)
+        except CharRNNError as e:
+            raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
+        lines, size = [], 0
+        for line in data.val.examples.inputs:
+            if size + len(line) + 1 > length:
+                break
+            lines.append(line)
+            size += len(line) + 1
+        return "\n".join(lines)
