@@ -30,8 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = {"layers": 1, "hidden": 64, "batch_size": 16, "seq_len": 32, "dropout": 0.1, "epochs": 1e6}
         cadence = {"eval_every": 500, "save_every": 1000, "sample_every": 1000}
-        cfg = Config(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings,
-                          **cadence)  # fmt: skip
+        cfg = Config(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings, **cadence)
         trainer = Trainer(cfg, load_corpus(cfg.corpus, cache_dir=Path(tmp)))
         started = time.perf_counter()
         print(f"{'step':>8}{'RSS MiB':>10}{'seconds':>9}")

@@ -35,10 +35,22 @@ def main() -> None:
         made = time.perf_counter() - started
         size_mb = corpus.stat().st_size / 2**20
         command = [
-            "/usr/bin/time", "-v", sys.executable, "-m", "charrnn", "train", str(corpus),
-            "--run-dir", str(Path(tmp) / "run"), "--max-steps", str(args.steps), "--val-frac", "0.0005",
-            "--eval-every", "0",
-        ]  # fmt: skip
+            "/usr/bin/time",
+            "-v",
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(corpus),
+            "--run-dir",
+            str(Path(tmp) / "run"),
+            "--max-steps",
+            str(args.steps),
+            "--val-frac",
+            "0.0005",
+            "--eval-every",
+            "0",
+        ]
         started = time.perf_counter()
         out = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         took = time.perf_counter() - started

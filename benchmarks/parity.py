@@ -112,10 +112,19 @@ def main() -> None:
     torch.manual_seed(args.seed)
 
     config = Config(
-        corpus=[str(args.corpus)], cell=args.cell, layers=args.layers, hidden=args.hidden, batch_size=args.batch,
-        seq_len=args.seq, lr=args.lr, clip=args.clip, dropout=0.0, reset_every=0, lr_schedule="constant",
+        corpus=[str(args.corpus)],
+        cell=args.cell,
+        layers=args.layers,
+        hidden=args.hidden,
+        batch_size=args.batch,
+        seq_len=args.seq,
+        lr=args.lr,
+        clip=args.clip,
+        dropout=0.0,
+        reset_every=0,
+        lr_schedule="constant",
         seed=args.seed,
-    )  # fmt: skip
+    )
     corpus = load_corpus(config.corpus, val_frac=config.val_frac)
     trainer = Trainer(config, corpus)
     net = torch_reference.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
@@ -126,8 +135,10 @@ def main() -> None:
     inputs = torch.from_numpy(trainer.task.batches.inputs.astype(np.int64))
     targets = torch.from_numpy(trainer.task.batches.targets.astype(np.int64))
     vocab_size = len(corpus.vocab)
-    print(f"{args.cell} {args.layers}x{args.hidden}, batch {args.batch}x{args.seq}, lr {args.lr}, "
-          f"{trainer.model.num_params:,} parameters, torch {torch.__version__}")  # fmt: skip
+    print(
+        f"{args.cell} {args.layers}x{args.hidden}, batch {args.batch}x{args.seq}, lr {args.lr}, "
+        f"{trainer.model.num_params:,} parameters, torch {torch.__version__}"
+    )
 
     def torch_step(k: int, state):
         cols = slice(k * args.seq, (k + 1) * args.seq)
@@ -149,8 +160,10 @@ def main() -> None:
         (float(np.abs(trainer.model.grads[name] - g).max() / (np.abs(g).max() + 1e-30)), name)
         for name, g in charrnn_params(net, args.cell, args.hidden, grad=True).items()
     )
-    print(f"one chunk: loss {ours:.6f} (charrnn) vs {theirs.item():.6f} (torch); largest gradient difference "
-          f"{worst[0]:.1e} of the largest entry, in {worst[1]}")  # fmt: skip
+    print(
+        f"one chunk: loss {ours:.6f} (charrnn) vs {theirs.item():.6f} (torch); largest gradient difference "
+        f"{worst[0]:.1e} of the largest entry, in {worst[1]}"
+    )
 
     # 2. The same updates on both sides.
     print("\n| step | charrnn loss | torch loss | difference |\n|---:|---:|---:|---:|")

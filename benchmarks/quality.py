@@ -80,9 +80,28 @@ def run_charrnn(name: str, flags: list[str], args: argparse.Namespace, seed: int
     budget = ["--max-time", f"{args.minutes * 60:.0f}s"] if args.minutes else ["--max-steps", str(args.steps)]
     every = args.eval_every or (100 if args.minutes else max(1, args.steps // 4))
     flags = [*flags, *args.charrnn_flags.split()]
-    command = [sys.executable, "-m", "charrnn", "train", str(args.corpus), *flags, *budget, "--epochs", "1000",
-               "--newline", "lf", "--seed", str(seed), "--eval-every", str(every), "--save-every", "0",
-               "--run-dir", str(run_dir), "--overwrite"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(args.corpus),
+        *flags,
+        *budget,
+        "--epochs",
+        "1000",
+        "--newline",
+        "lf",
+        "--seed",
+        str(seed),
+        "--eval-every",
+        str(every),
+        "--save-every",
+        "0",
+        "--run-dir",
+        str(run_dir),
+        "--overwrite",
+    ]
     (run_dir / "train.log").write_text(run(command, args.env).stderr)  # what --size auto picked, and the log
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [(r["elapsed"], r["step"], r["val_loss"]) for r in records if r["val_loss"] is not None]
@@ -95,11 +114,23 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
         budget += ["--eval-every", str(args.eval_seconds), "--eval-end"]
     else:
         budget = ["--steps", str(args.steps), "--eval-end"]
-    command = [args.torch_python, str(TORCH_REFERENCE), "--corpus", str(args.corpus), *flags, *budget,
-               "--threads", str(args.threads), "--seed", str(seed)]  # fmt: skip
+    command = [
+        args.torch_python,
+        str(TORCH_REFERENCE),
+        "--corpus",
+        str(args.corpus),
+        *flags,
+        *budget,
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(seed),
+    ]
     out = run(command, args.env).stdout
-    evals = [(float(t), int(s), float(v)) for t, s, v in
-             re.findall(r"EVAL \S+ train_time=([0-9.]+)s step=(\d+) .*?val_loss=([0-9.]+)", out)]  # fmt: skip
+    evals = [
+        (float(t), int(s), float(v))
+        for t, s, v in re.findall(r"EVAL \S+ train_time=([0-9.]+)s step=(\d+) .*?val_loss=([0-9.]+)", out)
+    ]
     result = re.search(r"RESULT .* steps=(\d+) .* chars/s=([0-9.]+)", out)
     return {"steps": int(result.group(1)), "chars_per_sec": float(result.group(2)), "evals": evals}
 
@@ -107,8 +138,10 @@ def run_torch(name: str, flags: list[str], args: argparse.Namespace, seed: int) 
 def blas_kernels(env: dict[str, str]) -> str:
     """Which BLAS, and which of its kernels, NumPy runs in charrnn's processes (OpenBLAS picks them from the CPU,
     or from OPENBLAS_CORETYPE where that is set); it can change charrnn's speed by half."""
-    probe = ("import numpy, threadpoolctl; print(*[f\"{i['internal_api']} {i['version']} {i['architecture']}\" "
-             "for i in threadpoolctl.threadpool_info()])")  # fmt: skip
+    probe = (
+        "import numpy, threadpoolctl; print(*[f\"{i['internal_api']} {i['version']} {i['architecture']}\" "
+        "for i in threadpoolctl.threadpool_info()])"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     return done.stdout.strip() if done.returncode == 0 else "unknown (pip install threadpoolctl to see)"
 
@@ -145,8 +178,11 @@ def main() -> None:
     args.env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     per_run = f"{args.minutes:g} minutes" if args.minutes else f"{args.steps} steps"
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
-    print(f"corpus {args.corpus_name}, {args.threads} thread(s), {per_run} per run; charrnn's BLAS: "
-          f"{blas_kernels(args.env)} (OPENBLAS_CORETYPE {coretype})", flush=True)  # fmt: skip
+    print(
+        f"corpus {args.corpus_name}, {args.threads} thread(s), {per_run} per run; charrnn's BLAS: "
+        f"{blas_kernels(args.env)} (OPENBLAS_CORETYPE {coretype})",
+        flush=True,
+    )
     marks = [m for m in (2, 5, 10, 20, 30, 60) if m <= args.minutes]
     columns = [f"val {m} min" for m in marks] if args.minutes else []
     print("| candidate | seed | steps | chars/s | " + " | ".join([*columns, "best"]) + " |")
@@ -159,8 +195,12 @@ def main() -> None:
             best = min(v for _, _, v in result["evals"])
             bests.setdefault(name, []).append(best)
             at = ["-" if v is None else f"{v:.4f}" for v in (val_at(result["evals"], 60 * m) for m in marks)]
-            print(f"| {name} | {seed} | {result['steps']:,} | {result['chars_per_sec']:,.0f} | "
-                  + " | ".join([*at, f"{best:.4f}"]) + " |", flush=True)  # fmt: skip
+            print(
+                f"| {name} | {seed} | {result['steps']:,} | {result['chars_per_sec']:,.0f} | "
+                + " | ".join([*at, f"{best:.4f}"])
+                + " |",
+                flush=True,
+            )
     means = {name: statistics.mean(values) for name, values in bests.items()}
     torch_means = {name: m for name, m in means.items() if CANDIDATES[name][0] == "torch"}
     reference = min(torch_means, key=torch_means.get) if torch_means else None

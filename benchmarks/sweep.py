@@ -29,16 +29,36 @@ CANDIDATES = {
     "lstm-1x128": ["--cell", "lstm", "--layers", "1", "--hidden", "128", "--forget-bias", "0", *SCHEDULE],
     "lstm-2x256": [*LSTM_2X256, *SCHEDULE],
     "lstm-2x256-d0.1": [*LSTM_2X256, "--dropout", "0.1", *SCHEDULE],
-    "lstm-2x256-d0.1-nowarm": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", "--lr-schedule", "cosine",
-                               "--min-lr", "0"],
+    "lstm-2x256-d0.1-nowarm": [
+        *LSTM_2X256,
+        "--dropout",
+        "0.1",
+        "--lr",
+        "0.003",
+        "--lr-schedule",
+        "cosine",
+        "--min-lr",
+        "0",
+    ],
     "lstm-2x256-d0.1-wsd": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.003", *WSD],
     "lstm-2x256-d0.1-wsd-lr4": [*LSTM_2X256, "--dropout", "0.1", "--lr", "0.004", *WSD],  # today's defaults
     "lstm-2x256-fb1": ["--cell", "lstm", "--layers", "2", "--hidden", "256", "--forget-bias", "1", *SCHEDULE],
-    "lstm-2x384": ["--cell", "lstm", "--layers", "2", "--hidden", "384", "--forget-bias", "0", "--dropout", "0.2",
-                   *SCHEDULE],
+    "lstm-2x384": [
+        "--cell",
+        "lstm",
+        "--layers",
+        "2",
+        "--hidden",
+        "384",
+        "--forget-bias",
+        "0",
+        "--dropout",
+        "0.2",
+        *SCHEDULE,
+    ],
     "gru-2x384": ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2", *SCHEDULE],
     "gru-2x512": ["--cell", "gru", "--layers", "2", "--hidden", "512", "--dropout", "0.25", *SCHEDULE],
-}  # fmt: skip
+}
 
 
 def val_at(records: list[dict], seconds: float) -> float | None:
@@ -64,9 +84,22 @@ def main() -> None:
             if args.epochs
             else ["--max-time", f"{args.minutes * 60:.0f}s", "--epochs", "1000"]
         )
-        command = [sys.executable, "-m", "charrnn", "train", str(args.corpus), *CANDIDATES[name], *budget,
-                   "--eval-every", str(args.eval_every), "--save-every", "0", "--run-dir", str(run_dir),
-                   "--overwrite"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(args.corpus),
+            *CANDIDATES[name],
+            *budget,
+            "--eval-every",
+            str(args.eval_every),
+            "--save-every",
+            "0",
+            "--run-dir",
+            str(run_dir),
+            "--overwrite",
+        ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         vals = [r["val_loss"] for r in records if r["val_loss"] is not None]
@@ -77,8 +110,11 @@ def main() -> None:
         args_given = CANDIDATES[name]
         flags = " ".join(args_given[: -len(SCHEDULE)] if args_given[-len(SCHEDULE) :] == SCHEDULE else args_given)
         steps, minutes = records[-1]["step"], records[-1]["elapsed"] / 60
-        print(f"| {name} | `{flags}` | {steps:,} | {minutes:.1f} | {cell(val_at(records, 120))} | "
-              f"{cell(val_at(records, 300))} | {cell(vals[-1])} | {cell(min(vals))} |", flush=True)  # fmt: skip
+        print(
+            f"| {name} | `{flags}` | {steps:,} | {minutes:.1f} | {cell(val_at(records, 120))} | "
+            f"{cell(val_at(records, 300))} | {cell(vals[-1])} | {cell(min(vals))} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from charrnn.tasks.scoring import Score
 from charrnn.tasks.trace import MAX_LEN
 from charrnn.training import registry
 from charrnn.training.checkpoint import LAST
-from charrnn.training.config import FIELDS, describe, flag
+from charrnn.training.config import FIELDS, Config, describe, flag
 from charrnn.training.trainer import LOG2E, TrainEvent, json_safe
 
 app = typer.Typer(
@@ -87,8 +87,11 @@ def _with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
         kind = str if field.metadata.get("duration") else field.type
         names = f"{flag(key)}/--no-{flag(key)[2:]}" if field.type is bool else flag(key)
         option = typer.Option(names, help=describe(key), show_default=False)
-        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[kind | None, option]))  # fmt: skip
+        params.append(
+            inspect.Parameter(
+                key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
+            )
+        )
     command.__signature__ = inspect.Signature(params)
     return command
 
@@ -115,8 +118,15 @@ def train(
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
     with TrainDisplay() as display:
-        run = api.train(corpus, config=config, resume=resume, init_from=init_from, overwrite=overwrite,
-                        callback=display.on_event, **flags)  # fmt: skip
+        run = api.train(
+            corpus,
+            config=config,
+            resume=resume,
+            init_from=init_from,
+            overwrite=overwrite,
+            callback=display.on_event,
+            **flags,
+        )
     if run.interrupted:
         err.print(
             f"charrnn: stopped at step {run.steps} and saved {run.run_dir / LAST}. "
@@ -185,8 +195,15 @@ def sample(
             raise CharRNNError("give the prime with --prime or with --prime-file, not both.")
         prime = read_text(prime_file)
     model = _load(checkpoint, run_dir).able("sample", "sampling")
-    options = {"temperature": temperature, "prime": prime, "seed": seed, "top_k": top_k, "top_p": top_p, "stop": stop,
-               "unknown": unknown}  # fmt: skip
+    options = {
+        "temperature": temperature,
+        "prime": prime,
+        "seed": seed,
+        "top_k": top_k,
+        "top_p": top_p,
+        "stop": stop,
+        "unknown": unknown,
+    }
     stream = num_samples == 1 and output is None  # print each character as it is drawn
     # Any mistake in the options is reported here, before anything is printed or a file is made.
     drawn = model.generate(length, **options) if stream else model.sample(length, num_samples=num_samples, **options)
@@ -233,8 +250,12 @@ def score(
             scores.sort(key=lambda s: s.nats, reverse=sort == "desc")
     else:
         scores = [dataclasses.replace(s, name=name) for s, name in zip(scores, texts, strict=True)]
-    total = Score("total", sum(s.total_nats for s in scores), sum(s.chars for s in scores), sum(
-        (s.unknown for s in scores), Counter()))  # fmt: skip
+    total = Score(
+        "total",
+        sum(s.total_nats for s in scores),
+        sum(s.chars for s in scores),
+        sum((s.unknown for s in scores), Counter()),
+    )
     rows = [*scores, total] if len(scores) > 1 else scores
     if json_output:
         print_json([_score_record(s) for s in rows])
@@ -244,8 +265,15 @@ def score(
         table.add_column(column, justify="left" if column in ("file", "line") else "right")
     for s in rows:
         label = printable(s.name) if per_line and s is not total else s.name
-        table.add_row(label, f"{s.chars:,}", f"{s.nats:.4f}", f"{s.bits:.4f}", f"{s.perplexity:.3f}",
-                      f"{s.total_nats:,.2f}", style="bold" if s is total else None)  # fmt: skip
+        table.add_row(
+            label,
+            f"{s.chars:,}",
+            f"{s.nats:.4f}",
+            f"{s.bits:.4f}",
+            f"{s.perplexity:.3f}",
+            f"{s.total_nats:,.2f}",
+            style="bold" if s is total else None,
+        )
     print_table(table)
     if total.unknown:
         listed = ", ".join(f"{c!r} ({n})" for c, n in total.unknown.most_common(20))
@@ -253,8 +281,15 @@ def score(
 
 
 def _score_record(s: Score) -> dict:
-    return {"name": s.name, "chars": s.chars, "nats_per_char": s.nats, "bits_per_char": s.bits,
-            "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
+    return {
+        "name": s.name,
+        "chars": s.chars,
+        "nats_per_char": s.nats,
+        "bits_per_char": s.bits,
+        "perplexity": s.perplexity,
+        "total_nats": s.total_nats,
+        "unknown": dict(s.unknown),
+    }
 
 
 @app.command()
@@ -372,8 +407,10 @@ def classify(
     model = api.load_from(checkpoint or [], run_dir or []).able("classify", "classifying")
     results = model.classify(inputs, top_k, unknown)
     if json_output:
-        records = [{"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
-                   for text, top in zip(inputs, results, strict=True)]  # fmt: skip
+        records = [
+            {"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
+            for text, top in zip(inputs, results, strict=True)
+        ]
         print_json(records)
         return
     table = Table(caption=model.name)
@@ -427,8 +464,10 @@ def evaluate(
         print_json(result)
         return
     if "nats_per_char" in result:  # a language model's evaluation is its score
-        Console().print(f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
-                      f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")  # fmt: skip
+        Console().print(
+            f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
+            f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters"
+        )
         return
     summary = Table(title="charrnn eval", caption=f"{file}, {model.name}", show_header=False)
     summary.add_column("measure", style="bold")
@@ -438,8 +477,17 @@ def evaluate(
         summary.add_row("distinct sources", f"{result['sources']:,}")
     summary.add_row(f"loss (nats/{registry.get(model.task).loss_unit})", f"{result['loss']:.4f}")
     percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall", "wer", "ter")
-    for key in ("accuracy", "macro_f1", "char_accuracy", "exact_match", "change_precision", "change_recall",
-                "change_f1", "wer", "ter"):  # fmt: skip
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "char_accuracy",
+        "exact_match",
+        "change_precision",
+        "change_recall",
+        "change_f1",
+        "wer",
+        "ter",
+    ):
         if key in result:
             value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
             summary.add_row(key.replace("_", " "), value)
@@ -483,8 +531,10 @@ def translate(
         if n_best == 1:
             records = [{"input": text, "output": r} for text, r in zip(inputs, results, strict=True)]
         else:
-            records = [{"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
-                       for text, r in zip(inputs, results, strict=True)]  # fmt: skip
+            records = [
+                {"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
+                for text, r in zip(inputs, results, strict=True)
+            ]
         print_json(records)
         return
     if n_best == 1:
@@ -531,8 +581,10 @@ def _print_labels(result: dict) -> None:
         confusion.add_column(name, justify="right")
     for label, row in zip(labels, result["confusion"], strict=True):
         total = max(1, sum(row))
-        cells = [f"[bold]{n}[/]" if i == labels.index(label) else (str(n) if n / total < 0.02 else f"[red]{n}[/]")
-                 for i, n in enumerate(row)]  # fmt: skip
+        cells = [
+            f"[bold]{n}[/]" if i == labels.index(label) else (str(n) if n / total < 0.02 else f"[red]{n}[/]")
+            for i, n in enumerate(row)
+        ]
         confusion.add_row(label, *cells)
     print_table(confusion)
 
@@ -566,9 +618,13 @@ def sweep(
 
     def show(state: dict) -> None:
         best = "-" if state["best"] is None else f"{state['best']:.4f} ({state['best_trial']})"
-        status.update(task, description=(
-            f"sweep: {state['running']} running · {state['finished']} finished · {state['stopped early']} stopped "
-            f"early · {state['failed']} failed, of {state['trials']} · best {best}"))  # fmt: skip
+        status.update(
+            task,
+            description=(
+                f"sweep: {state['running']} running · {state['finished']} finished · {state['stopped early']} stopped "
+                f"early · {state['failed']} failed, of {state['trials']} · best {best}"
+            ),
+        )
 
     with status:
         spec, sweep_dir, rows = run_sweep(sweep_file, address, cpus_per_trial, resume, show)
@@ -583,8 +639,10 @@ def sweep(
     if interrupted:
         err.print(f"charrnn: {len(interrupted)} trials were stopped; continue with: charrnn sweep --resume {sweep_dir}")
         raise typer.Exit(130)
-    err.print(f"charrnn: wrote {sweep_dir / 'results.csv'} and {sweep_dir / 'best.yaml'}; train the best with: "
-              f"charrnn train --config {sweep_dir / 'best.yaml'}")  # fmt: skip
+    err.print(
+        f"charrnn: wrote {sweep_dir / 'results.csv'} and {sweep_dir / 'best.yaml'}; train the best with: "
+        f"charrnn train --config {sweep_dir / 'best.yaml'}"
+    )
 
 
 data_app = typer.Typer(
@@ -776,7 +834,7 @@ def bench(
             help="Text to train on, or a file of examples for a task (default: random).", show_default=False
         ),
     ] = None,
-    task: Annotated[str, typer.Option(help="lm, classify, tag or seq2seq.")] = "lm",
+    task: Annotated[str, typer.Option(help=f"One of {', '.join(registry.names())}.")] = Config.task,
     cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
     layers: Annotated[int, typer.Option(min=1)] = 2,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
@@ -796,9 +854,20 @@ def bench(
 ) -> None:
     """Time full training steps of a task (its own step, as training takes it) and the use of the trained model
     (sampling one stream, reading or decoding examples); report speed and peak memory."""
-    keys = {"task": task, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed, "seq_len": seq_len,
-            "bidirectional": bidirectional, "pool": pool, "attention": attention, "input_feeding": input_feeding,
-            "target_units": target_units, "dtype": dtype}  # fmt: skip
+    keys = {
+        "task": task,
+        "cell": cell,
+        "layers": layers,
+        "hidden": hidden,
+        "embed": embed,
+        "seq_len": seq_len,
+        "bidirectional": bidirectional,
+        "pool": pool,
+        "attention": attention,
+        "input_feeding": input_feeding,
+        "target_units": target_units,
+        "dtype": dtype,
+    }
     result = api.bench(corpus, vocab_size=vocab_size, warmup=warmup, steps=steps, batch_size=batch_size, **keys)
     if json_output:
         print_json(result)
@@ -887,8 +956,10 @@ class TrainDisplay:
             unit = f"/{task.loss_unit}"
             bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if task.counts == "characters" else ""
             parts.append(f"val_loss={event.val_loss:.4f} nats{unit}{bits}")
-            parts += [f"{k} {100 * v:.2f} %" if k != "macro_f1" and "f1" not in k else f"{k} {v:.4f}"
-                      for k, v in event.metrics.items()]  # fmt: skip
+            parts += [
+                f"{k} {100 * v:.2f} %" if k != "macro_f1" and "f1" not in k else f"{k} {v:.4f}"
+                for k, v in event.metrics.items()
+            ]
         if registry.get(event.task).counts == "characters":
             parts.append(f"{event.chars_per_sec:,.0f} chars/s")
         else:

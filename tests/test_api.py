@@ -56,9 +56,11 @@ def test_the_public_names_are_exactly_all():
 def test_every_public_name_has_a_docstring_with_an_example_and_type_hints(name):
     obj = getattr(charrnn, name)
     assert ">>>" in inspect.getdoc(obj), f"{name}'s docstring has no example"
-    functions = [obj] if inspect.isfunction(obj) else [
-        f for n, f in vars(obj).items() if inspect.isfunction(f) and not n.startswith("_")
-    ]  # fmt: skip
+    functions = (
+        [obj]
+        if inspect.isfunction(obj)
+        else [f for n, f in vars(obj).items() if inspect.isfunction(f) and not n.startswith("_")]
+    )
     for f in functions:
         hints = inspect.signature(f)
         assert hints.return_annotation is not inspect.Signature.empty, f"{name}.{f.__name__} has no return type"
@@ -73,11 +75,13 @@ def test_every_public_name_has_a_docstring_with_an_example_and_type_hints(name):
     ("options", "flags"),
     [
         ({"seed": 5}, ["--seed", "5"]),
-        ({"prime": "MILLER:", "temperature": 0.7, "top_k": 5, "seed": 1}, ["--prime", "MILLER:", "--temperature",
-                                                                         "0.7", "--top-k", "5", "--seed", "1"]),
+        (
+            {"prime": "MILLER:", "temperature": 0.7, "top_k": 5, "seed": 1},
+            ["--prime", "MILLER:", "--temperature", "0.7", "--top-k", "5", "--seed", "1"],
+        ),
         ({"top_p": 0.9, "stop": ".", "seed": 2}, ["--top-p", "0.9", "--stop", ".", "--seed", "2"]),
     ],
-)  # fmt: skip
+)
 def test_sample_gives_what_the_command_line_prints(run_cli, trained, options, flags):
     model = charrnn.load(trained)
     code, out, _ = run_cli("sample", "--len", "120", *flags)
@@ -160,9 +164,16 @@ def test_train_takes_a_yaml_file_or_a_config(run_cli, small_corpus, tmp_path):
     ],
 )
 def test_errors_are_charrnnerrors_with_the_command_lines_message(run_cli, small_corpus, call, flags):
-    code, _, err = run_cli("train", *(["--resume", small_corpus] if flags == ["--resume"] else
-                                      [str(small_corpus) + ".missing"] if flags == ["MISSING"] else
-                                      [small_corpus, *flags]))  # fmt: skip
+    code, _, err = run_cli(
+        "train",
+        *(
+            ["--resume", small_corpus]
+            if flags == ["--resume"]
+            else [str(small_corpus) + ".missing"]
+            if flags == ["MISSING"]
+            else [small_corpus, *flags]
+        ),
+    )
     assert code == 2
     with pytest.raises(charrnn.CharRNNError) as raised:
         call(small_corpus)
@@ -203,8 +214,14 @@ def test_ctrl_c_stops_a_training_call_which_saves_and_returns(small_corpus, tmp_
         "print(run.interrupted, run.steps, flush=True)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(charrnn.__file__).rsplit("/charrnn/", 1)[0]}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(small_corpus)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(small_corpus)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "training"
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)

@@ -135,8 +135,24 @@ def test_every_config_key_is_a_flag_and_in_the_docs_table(run_cli):
 
 
 def test_bench_reports_speed_and_memory_as_json(run_cli):
-    code, out, err = run_cli("bench", "--cell", "gru", "--layers", "1", "--hidden", "16", "--batch-size", "4",
-                             "--seq-len", "8", "--warmup", "1", "--steps", "3", "--json")  # fmt: skip
+    code, out, err = run_cli(
+        "bench",
+        "--cell",
+        "gru",
+        "--layers",
+        "1",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "8",
+        "--warmup",
+        "1",
+        "--steps",
+        "3",
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     for key in ("train_chars_per_sec", "sample_chars_per_sec", "gflops", "peak_rss_mb"):

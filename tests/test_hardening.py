@@ -119,13 +119,21 @@ def test_sample_rejects_a_negative_temperature(run_cli, small_corpus):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(document=st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["hidden", "lr", "cell", "corpus", "max_time", "dropout", "hiden", "x"]) | st.text(max_size=8),
-        children, max_size=4),
-    max_leaves=10,
-))  # fmt: skip
+@given(
+    document=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(["hidden", "lr", "cell", "corpus", "max_time", "dropout", "hiden", "x"])
+                | st.text(max_size=8),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=10,
+    )
+)
 def test_any_yaml_document_gives_a_config_or_our_error(tmp_path, document):
     path = tmp_path / "random.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -186,8 +194,11 @@ def test_a_pickled_object_is_never_unpickled(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     path = tmp_path / "evil.npz"
-    np.savez(path, meta=np.frombuffer(json.dumps({"format": checkpoint.FORMAT, "version": 1}).encode(), np.uint8),
-             evil=np.array([Evil()], dtype=object))  # fmt: skip
+    np.savez(
+        path,
+        meta=np.frombuffer(json.dumps({"format": checkpoint.FORMAT, "version": 1}).encode(), np.uint8),
+        evil=np.array([Evil()], dtype=object),
+    )
     with pytest.raises(CharRNNError, match="pickled Python object"):
         checkpoint.load_model(path)
     assert not marker.exists()
@@ -221,8 +232,9 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(small_corpus, tmp_pat
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     rng = np.random.default_rng(0)
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(small_corpus), str(tmp_path / "run")],
-                                stdout=subprocess.PIPE, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVE_LOOP, str(small_corpus), str(tmp_path / "run")], stdout=subprocess.PIPE, env=env
+        )
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.05, 0.4))
         proc.send_signal(signal.SIGKILL)
@@ -231,8 +243,9 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(small_corpus, tmp_pat
         assert meta["step"] >= 0 and np.all(np.isfinite(model.flat_params))
 
 
-def test_a_read_only_run_directory_is_a_clear_error_and_keeps_the_checkpoint(run_cli, small_corpus, tmp_path,
-                                                                            monkeypatch):  # fmt: skip
+def test_a_read_only_run_directory_is_a_clear_error_and_keeps_the_checkpoint(
+    run_cli, small_corpus, tmp_path, monkeypatch
+):
     assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")[0] == 0
     before = (tmp_path / "run" / "last.npz").read_bytes()
 
@@ -253,10 +266,18 @@ def test_a_second_trainer_on_the_same_run_directory_is_refused(run_cli, small_co
 
 
 def test_the_lock_of_a_dead_process_does_not_block(small_corpus, tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from charrnn.training.trainer import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
-                               "    print('locked', flush=True); time.sleep(60)", str(tmp_path / "run")],
-                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from charrnn.training.trainer import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
+            "    print('locked', flush=True); time.sleep(60)",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert holder.stdout.readline().strip() == b"locked"
     with pytest.raises(CharRNNError, match="in use"), run_lock(tmp_path / "run"):
         pass

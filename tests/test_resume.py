@@ -29,8 +29,23 @@ def losses(run_dir: Path) -> list[float]:
 @pytest.mark.parametrize(("schedule", "embed"), [("constant", "0"), ("cosine", "8")])
 def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_path, schedule, embed):
     """24 steps straight == 10 steps, stop (as Ctrl-C does), resume, 14 more; adam with dropout and a schedule."""
-    common = [*SMALL, "--dropout", "0.3", "--input-dropout", "0.1", "--lr-schedule", schedule, "--warmup-steps", "3",
-              "--log-every", "1", "--ema", "0.9", "--embed", embed]  # fmt: skip
+    common = [
+        *SMALL,
+        "--dropout",
+        "0.3",
+        "--input-dropout",
+        "0.1",
+        "--lr-schedule",
+        schedule,
+        "--warmup-steps",
+        "3",
+        "--log-every",
+        "1",
+        "--ema",
+        "0.9",
+        "--embed",
+        embed,
+    ]
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
     cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
     first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
@@ -78,8 +93,9 @@ def test_fine_tuning_starts_a_new_run_from_trained_weights(run_cli, small_corpus
     assert run_cli("train", small_corpus, *SMALL, "--max-steps", "5", "--run-dir", "base")[0] == 0
     other = tmp_path / "other.txt"
     other.write_text(small_corpus.read_text()[::-1])
-    code, _, err = run_cli("train", other, "--init-from", "base/last.npz", "--max-steps", "2", "--batch-size", "4",
-                           "--seq-len", "16")  # fmt: skip
+    code, _, err = run_cli(
+        "train", other, "--init-from", "base/last.npz", "--max-steps", "2", "--batch-size", "4", "--seq-len", "16"
+    )
     assert code == 0, err
     base, vocab, _, _, _ = load_model(tmp_path / "base" / "last.npz")
     tuned, tuned_vocab, config, meta, _ = load_model(tmp_path / "runs" / "other" / "last.npz")
@@ -103,8 +119,10 @@ def test_learning_rate_schedules():
     budget = dict(total_steps=11, warmup_steps=1, min_lr=0.01)  # a time budget and a step budget: the first to end
     assert learning_rate(6, 0.1, "cosine", **budget, time_progress=0.0) == pytest.approx(0.055)
     assert learning_rate(6, 0.1, "cosine", **budget, time_progress=1.0) == pytest.approx(0.01)
-    wsd = [learning_rate(s, 0.1, "wsd", total_steps=11, warmup_steps=1, min_lr=0.01, decay_frac=0.5) for s in
-           (0, 1, 6, 8, 11, 20)]  # fmt: skip
+    wsd = [
+        learning_rate(s, 0.1, "wsd", total_steps=11, warmup_steps=1, min_lr=0.01, decay_frac=0.5)
+        for s in (0, 1, 6, 8, 11, 20)
+    ]
     assert wsd == pytest.approx([0.1, 0.1, 0.1, 0.064, 0.01, 0.01])  # flat until half way, then linear down
     warm = [learning_rate(s, 0.1, warmup_steps=4) for s in range(5)]
     assert warm == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
@@ -117,8 +135,9 @@ def make_trainer(small_corpus, tmp_path, **overrides):
 
 
 def test_best_keep_and_patience(small_corpus, tmp_path):
-    trainer = make_trainer(small_corpus, tmp_path, lr=0.5, optimizer="sgd", max_steps=200, eval_every=2,
-                           save_every=2, keep=2, patience=2)  # fmt: skip
+    trainer = make_trainer(
+        small_corpus, tmp_path, lr=0.5, optimizer="sgd", max_steps=200, eval_every=2, save_every=2, keep=2, patience=2
+    )
     end = trainer.run()
     assert "--patience" in end.text and end.step < 200
     assert sorted(p.name for p in tmp_path.glob("step-*.npz")) == [
@@ -184,8 +203,18 @@ def test_plot_without_matplotlib_says_how_to_install_it(run_cli, small_corpus, m
 
 
 def test_ctrl_c_saves_and_prints_the_resume_command(small_corpus, tmp_path):
-    command = [sys.executable, "-m", "charrnn", "train", str(small_corpus), *SMALL, "--max-steps", "1000000",
-               "--run-dir", "run"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(small_corpus),
+        *SMALL,
+        "--max-steps",
+        "1000000",
+        "--run-dir",
+        "run",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
@@ -229,8 +258,17 @@ def test_max_time_flag_takes_a_duration(run_cli, small_corpus):
 def test_ema_averages_the_trained_weights_and_is_what_a_checkpoint_holds(small_corpus, tmp_path):
     """--ema beta: after update t, ema += (1 - b_t)(theta_t - ema) with b_t = min(beta, (1 + t) / (10 + t));
     validation and param/ use the average, trained/ holds the weights training continues from."""
-    cfg = Config(corpus=[str(small_corpus)], layers=1, hidden=16, batch_size=4, seq_len=16, max_steps=30,
-                 eval_every=0, ema=0.8, run_dir=str(tmp_path / "ema"))  # fmt: skip
+    cfg = Config(
+        corpus=[str(small_corpus)],
+        layers=1,
+        hidden=16,
+        batch_size=4,
+        seq_len=16,
+        max_steps=30,
+        eval_every=0,
+        ema=0.8,
+        run_dir=str(tmp_path / "ema"),
+    )
     trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
     expected = trainer.model.flat_params.copy()
     for t in range(1, 31):

@@ -60,8 +60,9 @@ def test_top_k_never_draws_outside_the_k_likeliest():
     assert set(draws(Sampler(30, 2.0, np.random.default_rng(0), top_k=5), logits).tolist()) == top
 
 
-@pytest.mark.parametrize(("p", "kept"), [(0.3, {0}), (0.5, {0}), (0.7, {0, 1}), (0.79, {0, 1}), (0.81, {0, 1, 2}),
-                                         (1.0, {0, 1, 2, 3})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("p", "kept"), [(0.3, {0}), (0.5, {0}), (0.7, {0, 1}), (0.79, {0, 1}), (0.81, {0, 1, 2}), (1.0, {0, 1, 2, 3})]
+)
 def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(p, kept):
     probs = np.array([0.5, 0.3, 0.15, 0.05])
     sampler = Sampler(4, 1.0, np.random.default_rng(0), top_p=p)

@@ -72,8 +72,10 @@ def _starts(net):
     return reversed(starts)
 
 
-@pytest.mark.parametrize(("attention", "feeding", "bidirectional"), [("general", False, True), ("additive", True, True),
-                                                                     ("dot", True, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("attention", "feeding", "bidirectional"),
+    [("general", False, True), ("additive", True, True), ("dot", True, False)],
+)
 def test_a_padded_batch_equals_its_examples_one_by_one(attention, feeding, bidirectional):
     net, sources, targets, x, lengths = problem(attention, feeding, bidirectional, seed=2)
     tokens = sum(len(t) + 1 for t in targets)
@@ -147,8 +149,25 @@ def test_n_best_scores_are_sorted_log_probabilities():
 
 # -- through the command line -----------------------------------------------------------------------------------
 
-REVERSE = ["--task", "seq2seq", "--layers", "1", "--hidden", "32", "--batch-size", "32", "--lr", "0.008",
-           "--bidirectional", "--attention", "additive", "--dropout", "0", "--eval-every", "150"]  # fmt: skip
+REVERSE = [
+    "--task",
+    "seq2seq",
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "32",
+    "--lr",
+    "0.008",
+    "--bidirectional",
+    "--attention",
+    "additive",
+    "--dropout",
+    "0",
+    "--eval-every",
+    "150",
+]
 
 
 @pytest.fixture
@@ -190,8 +209,22 @@ def test_an_encoder_decoder_learns_to_reverse_strings(run_cli, reversing, tmp_pa
 def test_words_as_target_units_and_references_shared_by_a_source(run_cli, tmp_path):
     pairs = [("ab", "A B"), ("ba", "B A"), ("aab", "A A B"), ("ab", "AY B")] * 40
     (tmp_path / "words.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
-    code, _, err = run_cli("train", tmp_path / "words.tsv", "--task", "seq2seq", "--target-units", "words",
-                           "--layers", "1", "--hidden", "16", "--max-steps", "3", "--val-frac", "0")  # fmt: skip
+    code, _, err = run_cli(
+        "train",
+        tmp_path / "words.tsv",
+        "--task",
+        "seq2seq",
+        "--target-units",
+        "words",
+        "--layers",
+        "1",
+        "--hidden",
+        "16",
+        "--max-steps",
+        "3",
+        "--val-frac",
+        "0",
+    )
     assert code == 0, err
     model = charrnn.load(tmp_path / "runs" / "words")
     assert model.outputs == ["</s>", "A", "AY", "B"]
@@ -232,13 +265,25 @@ def test_attention_flags_on_other_tasks_and_a_zero_beam_are_refused(run_cli, rev
 
 def test_seq2seq_resume_is_bit_identical(run_cli, reversing, tmp_path):
     train, val = reversing
-    flags = [*REVERSE, "--val-file", val, "--lr-schedule", "constant", "--dropout", "0.2", "--input-feeding",
-             "--attention", "general"]  # fmt: skip
+    flags = [
+        *REVERSE,
+        "--val-file",
+        val,
+        "--lr-schedule",
+        "constant",
+        "--dropout",
+        "0.2",
+        "--input-feeding",
+        "--attention",
+        "general",
+    ]
     assert run_cli("train", train, *flags, "--max-steps", "90", "--run-dir", "straight")[0] == 0  # 1.4 epochs
     assert run_cli("train", train, *flags, "--max-steps", "50", "--run-dir", "broken")[0] == 0
     assert run_cli("train", "--resume", "broken", "--max-steps", "90")[0] == 0
-    np.testing.assert_array_equal(load_model(tmp_path / "broken" / "last.npz")[0].flat_params,
-                                  load_model(tmp_path / "straight" / "last.npz")[0].flat_params)  # fmt: skip
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "broken" / "last.npz")[0].flat_params,
+        load_model(tmp_path / "straight" / "last.npz")[0].flat_params,
+    )
 
 
 @pytest.mark.parametrize("feeding", [False, True])

@@ -10,14 +10,20 @@ import charrnn
 from charrnn.training import sizing
 
 # chars/s of the menu's models by (cell, hidden), about as timed on a 2-core Zen 4 at two threads
-SPEEDS = {("lstm", 128): 150_000.0, ("lstm", 256): 27_000.0, ("gru", 384): 15_000.0, ("lstm", 384): 12_500.0,
-          ("gru", 512): 8_500.0}  # fmt: skip
+SPEEDS = {
+    ("lstm", 128): 150_000.0,
+    ("lstm", 256): 27_000.0,
+    ("gru", 384): 15_000.0,
+    ("lstm", 384): 12_500.0,
+    ("gru", 512): 8_500.0,
+}
 
 
 @pytest.fixture
 def measured_speeds(monkeypatch):
-    monkeypatch.setattr(sizing, "training_speed",
-                        lambda model, batch_size, seq_len: SPEEDS[model.cell, model.hidden_size])  # fmt: skip
+    monkeypatch.setattr(
+        sizing, "training_speed", lambda model, batch_size, seq_len: SPEEDS[model.cell, model.hidden_size]
+    )
 
 
 @pytest.mark.parametrize(

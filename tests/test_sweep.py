@@ -38,18 +38,28 @@ eval_every: 10
 
 
 def write_sweep(path: Path, corpus: Path, steps: int = 60, trials: int = 6, extra: str = "") -> Path:
-    path.write_text(BASE.format(corpus=corpus, steps=steps) + f"""search:
+    path.write_text(
+        BASE.format(corpus=corpus, steps=steps)
+        + f"""search:
   lr: {{loguniform: [0.0005, 0.05]}}
   dropout: [0.0, 0.2]
 trials: {trials}
-{extra}""", encoding="utf-8")  # fmt: skip
+{extra}""",
+        encoding="utf-8",
+    )
     return path
 
 
 def charrnn(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **env}
-    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize(
@@ -141,14 +151,22 @@ def test_a_sweep_runs_on_a_local_ray_cluster(small_corpus, tmp_path):
 def test_ctrl_c_stops_a_sweep_and_resume_finishes_it_without_rerunning(small_corpus, tmp_path):
     sweep = write_sweep(tmp_path / "long.yaml", small_corpus, steps=2000, trials=4, extra="early_stop: false\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn", "sweep", str(sweep)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", "sweep", str(sweep)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     folder = tmp_path / "runs" / "long"
     deadline = time.time() + 300
 
     def steps_done() -> list[int]:
-        return [max((json.loads(x)["step"] for x in p.read_text().splitlines() if x), default=0)
-                for p in folder.glob("trial-*/metrics.jsonl")]  # fmt: skip
+        return [
+            max((json.loads(x)["step"] for x in p.read_text().splitlines() if x), default=0)
+            for p in folder.glob("trial-*/metrics.jsonl")
+        ]
 
     while 2000 not in steps_done() and time.time() < deadline:  # two trials at a time: let the first ones finish
         time.sleep(0.2)

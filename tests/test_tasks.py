@@ -49,8 +49,23 @@ def shifted(tmp_path) -> tuple[Path, Path]:
 
 def test_a_classifier_learns_a_label_that_depends_on_the_first_of_many_characters(run_cli, first_letter):
     train, val = first_letter
-    code, out, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--cell", "gru",
-                             "--lr", "0.01", "--max-steps", "120", "--dropout", "0")  # fmt: skip
+    code, out, err = run_cli(
+        "train",
+        train,
+        "--task",
+        "classify",
+        "--val-file",
+        val,
+        *SMALL,
+        "--cell",
+        "gru",
+        "--lr",
+        "0.01",
+        "--max-steps",
+        "120",
+        "--dropout",
+        "0",
+    )
     assert code == 0, err
     code, out, _ = run_cli("eval", val, "--json")
     result = json.loads(out)
@@ -84,9 +99,26 @@ def test_only_a_bidirectional_tagger_learns_to_see_ahead(run_cli, shifted):
 @pytest.mark.parametrize(("task", "data"), [("classify", "first_letter"), ("tag", "shifted")])
 def test_resume_is_bit_identical_across_epochs(run_cli, task, data, request, tmp_path):
     train, val = request.getfixturevalue(data)
-    flags = ["--task", task, "--val-file", val, *SMALL, "--dropout", "0.2", "--input-dropout", "0.1",
-             "--label-smoothing", "0.1", "--ema", "0.9", "--lr-schedule", "constant", "--bidirectional",
-             "--log-every", "1"]  # fmt: skip
+    flags = [
+        "--task",
+        task,
+        "--val-file",
+        val,
+        *SMALL,
+        "--dropout",
+        "0.2",
+        "--input-dropout",
+        "0.1",
+        "--label-smoothing",
+        "0.1",
+        "--ema",
+        "0.9",
+        "--lr-schedule",
+        "constant",
+        "--bidirectional",
+        "--log-every",
+        "1",
+    ]
     assert run_cli("train", train, *flags, "--max-steps", "50", "--run-dir", "straight")[0] == 0  # 2.5 epochs
     assert run_cli("train", train, *flags, "--max-steps", "27", "--run-dir", "broken")[0] == 0
     code, _, err = run_cli("train", "--resume", "broken", "--max-steps", "50")
@@ -124,8 +156,9 @@ def test_held_out_examples_are_stratified_by_label(tmp_path):
 
 def test_max_len_cuts_inputs_and_says_how_many(run_cli, first_letter):
     train, val = first_letter
-    code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2",
-                           "--max-len", "10")  # fmt: skip
+    code, _, err = run_cli(
+        "train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2", "--max-len", "10"
+    )
     assert code == 0 and "400 inputs longer than --max-len 10 were cut to it" in err
 
 
@@ -250,8 +283,21 @@ def test_a_checkpoint_of_the_first_format_still_loads_and_gives_the_same_text(ru
 def test_classifiers_vote_with_their_mean_probability(run_cli, first_letter, tmp_path):
     train, val = first_letter
     for seed in ("1", "2"):
-        code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "15",
-                               "--seed", seed, "--run-dir", f"runs/m{seed}")  # fmt: skip
+        code, _, err = run_cli(
+            "train",
+            train,
+            "--task",
+            "classify",
+            "--val-file",
+            val,
+            *SMALL,
+            "--max-steps",
+            "15",
+            "--seed",
+            seed,
+            "--run-dir",
+            f"runs/m{seed}",
+        )
         assert code == 0, err
     texts = ["xabcdabcd", "yabcdabcdabcd", "xdd"]
 
@@ -279,8 +325,12 @@ def test_classifiers_vote_with_their_mean_probability(run_cli, first_letter, tmp
 
 def test_only_models_of_one_file_and_kind_vote_together(run_cli, first_letter, small_corpus, tmp_path):
     train, val = first_letter
-    assert run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2",
-                   "--run-dir", "runs/a")[0] == 0  # fmt: skip
+    assert (
+        run_cli(
+            "train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2", "--run-dir", "runs/a"
+        )[0]
+        == 0
+    )
     examples = read_examples(train, "classify")
     other = write(
         tmp_path / "other.tsv", [(x, y.upper()) for x, y in zip(examples.inputs, examples.targets, strict=True)]

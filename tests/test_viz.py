@@ -78,8 +78,22 @@ def test_a_page_of_5000_characters_of_a_2x512_lstm_stays_a_few_mb():
 def trained(run_cli, small_corpus, tmp_path):
     quoted = tmp_path / "quoted.txt"
     quoted.write_text(small_corpus.read_text() + QUOTED)
-    code, _, err = run_cli("train", quoted, "--layers", "2", "--hidden", "24", "--batch-size", "8", "--seq-len", "32",
-                           "--max-steps", "60", "--val-frac", "0.3")  # fmt: skip
+    code, _, err = run_cli(
+        "train",
+        quoted,
+        "--layers",
+        "2",
+        "--hidden",
+        "24",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "32",
+        "--max-steps",
+        "60",
+        "--val-frac",
+        "0.3",
+    )
     assert code == 0, err
     return tmp_path / "runs" / "quoted"
 
@@ -103,8 +117,22 @@ def test_viz_writes_a_page_and_a_terminal_view(run_cli, trained, tmp_path):
 def test_viz_of_a_tagger_shows_its_input(run_cli, tmp_path):
     lines = [("he said hello", "He said hello"), ("we left", "We left"), ("rome is far", "Rome is far")] * 30
     (tmp_path / "t.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in lines), encoding="utf-8")
-    assert run_cli("train", tmp_path / "t.tsv", "--task", "tag", "--bidirectional", "--layers", "1", "--hidden", "8",
-                   "--max-steps", "5")[0] == 0  # fmt: skip
+    assert (
+        run_cli(
+            "train",
+            tmp_path / "t.tsv",
+            "--task",
+            "tag",
+            "--bidirectional",
+            "--layers",
+            "1",
+            "--hidden",
+            "8",
+            "--max-steps",
+            "5",
+        )[0]
+        == 0
+    )
     code, out, err = run_cli("viz", "--terminal", "--len", "200")
     assert code == 0 and ("l0r" in out or "l0 " in out), err
 
@@ -118,8 +146,16 @@ def test_the_page_works_in_a_real_browser(run_cli, trained, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     assert CHROMIUM, "the browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
     assert run_cli("viz", "--out", "page.html", "--len", "1200")[0] == 0
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -170,8 +170,11 @@ def _domain(spec: Any):
     if isinstance(spec, list):
         return tune.choice(spec)
     kind, (low, high) = next(iter(spec.items()))
-    return {"uniform": tune.uniform, "loguniform": tune.loguniform}[kind](low, high) if kind != "int" else \
-        tune.randint(low, high + 1)  # fmt: skip
+    return (
+        {"uniform": tune.uniform, "loguniform": tune.loguniform}[kind](low, high)
+        if kind != "int"
+        else tune.randint(low, high + 1)
+    )
 
 
 STATE = ".tune"  # Ray Tune's own record of the sweep, for --resume
@@ -215,8 +218,17 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
         best.append(figures[metric])
         pick = max if metric in registry.get(config.task).maximised else min
         finished = event.step >= event.total_steps or bool(config.max_time and event.elapsed >= config.max_time)
-        tune.report({**figures, "best": pick(best), "step": event.step, "train_seconds": event.elapsed,
-                     "finished": finished, "node": node, "run_dir": str(run_dir)})  # fmt: skip
+        tune.report(
+            {
+                **figures,
+                "best": pick(best),
+                "step": event.step,
+                "train_seconds": event.elapsed,
+                "finished": finished,
+                "node": node,
+                "run_dir": str(run_dir),
+            }
+        )
 
     if ray.get(control.stopping.remote()):  # started after Ctrl-C: leave it to --resume
         raise RuntimeError(STOPPED)
@@ -281,10 +293,15 @@ def _fit(
             _claim(sweep_dir, sweep)
         control = _control(ray)
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, base=sweep.base.to_dict(), sweep_dir=str(sweep_dir.resolve()),
-                                 metric=sweep.metric, control=control),
+            tune.with_parameters(
+                _trial,
+                base=sweep.base.to_dict(),
+                sweep_dir=str(sweep_dir.resolve()),
+                metric=sweep.metric,
+                control=control,
+            ),
             {"cpu": cpus_per_trial},
-        )  # fmt: skip
+        )
         state = str((sweep_dir / STATE).resolve())
         progress = _progress(tune, sweep.trials, sweep.mode)
         if resume is not None:
@@ -294,17 +311,23 @@ def _fit(
         else:
             scheduler = None
             if sweep.early_stop:
-                scheduler = tune.schedulers.ASHAScheduler(time_attr="training_iteration", grace_period=1,
-                                                          reduction_factor=2)  # fmt: skip
+                scheduler = tune.schedulers.ASHAScheduler(
+                    time_attr="training_iteration", grace_period=1, reduction_factor=2
+                )
             tuner = tune.Tuner(
                 trainable,
                 param_space={k: _domain(v) for k, v in sweep.search.items()},
-                tune_config=tune.TuneConfig(num_samples=sweep.trials, metric="best", mode=sweep.mode,
-                                            scheduler=scheduler,  # the base config's seed draws the trials
-                                            search_alg=tune.search.BasicVariantGenerator(random_state=sweep.base.seed)),
-                run_config=tune.RunConfig(name=STATE, storage_path=str(sweep_dir.resolve()), verbose=0,
-                                          callbacks=[progress]),
-            )  # fmt: skip
+                tune_config=tune.TuneConfig(
+                    num_samples=sweep.trials,
+                    metric="best",
+                    mode=sweep.mode,
+                    scheduler=scheduler,  # the base config's seed draws the trials
+                    search_alg=tune.search.BasicVariantGenerator(random_state=sweep.base.seed),
+                ),
+                run_config=tune.RunConfig(
+                    name=STATE, storage_path=str(sweep_dir.resolve()), verbose=0, callbacks=[progress]
+                ),
+            )
         done = threading.Event()
         threading.Thread(target=_show_progress, args=(progress, on_progress, done), daemon=True).start()
         try:
@@ -359,8 +382,12 @@ def _start_ray(ray: Any, address: str | None, cpus_per_trial: int) -> None:
     """Join the cluster at `address`, or start one in this process; BLAS in each trial uses its own CPUs only."""
     threads = str(cpus_per_trial)
     env = {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    options = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "include_dashboard": False,
-               "logging_level": logging.ERROR}  # fmt: skip
+    options = {
+        "runtime_env": {"env_vars": env},
+        "log_to_driver": False,
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+    }
     logging.getLogger("ray").setLevel(logging.ERROR)
     with _captured_stderr() as captured:
         try:
@@ -500,8 +527,15 @@ def _progress(tune: Any, trials: int, mode: str) -> Any:
 
     class Progress(tune.Callback):
         def __init__(self) -> None:
-            self.state = {"running": 0, "finished": 0, "stopped early": 0, "failed": 0, "best": None,
-                          "best_trial": None, "trials": trials}  # fmt: skip
+            self.state = {
+                "running": 0,
+                "finished": 0,
+                "stopped early": 0,
+                "failed": 0,
+                "best": None,
+                "best_trial": None,
+                "trials": trials,
+            }
 
         def on_trial_start(self, iteration, trials, trial, **info) -> None:
             self.state["running"] += 1
@@ -540,19 +574,22 @@ def _rows(grid: Any, sweep: Sweep, sweep_dir: Path) -> list[dict]:
         best = metrics.get("best")
         if best is not None and not math.isfinite(best):  # a diverged trial ranks last, not anywhere NaN sorts
             best = None
-        rows.append({
-            "trial": run_dir.name,
-            **{k: result.config.get(k) for k in sweep.search},
-            sweep.metric: best,
-            "steps": metrics.get("step"),
-            "minutes": round(metrics.get("train_seconds", 0.0) / 60, 2),
-            "status": status,
-            "node": metrics.get("node"),
-            "run_dir": str(run_dir),
-        })  # fmt: skip
+        rows.append(
+            {
+                "trial": run_dir.name,
+                **{k: result.config.get(k) for k in sweep.search},
+                sweep.metric: best,
+                "steps": metrics.get("step"),
+                "minutes": round(metrics.get("train_seconds", 0.0) / 60, 2),
+                "status": status,
+                "node": metrics.get("node"),
+                "run_dir": str(run_dir),
+            }
+        )
     worst = -math.inf if sweep.mode == "max" else math.inf
-    rows.sort(key=lambda r: (r[sweep.metric] if r[sweep.metric] is not None else worst) * (-1 if sweep.mode == "max"
-                                                                                           else 1))  # fmt: skip
+    rows.sort(
+        key=lambda r: (r[sweep.metric] if r[sweep.metric] is not None else worst) * (-1 if sweep.mode == "max" else 1)
+    )
     return rows
 
 

@@ -31,8 +31,10 @@ def saturation(trace: Trace, cell: str) -> dict[str, dict[str, tuple[list[float]
     for layer, kinds in trace.activations.items():
         for gate in SIGMOID_GATES.get(cell, ()):
             values = kinds[gate][~np.isnan(kinds[gate][:, 0])]
-            result.setdefault(layer, {})[gate] = ((values < 0.1).mean(axis=0).tolist(),
-                                                  (values > 0.9).mean(axis=0).tolist())  # fmt: skip
+            result.setdefault(layer, {})[gate] = (
+                (values < 0.1).mean(axis=0).tolist(),
+                (values > 0.9).mean(axis=0).tolist(),
+            )
     return result
 
 
@@ -90,8 +92,10 @@ def saturation_svg(trace: Trace, cell: str) -> str:
     panels = []
     for layer, gates in saturation(trace, cell).items():
         for gate, (left, right) in gates.items():
-            dots = "".join(f'<circle cx="{20 + 160 * x:.1f}" cy="{180 - 160 * y:.1f}" r="2"/>'
-                           for x, y in zip(left, right, strict=True))  # fmt: skip
+            dots = "".join(
+                f'<circle cx="{20 + 160 * x:.1f}" cy="{180 - 160 * y:.1f}" r="2"/>'
+                for x, y in zip(left, right, strict=True)
+            )
             panels.append(
                 f'<figure><svg width="200" height="200" viewBox="0 0 200 200" role="img" '
                 f'aria-label="{layer} gate {gate}"><rect x="20" y="20" width="160" height="160" class="frame"/>'
@@ -108,8 +112,11 @@ def write_page(trace: Trace, ranking: dict, cell: str, title: str) -> str:
     template = resources.files("charrnn.apps").joinpath("viz.html").read_text(encoding="utf-8")
     data = json.dumps(page_data(trace, ranking, cell, title), ensure_ascii=False).replace("</", "<\\/")
     plots = saturation_svg(trace, cell) or "<p>Only gated cells (LSTM, GRU) have gates to saturate.</p>"
-    return (template.replace("/*DATA*/null", data).replace("<!--SATURATION-->", plots)
-            .replace("<!--TITLE-->", html.escape(title)))  # fmt: skip
+    return (
+        template.replace("/*DATA*/null", data)
+        .replace("<!--SATURATION-->", plots)
+        .replace("<!--TITLE-->", html.escape(title))
+    )
 
 
 def cell_color(value: float, kind: str) -> str:

@@ -126,9 +126,16 @@ class Seq2SeqNetwork(Network):
         finals = self.encoder.final_states(lengths)
         if self.bridged:
             p = self.params
-            state = [[np.tanh(np.concatenate([finals[i][0][k], finals[i][1][k]], axis=1) @ p[f"bridge.{i}.{k}.W"]
-                              + p[f"bridge.{i}.{k}.b"]) for k in range(self.parts)]
-                     for i in range(len(self.decoder))]  # fmt: skip
+            state = [
+                [
+                    np.tanh(
+                        np.concatenate([finals[i][0][k], finals[i][1][k]], axis=1) @ p[f"bridge.{i}.{k}.W"]
+                        + p[f"bridge.{i}.{k}.b"]
+                    )
+                    for k in range(self.parts)
+                ]
+                for i in range(len(self.decoder))
+            ]
             self._bridge_inputs = finals
         else:
             state = [[s.copy() for s in finals[i][0]] for i in range(len(self.decoder))]
@@ -159,8 +166,9 @@ class Seq2SeqNetwork(Network):
         out = cache["out"] = np.tanh(cache["joint"] @ p["att.W_c"] + p["att.b_c"])
         return out, cache
 
-    def attend_backward(self, d_out: np.ndarray, cache: dict, src: Source, d_outputs: np.ndarray,
-                        d_keys: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    def attend_backward(
+        self, d_out: np.ndarray, cache: dict, src: Source, d_outputs: np.ndarray, d_keys: np.ndarray | None
+    ) -> np.ndarray:
         """dL/d(queries) from dL/dh~; adds into the attention's gradients, d_outputs (B, Ts, D) and d_keys."""
         if self.attention == "none":
             return d_out

@@ -54,8 +54,18 @@ class ExampleTask(registry.Task):
         cls, config: Any, cache_dir: Path | None = None, vocab: Vocab | None = None, outputs: list[str] | None = None
     ) -> ExampleData:
         c = config
-        return load_examples(c.corpus[0], cls.targets, c.encoding, c.val_file, c.val_frac, c.seed, c.max_len, vocab,
-                             outputs, c.target_units)  # fmt: skip
+        return load_examples(
+            c.corpus[0],
+            cls.targets,
+            c.encoding,
+            c.val_file,
+            c.val_frac,
+            c.seed,
+            c.max_len,
+            vocab,
+            outputs,
+            c.target_units,
+        )
 
     @classmethod
     def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> ExampleData:

@@ -134,8 +134,15 @@ class LanguageModel(Model):
                 "characters it never saw and counts them (`unknown`), so leave --unknown out."
             )
         [s] = self.scores([read_text(Path(path))])
-        return {"name": str(path), "chars": s.chars, "nats_per_char": s.nats, "bits_per_char": s.bits,
-                "perplexity": s.perplexity, "total_nats": s.total_nats, "unknown": dict(s.unknown)}  # fmt: skip
+        return {
+            "name": str(path),
+            "chars": s.chars,
+            "nats_per_char": s.nats,
+            "bits_per_char": s.bits,
+            "perplexity": s.perplexity,
+            "total_nats": s.total_nats,
+            "unknown": dict(s.unknown),
+        }
 
     def readable(self, text: str, unknown: str = "error") -> str:
         """`text` as the model can read it: characters it never saw are an error naming them, or (unknown="skip")

@@ -162,8 +162,21 @@ class Seq2SeqTask(ExampleTask):
     @classmethod
     def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> Seq2SeqNetwork:
         c = config
-        return Seq2SeqNetwork(vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, c.attention,
-                              c.input_feeding, c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed)  # fmt: skip
+        return Seq2SeqNetwork(
+            vocab_size,
+            num_outputs,
+            c.hidden,
+            c.layers,
+            c.cell,
+            c.bidirectional,
+            c.attention,
+            c.input_feeding,
+            c.dtype,
+            c.seed,
+            c.forget_bias,
+            c.output_dropout,
+            c.embed,
+        )
 
     @classmethod
     def describe_model(cls, config: Any) -> str:

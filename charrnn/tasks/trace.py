@@ -91,8 +91,9 @@ def trace_examples(net: ExampleNetwork, vocab: Vocab, lines: list[str], outputs:
         probs.append(np.zeros((1, top.shape[1])))
     text = "\n".join(lines) + "\n"
     activations = {name: {k: np.concatenate(v) for k, v in kinds.items()} for name, kinds in kept.items()}
-    return Trace(text, activations, np.concatenate(tops), np.concatenate(probs), np.full(len(text), np.nan),
-                 outputs, what, gaps)  # fmt: skip
+    return Trace(
+        text, activations, np.concatenate(tops), np.concatenate(probs), np.full(len(text), np.nan), outputs, what, gaps
+    )
 
 
 # -- detectors ---------------------------------------------------------------------------------------------------
@@ -143,9 +144,20 @@ def detectors(text: str) -> dict[str, np.ndarray]:
     return values
 
 
-DETECTORS = ("inside double quotes", "inside single quotes", "round bracket depth", "square bracket depth",
-             "curly bracket depth", "position in the line", "start of a word", "after a line break", "upper case",
-             "digit", "indentation", "inside a comment")  # fmt: skip
+DETECTORS = (
+    "inside double quotes",
+    "inside single quotes",
+    "round bracket depth",
+    "square bracket depth",
+    "curly bracket depth",
+    "position in the line",
+    "start of a word",
+    "after a line break",
+    "upper case",
+    "digit",
+    "indentation",
+    "inside a comment",
+)
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:
@@ -175,8 +187,9 @@ def rank_cells(trace: Trace, top: int = 5) -> dict[str, list[dict]]:
             continue  # the detector never changes in this text
         r = states.T @ feature / len(feature)
         best = np.argsort(-np.abs(r), kind="stable")[:top]
-        ranking[name] = [{"layer": names[i][0], "kind": names[i][1], "unit": names[i][2], "r": float(r[i])}
-                         for i in best]  # fmt: skip
+        ranking[name] = [
+            {"layer": names[i][0], "kind": names[i][1], "unit": names[i][2], "r": float(r[i])} for i in best
+        ]
     return ranking
 
 

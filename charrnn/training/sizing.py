@@ -138,6 +138,7 @@ def pick_size(
         recipe["warmup_steps"] = max_steps // 10
         why += f"; warm-up cut to a tenth of --max-steps {max_steps}, the recipe's would fill it"
     if recipe:
-        why += "; its recipe: " + ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
-                                            for key, value in recipe.items())  # fmt: skip
+        why += "; its recipe: " + ", ".join(
+            f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in recipe.items()
+        )
     return {**settings, **recipe}, why + "."

@@ -118,9 +118,18 @@ class Trainer:
         # With --max-time, the run's length is the time budget: the cosine follows the time spent, not the steps.
         time_progress = self.train_seconds / cfg.max_time if cfg.max_time else None
         scheduled = learning_rate(
-            self.step, cfg.lr, cfg.lr_schedule, self.task.steps_per_epoch, self.total_steps,
-            cfg.warmup_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.min_lr, time_progress, cfg.decay_frac,
-        )  # fmt: skip
+            self.step,
+            cfg.lr,
+            cfg.lr_schedule,
+            self.task.steps_per_epoch,
+            self.total_steps,
+            cfg.warmup_steps,
+            cfg.lr_decay,
+            cfg.lr_decay_every,
+            cfg.min_lr,
+            time_progress,
+            cfg.decay_frac,
+        )
         return scheduled * self.lr_scale
 
     def train_step(self) -> float | None:
@@ -332,9 +341,20 @@ class Trainer:
                 since_log.append(loss)
             per_second = 1.0 / max(session_seconds, 1e-9)
             smoothed = math.nan if smooth is None else smooth
-            event = TrainEvent("step", cfg.task, self.step, self.total_steps, self.epoch, smoothed, self.val_loss,
-                               session_chars * per_second, session_examples * per_second, self.train_seconds,
-                               self.last_lr, metrics=self.metrics)  # fmt: skip
+            event = TrainEvent(
+                "step",
+                cfg.task,
+                self.step,
+                self.total_steps,
+                self.epoch,
+                smoothed,
+                self.val_loss,
+                session_chars * per_second,
+                session_examples * per_second,
+                self.train_seconds,
+                self.last_lr,
+                metrics=self.metrics,
+            )
             emit(event)
             if self.notice:
                 emit(dataclasses.replace(event, kind="notice", text=self.notice))
@@ -350,8 +370,9 @@ class Trainer:
                     self.evals_since_best += 1
                     if cfg.patience and self.evals_since_best >= cfg.patience:
                         reason = f"no better validation loss in {cfg.patience} passes (--patience)"
-                event = dataclasses.replace(event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved,
-                                            metrics=self.metrics)  # fmt: skip
+                event = dataclasses.replace(
+                    event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved, metrics=self.metrics
+                )
             last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
                 event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
