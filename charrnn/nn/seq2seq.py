@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn.nn.attention import SCORES
 from charrnn.nn.cells import CELLS, Layer
 from charrnn.nn.encoder import Encoder
 from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
@@ -90,12 +91,9 @@ class Seq2SeqNetwork(Network):
             for i in range(num_layers):
                 for k in range(self.parts):
                     shapes |= {f"bridge.{i}.{k}.W": (D, H), f"bridge.{i}.{k}.b": (H,)}
-        if attention == "general":
-            shapes["att.W_a"] = (H, D)
-        elif attention == "additive":
-            shapes |= {"att.W_q": (H, H), "att.W_k": (D, H), "att.b": (H,), "att.v": (H,)}
-        if attention != "none":
-            shapes |= {"att.W_c": (D + H, H), "att.b_c": (H,)}
+        self.scorer = SCORES[attention](H, D) if attention in SCORES else None  # None: --attention none
+        if self.scorer is not None:
+            shapes |= self.scorer.shapes() | {"att.W_c": (D + H, H), "att.b_c": (H,)}
         shapes |= {"W_y": (H, target_vocab), "b_y": (target_vocab,)}
         super().__init__(shapes, dtype)
         for prefix, layer in self.encoder.named_layers().items():
@@ -141,25 +139,17 @@ class Seq2SeqNetwork(Network):
             state = [[s.copy() for s in finals[i][0]] for i in range(len(self.decoder))]
         outputs = np.ascontiguousarray(out.transpose(1, 0, 2))
         valid = np.arange(out.shape[0])[None, :] < lengths[:, None]
-        keys = outputs @ self.params["att.W_k"] + self.params["att.b"] if self.attention == "additive" else None
+        keys = self.scorer.keys(outputs, self.params) if self.scorer is not None else None
         return Source(outputs, valid, keys, state)
 
     def attend(self, queries: np.ndarray, src: Source) -> tuple[np.ndarray, dict]:
         """h~ (B, Tq, H) for decoder states `queries` (B, Tq, H), and what its backward needs."""
         p, memory = self.params, src.outputs
         cache: dict = {"queries": queries}
-        if self.attention == "none":
+        if self.scorer is None:
             cache["out"] = queries
             return queries, cache
-        if self.attention == "dot":
-            scores = queries @ memory.transpose(0, 2, 1)
-        elif self.attention == "general":
-            cache["q"] = queries @ p["att.W_a"]
-            scores = cache["q"] @ memory.transpose(0, 2, 1)
-        else:
-            energy = np.tanh((queries @ p["att.W_q"])[:, :, None, :] + src.keys[:, None, :, :])  # (B, Tq, Ts, A)
-            cache["energy"] = energy
-            scores = energy @ p["att.v"]
+        scores = self.scorer.scores(queries, memory, src.keys, p, cache)
         alpha = cache["alpha"] = _softmax_masked(scores, src.valid)
         context = alpha @ memory
         cache["joint"] = np.concatenate([context, queries], axis=-1)
@@ -170,10 +160,10 @@ class Seq2SeqNetwork(Network):
         self, d_out: np.ndarray, cache: dict, src: Source, d_outputs: np.ndarray, d_keys: np.ndarray | None
     ) -> np.ndarray:
         """dL/d(queries) from dL/dh~; adds into the attention's gradients, d_outputs (B, Ts, D) and d_keys."""
-        if self.attention == "none":
+        if self.scorer is None:
             return d_out
         p, g, memory, D = self.params, self.grads, src.outputs, src.outputs.shape[-1]
-        queries, alpha, joint = cache["queries"], cache["alpha"], cache["joint"]
+        alpha, joint = cache["alpha"], cache["joint"]
         d_pre = d_out * (1.0 - cache["out"] ** 2)
         g["att.W_c"] += joint.reshape(-1, joint.shape[-1]).T @ d_pre.reshape(-1, d_pre.shape[-1])
         g["att.b_c"] += d_pre.sum(axis=(0, 1))
@@ -182,22 +172,7 @@ class Seq2SeqNetwork(Network):
         d_alpha = d_context @ memory.transpose(0, 2, 1)
         d_outputs += alpha.transpose(0, 2, 1) @ d_context
         d_scores = alpha * (d_alpha - (d_alpha * alpha).sum(axis=-1, keepdims=True))
-        if self.attention == "dot":
-            d_queries += d_scores @ memory
-            d_outputs += d_scores.transpose(0, 2, 1) @ queries
-        elif self.attention == "general":
-            d_q = d_scores @ memory
-            d_outputs += d_scores.transpose(0, 2, 1) @ cache["q"]
-            g["att.W_a"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, D)
-            d_queries += d_q @ p["att.W_a"].T
-        else:
-            energy = cache["energy"]
-            g["att.v"] += np.einsum("bqs,bqsa->a", d_scores, energy)
-            d_energy = d_scores[..., None] * p["att.v"] * (1.0 - energy**2)
-            d_q = d_energy.sum(axis=2)
-            d_keys += d_energy.sum(axis=1)
-            g["att.W_q"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, d_q.shape[-1])
-            d_queries += d_q @ p["att.W_q"].T
+        d_queries += self.scorer.backward(d_scores, cache, memory, p, g, d_outputs, d_keys)
         return d_queries
 
     # -- training ----------------------------------------------------------------------------------------------

@@ -1,0 +1,95 @@
+"""How a decoder state scores the encoder's outputs (Luong, Pham & Manning 2015), one small class per variant:
+
+    dot:      score(s_t, o_j) = s_t . o_j
+    general:  score(s_t, o_j) = s_t W_a o_j
+    additive: score(s_t, o_j) = v . tanh(W_q s_t + W_k o_j + b)    (Bahdanau, Cho & Bengio 2015; Luong's "concat")
+
+What follows the scores (the softmax over real positions, the context and the attentional state) is the same for
+all of them and lives in `Seq2SeqNetwork.attend`. Queries are (B, Tq, H), the encoder's outputs (memory) (B, Ts, D).
+"""
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+
+
+class Attention:
+    """A score function: its parameters (named att.*), the keys it computes once per source, the scores, and the
+    gradient of the scores into the queries (returned), the memory (`d_outputs`), the keys and its parameters."""
+
+    def __init__(self, hidden: int, memory: int) -> None:
+        self.hidden, self.memory = hidden, memory
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def keys(self, outputs: np.ndarray, p: Params) -> np.ndarray | None:
+        """What the scores read of the memory, computed once per batch of sources (None: the memory itself)."""
+        return None
+
+    def scores(self, queries: np.ndarray, memory: np.ndarray, keys: np.ndarray | None, p: Params, cache: dict):
+        raise NotImplementedError
+
+    def backward(
+        self,
+        d_scores: np.ndarray,
+        cache: dict,
+        memory: np.ndarray,
+        p: Params,
+        g: Params,
+        d_outputs: np.ndarray,
+        d_keys: np.ndarray | None,
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Dot(Attention):
+    def scores(self, queries, memory, keys, p, cache):
+        return queries @ memory.transpose(0, 2, 1)
+
+    def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
+        d_queries = d_scores @ memory
+        d_outputs += d_scores.transpose(0, 2, 1) @ cache["queries"]
+        return d_queries
+
+
+class General(Attention):
+    def shapes(self):
+        return {"att.W_a": (self.hidden, self.memory)}
+
+    def scores(self, queries, memory, keys, p, cache):
+        cache["q"] = queries @ p["att.W_a"]
+        return cache["q"] @ memory.transpose(0, 2, 1)
+
+    def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
+        queries = cache["queries"]
+        d_q = d_scores @ memory
+        d_outputs += d_scores.transpose(0, 2, 1) @ cache["q"]
+        g["att.W_a"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, self.memory)
+        return d_q @ p["att.W_a"].T
+
+
+class Additive(Attention):
+    def shapes(self):
+        H = self.hidden
+        return {"att.W_q": (H, H), "att.W_k": (self.memory, H), "att.b": (H,), "att.v": (H,)}
+
+    def keys(self, outputs, p):
+        return outputs @ p["att.W_k"] + p["att.b"]
+
+    def scores(self, queries, memory, keys, p, cache):
+        energy = np.tanh((queries @ p["att.W_q"])[:, :, None, :] + keys[:, None, :, :])  # (B, Tq, Ts, A)
+        cache["energy"] = energy
+        return energy @ p["att.v"]
+
+    def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
+        queries, energy = cache["queries"], cache["energy"]
+        g["att.v"] += np.einsum("bqs,bqsa->a", d_scores, energy)
+        d_energy = d_scores[..., None] * p["att.v"] * (1.0 - energy**2)
+        d_q = d_energy.sum(axis=2)
+        d_keys += d_energy.sum(axis=1)
+        g["att.W_q"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, d_q.shape[-1])
+        return d_q @ p["att.W_q"].T
+
+
+SCORES = {"dot": Dot, "general": General, "additive": Additive}  # and "none": no attention at all
