@@ -8,10 +8,8 @@
 Everything public is listed in `__all__`; the modules behind it may change.
 """
 
-__version__ = "0.1.0"
-
-from charrnn.api import Run, load, train
 from charrnn.errors import CharRNNError
+from charrnn.interfaces.api import Run, load, train
 from charrnn.tasks.base import Model
 from charrnn.tasks.classify import Classifier
 from charrnn.tasks.language_model import LanguageModel
@@ -20,6 +18,7 @@ from charrnn.tasks.seq2seq import Translator
 from charrnn.tasks.tag import Tagger
 from charrnn.training.config import Config
 from charrnn.training.trainer import TrainEvent
+from charrnn.version import __version__
 
 __all__ = [
     "CharRNNError",

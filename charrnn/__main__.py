@@ -1,5 +1,5 @@
 import sys
 
-from charrnn.cli import main
+from charrnn.interfaces.cli import main
 
 sys.exit(main())

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.cli import main
 from charrnn.data import datasets
+from charrnn.interfaces.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 POND = REPO / "data" / "pond.txt"

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import stand_in
 
-from charrnn.apps.sweep import read_sweep
 from charrnn.errors import CharRNNError
+from charrnn.interfaces.sweep import read_sweep
 from charrnn.training.config import FIELDS, Config, build_config, describe, flag
 
 

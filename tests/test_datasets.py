@@ -16,10 +16,10 @@ import pytest
 from conftest import REPO, stand_in
 
 import charrnn
-from charrnn.apps.sweep import read_sweep
 from charrnn.data import datasets
 from charrnn.data.datasets import SETS, DataSet, Registry
 from charrnn.errors import CharRNNError
+from charrnn.interfaces.sweep import read_sweep
 from charrnn.training.config import build_config
 
 BODY = ("To be, or not to be, that is the question.\n" * 2000).encode()

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from charrnn import __version__
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
 from charrnn.training import registry
 from charrnn.training.config import Config, from_mapping, tasks_using
+from charrnn.version import __version__
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 2  # 2: tasks (config key `task`, meta["outputs"]); version 1 files (language models) load as they are

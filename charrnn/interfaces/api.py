@@ -78,7 +78,7 @@ def bench(
     or a file of examples), else on random data of the task's form with `vocab_size` symbols. `keys` are config
     keys (task, cell, layers, hidden, ...); the model is timed without dropout, as the PyTorch reference is.
 
-        >>> charrnn.api.bench(task="classify", hidden=128)["train_examples_per_sec"]
+        >>> charrnn.interfaces.api.bench(task="classify", hidden=128)["train_examples_per_sec"]
     """
     task = registry.get(keys.get("task", Config.task))
     flags = {**keys, "batch_size": batch_size or task.bench_batch, "dropout": 0.0, "val_frac": 0.0}

@@ -194,7 +194,7 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
     import ray
     from ray import tune
 
-    from charrnn.api import train
+    from charrnn.interfaces.api import train
 
     run_dir = Path(sweep_dir) / trial_folder(tune.get_context().get_trial_id())
     sampled = {k: v.item() if hasattr(v, "item") else v for k, v in sampled.items()}  # NumPy scalars from Ray

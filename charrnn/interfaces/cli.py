@@ -22,18 +22,19 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRe
 from rich.table import Table
 from rich.text import Text
 
-from charrnn import __version__, api
 from charrnn.apps.plot import plot_attention, plot_runs
 from charrnn.apps.viz import cell_color, describe_cell
 from charrnn.data import datasets
 from charrnn.data.text import char_name, printable, read_text, text_lines
 from charrnn.errors import CharRNNError
+from charrnn.interfaces import api
 from charrnn.tasks.scoring import Score
 from charrnn.tasks.trace import MAX_LEN
 from charrnn.training import registry
 from charrnn.training.checkpoint import LAST
 from charrnn.training.config import FIELDS, Config, describe, flag
 from charrnn.training.trainer import LOG2E, TrainEvent, json_safe
+from charrnn.version import __version__
 
 app = typer.Typer(
     help="Train character-level RNN, LSTM and GRU language models on any text, then sample from them.",
@@ -609,7 +610,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Train many runs with settings drawn from a search space, on Ray Tune (needs charrnn[sweep]), and rank them."""
-    from charrnn.apps.sweep import run_sweep  # Ray is imported only by sweeps
+    from charrnn.interfaces.sweep import run_sweep  # Ray is imported only by sweeps
 
     if (sweep_file is None) == (resume is None):
         raise CharRNNError("give a sweep file, or --resume FOLDER to continue one (not both).")

@@ -1,0 +1,74 @@
+"""The package's layers: the numerics import nothing but NumPy (and Python's standard library), and no module
+imports from a layer above its own. Read from the source, so an import inside a function counts too."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "charrnn"
+# Bottom to top; a module may import from its own layer and the layers below.
+LAYERS = [
+    ("charrnn.errors", "charrnn.version", "charrnn.nn"),
+    ("charrnn.data",),
+    ("charrnn.training",),
+    ("charrnn.tasks",),
+    ("charrnn.apps",),
+    ("charrnn.interfaces", "charrnn.__init__", "charrnn.__main__"),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1]) if parts[-1] == "__init__" and len(parts) > 2 else ".".join(parts)
+
+
+def layer(name: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{name} is in no layer; add it to LAYERS")
+
+
+def imports(path: Path) -> list[str]:
+    """Every module `path` imports (a name imported from a package counts as its submodule when it is one)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            for alias in node.names:
+                candidate = PACKAGE.parent.joinpath(*node.module.split("."), alias.name)
+                if candidate.with_suffix(".py").is_file() or candidate.is_dir():
+                    found.append(f"{node.module}.{alias.name}")
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_module_imports_from_a_layer_above_its_own(path):
+    name = module_name(path)
+    own = layer(name)
+    above = [m for m in imports(path) if m.split(".")[0] == "charrnn" and m != "charrnn" and layer(m) > own]
+    assert not above, f"{name} (layer {own}) imports {above} from above it"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "nn").rglob("*.py")), ids=lambda p: p.stem)
+def test_the_numerics_import_nothing_but_numpy(path):
+    outside = [
+        m
+        for m in imports(path)
+        if m.split(".")[0] not in sys.stdlib_module_names and m != "numpy" and not m.startswith("charrnn.nn")
+    ]
+    assert not outside, f"{path.name} imports {outside}"
+
+
+def test_the_check_would_see_an_import_from_above(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text("def f():\n    from charrnn.interfaces.api import train\n", encoding="utf-8")
+    assert "charrnn.interfaces.api" in imports(source)
+    assert layer("charrnn.interfaces.api") > layer("charrnn.nn.cells")
