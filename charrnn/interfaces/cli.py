@@ -259,7 +259,7 @@ def score(
     )
     rows = [*scores, total] if len(scores) > 1 else scores
     if json_output:
-        print_json([_score_record(s) for s in rows])
+        print_json([s.record() for s in rows])
         return
     table = Table(title=f"charrnn score: {model.path}")
     for column in ("line" if per_line else "file", "chars", "nats/char", "bits/char", "perplexity", "total nats"):
@@ -279,18 +279,6 @@ def score(
     if total.unknown:
         listed = ", ".join(f"{c!r} ({n})" for c, n in total.unknown.most_common(20))
         err.print(f"charrnn: {total.unknown.total()} characters outside the vocabulary were left out: {listed}")
-
-
-def _score_record(s: Score) -> dict:
-    return {
-        "name": s.name,
-        "chars": s.chars,
-        "nats_per_char": s.nats,
-        "bits_per_char": s.bits,
-        "perplexity": s.perplexity,
-        "total_nats": s.total_nats,
-        "unknown": dict(s.unknown),
-    }
 
 
 @app.command()

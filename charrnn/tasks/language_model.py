@@ -2,6 +2,7 @@
 time, each carrying its hidden state from one chunk to the next; validation is the loss per character of the
 held-out tail. A trained `LanguageModel` samples, scores and predicts."""
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -134,15 +135,7 @@ class LanguageModel(Model):
                 "characters it never saw and counts them (`unknown`), so leave --unknown out."
             )
         [s] = self.scores([read_text(Path(path))])
-        return {
-            "name": str(path),
-            "chars": s.chars,
-            "nats_per_char": s.nats,
-            "bits_per_char": s.bits,
-            "perplexity": s.perplexity,
-            "total_nats": s.total_nats,
-            "unknown": dict(s.unknown),
-        }
+        return dataclasses.replace(s, name=str(path)).record()
 
     def readable(self, text: str, unknown: str = "error") -> str:
         """`text` as the model can read it: characters it never saw are an error naming them, or (unknown="skip")

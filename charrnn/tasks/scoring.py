@@ -39,6 +39,18 @@ class Score:
     def perplexity(self) -> float:
         return math.exp(self.nats)
 
+    def record(self) -> dict:
+        """The score as `charrnn score --json` and `charrnn eval --json` print it."""
+        return {
+            "name": self.name,
+            "chars": self.chars,
+            "nats_per_char": self.nats,
+            "bits_per_char": self.bits,
+            "perplexity": self.perplexity,
+            "total_nats": self.total_nats,
+            "unknown": dict(self.unknown),
+        }
+
 
 def known_ids(vocab: Vocab, text: str) -> tuple[np.ndarray, Counter]:
     """The ids of the characters the model knows, and a count of the others (left out, never silently)."""
