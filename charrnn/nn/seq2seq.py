@@ -6,10 +6,8 @@ Bridge: decoder layer l starts from encoder layer l's final state: as it is, or,
     (2H -> H), s = tanh([s_fwd; s_bwd] @ W + b) for each part of the state (h, and c for an LSTM).
 Decoder: the same cell, as many layers, reading EOS, y_1, ..., y_n (teacher forcing) into top states s_t.
 Attention at every decoder step over the real source positions (Luong, Pham & Manning 2015, "Effective
-Approaches to Attention-based Neural Machine Translation"):
-    dot:      score(s_t, o_j) = s_t . o_j
-    general:  score(s_t, o_j) = s_t W_a o_j
-    additive: score(s_t, o_j) = v . tanh(W_q s_t + W_k o_j + b)    (Bahdanau, Cho & Bengio 2015; Luong's "concat")
+Approaches to Attention-based Neural Machine Translation"), with a score(s_t, o_j) of `charrnn.nn.attention`
+(dot, general or additive):
     a_tj = softmax_j(score),  c_t = sum_j a_tj o_j,  h~_t = tanh([c_t; s_t] @ W_c + b_c)    (none: h~_t = s_t)
 Output: y_t = h~_t @ W_y + b_y and a softmax over the target tokens, EOS first; the loss is the mean cross-entropy
     over the real target tokens and each target's EOS.

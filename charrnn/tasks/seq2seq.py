@@ -192,11 +192,10 @@ class Seq2SeqTask(ExampleTask):
     def batch_targets(self, index: np.ndarray) -> list[np.ndarray]:
         return [self.data.train.targets[i] for i in index]
 
-    def evaluate(self) -> dict[str, float] | None:
-        if not len(self.data.val):
-            return None
-        metrics = seq2seq_metrics(self.model, self.data.val)
-        return {k: metrics[k] for k in ("val_loss", *self.headline)}
+    @classmethod
+    def metrics(cls, nets: Sequence[Seq2SeqNetwork], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
+        """Greedy decoding's figures (`seq2seq_metrics`) of one network (a translator does not vote)."""
+        return seq2seq_metrics(nets[0], encoded)
 
     def time_inference(self, limit: int = 2048) -> dict[str, float]:
         """Examples a second decoded greedily and with a beam of 5."""
