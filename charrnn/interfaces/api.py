@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn.apps.bench import run_bench
+from charrnn.apps.export import DEFAULT_OPSET, build, check, write
 from charrnn.apps.viz import write_page
 from charrnn.errors import CharRNNError
 from charrnn.tasks.base import Model, PathLike, checkpoint_of
@@ -87,6 +88,21 @@ def bench(
     config = build_config(None, flags)
     data = task.load_data(config) if corpus is not None else task.synthetic_data(config, vocab_size, warmup + steps)
     return run_bench(config, data, warmup, steps)
+
+
+def export(model: Model, out: PathLike, opset: int = DEFAULT_OPSET, force: bool = False) -> Path:
+    """Write `model` as an ONNX file (the contract is docs/export.md), as `charrnn export` does; needs
+    `charrnn[export]`. An existing file that charrnn did not write is replaced only with force=True.
+
+        >>> charrnn.interfaces.api.export(charrnn.load("runs/wordlang"), "wordlang.onnx")
+    """
+    return write(build(model, opset), Path(out), force)
+
+
+def check_export(model: Model, path: PathLike) -> float:
+    """The largest difference between ONNX Runtime's outputs for the exported `path` and `model`'s own, on random
+    inputs of several lengths and batches (`charrnn export --check`)."""
+    return check(model, Path(path))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRe
 from rich.table import Table
 from rich.text import Text
 
+from charrnn.apps.export import DEFAULT_OPSET
 from charrnn.apps.plot import plot_attention, plot_runs
 from charrnn.apps.viz import cell_color, describe_cell
 from charrnn.data import datasets
@@ -801,6 +802,35 @@ def _print_cell(trace, ranking: dict, cell_index: str | None, cell: str) -> None
     for name, cells in ranking.items():
         table.add_row(name, ",  ".join(f"{describe_cell(c)} r={c['r']:+.2f}" for c in cells[:3]))
     print_table(table)
+
+
+@app.command("export")
+def export_model(
+    checkpoint: CheckpointOption = None,
+    run_dir: RunDirOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")] = Path("model.onnx"),
+    opset: Annotated[int, typer.Option(help="ONNX operator set to write.")] = DEFAULT_OPSET,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Run the file in ONNX Runtime against charrnn; exit 1 if they differ by > 1e-4."),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a file that charrnn export did not write.")] = False,
+) -> None:
+    """Write the model as an ONNX file that ONNX Runtime runs from C, C++, C#, Java, JavaScript or Python (needs
+    charrnn[export]); the inputs, outputs and metadata are in docs/export.md."""
+    model = _load(checkpoint, run_dir)
+    path = api.export(model, out, opset, force)
+    err.print(f"charrnn: wrote {path} ({filesize.decimal(path.stat().st_size)}, {model.kind}, opset {opset})")
+    if check:
+        difference = api.check_export(model, path)
+        agrees = difference <= CHECK_TOLERANCE
+        verdict = "agrees" if agrees else f"differs by more than {CHECK_TOLERANCE:g}"
+        print(f"largest difference between ONNX Runtime and charrnn: {difference:.3g} ({verdict})")
+        if not agrees:
+            raise typer.Exit(1)
+
+
+CHECK_TOLERANCE = 1e-4
 
 
 @app.command()

@@ -1,0 +1,333 @@
+"""`charrnn export`: a trained model as an ONNX graph that ONNX Runtime runs anywhere, and a check that it computes
+what charrnn computes.
+
+The recurrent layers become ONNX's own RNN, GRU and LSTM operators, which compute what charrnn's cells do once the
+gate blocks are put in ONNX's order: charrnn's LSTM is [o, i, f, g], ONNX's [i, o, f, c]; charrnn's GRU is
+[r, z, n], ONNX's [z, r, h], both with the reset gate applied after the recurrent product (`linear_before_reset=1`,
+b_hn in the recurrent bias). The first layer reads one-hot characters (rows of an identity matrix), so its input
+weights are W_x, or with an embedding the table E @ W_x. The contract (names, types, shapes, metadata) is in
+docs/export.md.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charrnn.errors import CharRNNError
+from charrnn.nn.example_network import EXAMPLE, ExampleNetwork
+from charrnn.nn.language_model import CharModel
+from charrnn.version import __version__
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 15  # Shape with start and end (15); every other operator here is older
+MARK = "charrnn_version"  # the metadata key that tells a file charrnn wrote
+ONNX_GATES = {"rnn": [0], "gru": [1, 0, 2], "lstm": [1, 0, 2, 3]}  # ONNX's gate k is charrnn's gate ONNX_GATES[k]
+OPERATOR = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def need_onnx() -> Any:
+    """The onnx package, or the sentence that says how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise CharRNNError(
+            "charrnn export needs the onnx package; install it with: pip install 'charrnn[export]'"
+        ) from None
+    return onnx
+
+
+class Graph:
+    """An ONNX graph being written: its nodes, weights (initializers), inputs and outputs."""
+
+    def __init__(self, onnx: Any, dtype: np.dtype, opset: int) -> None:
+        self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
+        self.dtype = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+        self.nodes: list = []
+        self.weights: list = []
+        self.inputs: list = []
+        self.outputs: list = []
+        self.count = 0
+
+    @property
+    def float_type(self) -> int:
+        return self.onnx.TensorProto.FLOAT if self.dtype == np.float32 else self.onnx.TensorProto.DOUBLE
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def weight(self, hint: str, value: np.ndarray, dtype: np.dtype | None = None) -> str:
+        name = self.name(hint)
+        array = np.ascontiguousarray(value, dtype=dtype or self.dtype)
+        self.weights.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, kind: str, inputs: list[str], outputs: int = 1, **attributes: Any) -> Any:
+        names = [self.name(kind.lower()) for _ in range(outputs)]
+        self.nodes.append(self.helper.make_node(kind, inputs, names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def input(self, name: str, elem_type: int, shape: list) -> str:
+        self.inputs.append(self.helper.make_tensor_value_info(name, elem_type, shape))
+        return name
+
+    def output(self, name: str, value: str, elem_type: int, shape: list) -> None:
+        self.nodes.append(self.helper.make_node("Identity", [value], [name]))
+        self.outputs.append(self.helper.make_tensor_value_info(name, elem_type, shape))
+
+    def model(self, metadata: dict[str, str]) -> Any:
+        graph = self.helper.make_graph(self.nodes, "charrnn", self.inputs, self.outputs, self.weights)
+        opsets = [self.helper.make_opsetid("", self.opset)]
+        model = self.helper.make_model(
+            graph, opset_imports=opsets, producer_name="charrnn", producer_version=__version__
+        )
+        model.ir_version = min(model.ir_version, 8)  # what ONNX Runtime 1.14 and later read
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        return model
+
+
+def _gates(matrix: np.ndarray, cell: str, hidden: int) -> np.ndarray:
+    """The gate blocks of a (..., G*H) matrix in ONNX's order."""
+    return np.concatenate([matrix[..., g * hidden : (g + 1) * hidden] for g in ONNX_GATES[cell]], axis=-1)
+
+
+def _layer_weights(params: dict[str, np.ndarray], prefix: str, cell: str, hidden: int) -> tuple:
+    """W (G*H, inputs), R (G*H, H) and B (2*G*H,) of one direction of one layer, as ONNX's operators take them."""
+    W_x = params[prefix + "W_x"]
+    if prefix + "E" in params:  # the first layer reads one-hot characters: its weights are the table E @ W_x
+        W_x = params[prefix + "E"] @ W_x
+    W = _gates(W_x, cell, hidden).T
+    R = _gates(params[prefix + "W_h"], cell, hidden).T
+    Wb = _gates(params[prefix + "b"], cell, hidden)
+    Rb = np.zeros_like(Wb)
+    if cell == "gru":  # b_hn is added to the recurrent product before the reset gate multiplies it
+        Rb[2 * hidden :] = params[prefix + "b_hn"]
+    return W, R, np.concatenate([Wb, Rb])
+
+
+def _recurrent_layer(
+    g: Graph,
+    x: str,
+    params: dict[str, np.ndarray],
+    prefixes: list[str],
+    cell: str,
+    hidden: int,
+    lengths: str | None = None,
+    initial: list[str] | None = None,
+) -> list[str]:
+    """One ONNX RNN/GRU/LSTM node over x (T, B, inputs): one direction, or both (prefixes of each).
+    Returns its outputs: Y (T, directions, B, H), Y_h and, for an LSTM, Y_c."""
+    weights = [_layer_weights(params, p, cell, hidden) for p in prefixes]
+    W, R, B = (g.weight(name, np.stack([w[k] for w in weights])) for k, name in enumerate(("W", "R", "B")))
+    inputs = [x, W, R, B, lengths or "", *(initial or [])]
+    attributes: dict[str, Any] = {"hidden_size": hidden}
+    if len(prefixes) == 2:
+        attributes["direction"] = "bidirectional"
+    if cell == "gru":
+        attributes["linear_before_reset"] = 1
+    while inputs and inputs[-1] == "":
+        inputs.pop()
+    return g.op(OPERATOR[cell], inputs, 3 if cell == "lstm" else 2, **attributes)
+
+
+def _one_hot(g: Graph, ids_tb: str, vocab_size: int) -> str:
+    """The first layer's input for ids (T, B): one-hot rows (T, B, V), so that its W is the (V, G*H) table."""
+    return g.op("Gather", [g.weight("one_hot", np.eye(vocab_size)), ids_tb])
+
+
+def _language_model(g: Graph, net: CharModel, cell: str) -> None:
+    layers, H, V = len(net.layers), net.hidden_size, net.vocab_size
+    ids = g.input("ids", g.onnx.TensorProto.INT64, ["batch", "time"])
+    parts = ["h0", "c0"] if cell == "lstm" else ["h0"]
+    states = [g.input(name, g.float_type, [layers, "batch", H]) for name in parts]
+    x = _one_hot(g, g.op("Transpose", [ids], perm=[1, 0]), V)
+    finals: list[list[str]] = [[] for _ in parts]
+    for i in range(layers):
+        index = g.weight("layer", np.array([i], np.int64), np.int64)
+        initial = [g.op("Gather", [s, index]) for s in states]  # (1, B, H)
+        outputs = _recurrent_layer(g, x, net.params, [f"l{i}."], cell, H, None, initial)
+        x = g.op("Squeeze", [outputs[0], g.weight("axis", np.array([1], np.int64), np.int64)])  # (T, B, H)
+        for k in range(len(parts)):
+            finals[k].append(outputs[1 + k])
+    top = g.op("Transpose", [x], perm=[1, 0, 2])  # (B, T, H)
+    logits = g.op(
+        "Add", [g.op("MatMul", [top, g.weight("W_y", net.params["W_y"])]), g.weight("b_y", net.params["b_y"])]
+    )
+    g.output("logits", logits, g.float_type, ["batch", "time", V])
+    for name, final in zip(("h", "c"), finals, strict=False):
+        g.output(name, g.op("Concat", final, axis=0), g.float_type, [layers, "batch", H])
+
+
+def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
+    encoder, H = net.encoder, net.encoder.hidden_size
+    two = encoder.directions == 2
+    ids = g.input("ids", g.onnx.TensorProto.INT64, ["batch", "time"])
+    lengths = g.input("lengths", g.onnx.TensorProto.INT64, ["batch"])
+    lengths32 = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32)
+    x = _one_hot(g, g.op("Transpose", [ids], perm=[1, 0]), encoder.layers[0][0].input_size)
+    for i in range(len(encoder.layers)):
+        prefixes = [f"l{i}.", f"l{i}r."] if two else [f"l{i}."]
+        outputs = _recurrent_layer(g, x, net.params, prefixes, cell, H, lengths32)
+        y = g.op("Transpose", [outputs[0]], perm=[0, 2, 1, 3])  # (T, B, directions, H)
+        x = g.op("Reshape", [y, g.weight("shape", np.array([0, 0, -1], np.int64), np.int64)])  # (T, B, D)
+        last = outputs[1]
+    steps = g.op("Shape", [x], start=0, end=1)
+    positions = g.op(
+        "Range",
+        [
+            g.weight("zero", np.array(0, np.int64), np.int64),
+            g.op("Squeeze", [steps]),
+            g.weight("one", np.array(1, np.int64), np.int64),
+        ],
+    )
+    valid = g.op("Less", [g.op("Unsqueeze", [positions, g.weight("axis", np.array([1], np.int64), np.int64)]), lengths])
+    valid = g.op("Unsqueeze", [valid, g.weight("axis", np.array([2], np.int64), np.int64)])  # (T, B, 1)
+    if net.head == EXAMPLE:
+        if net.pool == "last":
+            features = g.op(
+                "Reshape",
+                [g.op("Transpose", [last], perm=[1, 0, 2]), g.weight("shape", np.array([0, -1], np.int64), np.int64)],
+            )
+        elif net.pool == "mean":
+            kept = g.op("Mul", [x, g.op("Cast", [valid], to=g.float_type)])
+            total = g.op("ReduceSum", [kept, g.weight("axis", np.array([0], np.int64), np.int64)], keepdims=0)
+            count = g.op(
+                "Cast",
+                [g.op("Unsqueeze", [lengths, g.weight("axis", np.array([1], np.int64), np.int64)])],
+                to=g.float_type,
+            )
+            features = g.op("Div", [total, count])
+        else:
+            masked = g.op("Where", [valid, x, g.weight("low", np.array(-np.inf))])
+            if g.opset >= 18:  # the axes of ReduceMax became an input in opset 18
+                features = g.op("ReduceMax", [masked, g.weight("axis", np.array([0], np.int64), np.int64)], keepdims=0)
+            else:
+                features = g.op("ReduceMax", [masked], axes=[0], keepdims=0)
+        logits = g.op(
+            "Add", [g.op("MatMul", [features, g.weight("W_y", net.params["W_y"])]), g.weight("b_y", net.params["b_y"])]
+        )
+        g.output("probabilities", g.op("Softmax", [logits], axis=-1), g.float_type, ["batch", net.num_outputs])
+        return
+    logits = g.op("Add", [g.op("MatMul", [x, g.weight("W_y", net.params["W_y"])]), g.weight("b_y", net.params["b_y"])])
+    probabilities = g.op("Transpose", [g.op("Softmax", [logits], axis=-1)], perm=[1, 0, 2])
+    g.output("probabilities", probabilities, g.float_type, ["batch", "time", net.num_outputs])
+
+
+def build(model: Any, opset: int = DEFAULT_OPSET) -> Any:
+    """The ONNX model of a trained charrnn model (an `charrnn.Model`), checked by `onnx.checker`."""
+    onnx = need_onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise CharRNNError(
+            f"--opset {opset} is outside what this export can write: from {MIN_OPSET} (the operators it uses) "
+            f"to {newest} (the newest this onnx package knows); choose one in between."
+        )
+    net, cell = model.network, model.config.cell
+    g = Graph(onnx, net.dtype, opset)
+    metadata = {"charrnn_task": model.task, MARK: __version__, "vocabulary": json.dumps(model.vocab.chars)}
+    if isinstance(net, CharModel):
+        _language_model(g, net, cell)
+    elif isinstance(net, ExampleNetwork):
+        _example_network(g, net, cell)
+        metadata["padding_id"] = "0"
+        metadata["labels" if net.head == EXAMPLE else "output_vocabulary"] = json.dumps(model.outputs)
+    else:
+        raise CharRNNError(
+            f"charrnn export does not yet write {model.kind} (task {model.task}); language models, classifiers and "
+            "taggers export."
+        )
+    exported = g.model(metadata)
+    onnx.checker.check_model(exported, full_check=True)
+    return exported
+
+
+def write(exported: Any, out: Path, force: bool = False) -> Path:
+    """Save an ONNX model to `out`, atomically; a folder, or a file charrnn did not write (unless `force`), is
+    refused and nothing is written."""
+    onnx = need_onnx()
+    if out.is_dir():
+        raise CharRNNError(f"--out {out} is a folder; give the path of the .onnx file to write.")
+    if out.exists() and not force and not written_by_charrnn(out):
+        raise CharRNNError(f"{out} exists and was not written by charrnn export; choose another --out or pass --force.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        onnx.save(exported, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def written_by_charrnn(path: Path) -> bool:
+    """Whether `path` is an ONNX model charrnn exported (its metadata names a charrnn version)."""
+    onnx = need_onnx()
+    try:
+        loaded = onnx.load(path, load_external_data=False)
+    except Exception:  # not a protobuf, not ONNX: not ours
+        return False
+    return any(entry.key == MARK for entry in loaded.metadata_props)
+
+
+def check(model: Any, path: Path, seed: int = 0) -> float:
+    """The largest difference between ONNX Runtime's outputs for the exported file at `path` and charrnn's own, on
+    random inputs drawn from the model's vocabulary: several lengths, batches with padding, and for a language model
+    two chunks carried over by their states."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CharRNNError(
+            "charrnn export --check needs onnxruntime; install it with: pip install 'charrnn[export]'"
+        ) from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # an opset newer than this ONNX Runtime runs, say
+        raise CharRNNError(
+            f"ONNX Runtime {onnxruntime.__version__} cannot run {path} ({str(e).strip().splitlines()[-1]}); "
+            "export with a lower --opset."
+        ) from None
+    rng = np.random.default_rng(seed)
+    net, V = model.network, len(model.vocab)
+    worst = 0.0
+    if isinstance(net, CharModel):
+        for batch, length in ((1, 1), (3, 17), (2, 64)):
+            ids = rng.integers(0, V, (batch, 2 * length))
+            state = net.initial_state(batch)
+            feeds = {s: np.zeros((len(net.layers), batch, net.hidden_size), net.dtype) for s in _state_inputs(session)}
+            for chunk in (ids[:, :length], ids[:, length:]):
+                logits, state = net.forward(chunk.T, state)
+                expected = logits.reshape(length, batch, -1).transpose(1, 0, 2)
+                got = session.run(None, {"ids": chunk, **feeds})
+                worst = max(worst, float(np.abs(got[0] - expected).max()))
+                for k, name in enumerate(_state_inputs(session)):
+                    mine = np.stack([layer_state[k] for layer_state in state])
+                    worst = max(worst, float(np.abs(got[1 + k] - mine).max()))
+                    feeds[name] = got[1 + k]
+        return worst
+    for lengths in ([1], [5, 2, 9], [12, 12, 3, 7]):
+        seqs = [rng.integers(0, V, n) for n in lengths]
+        x = np.zeros((max(lengths), len(lengths)), np.int64)
+        for b, s in enumerate(seqs):
+            x[: len(s), b] = s
+        lengths_array = np.array(lengths, np.int64)
+        logits = net.forward(x, lengths_array).astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        got = session.run(None, {"ids": x.T.copy(), "lengths": lengths_array})[0]
+        if net.head == EXAMPLE:
+            worst = max(worst, float(np.abs(got - probs).max()))
+        else:
+            expected = probs.reshape(x.shape[0], len(lengths), -1).transpose(1, 0, 2)
+            for b, n in enumerate(lengths):  # padded positions are not read
+                worst = max(worst, float(np.abs(got[b, :n] - expected[b, :n]).max()))
+    return worst
+
+
+def _state_inputs(session: Any) -> list[str]:
+    return [i.name for i in session.get_inputs() if i.name in ("h0", "c0")]
