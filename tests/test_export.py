@@ -25,11 +25,12 @@ def files(tmp_path_factory):
     (folder / "text.txt").write_text("\n".join(words) * 4, encoding="utf-8")
     (folder / "labels.tsv").write_text("".join(f"{w}\t{'ae'[len(w) % 2]}\n" for w in words), encoding="utf-8")
     (folder / "tags.tsv").write_text("".join(f"{w}\t{w.upper()}\n" for w in words), encoding="utf-8")
+    (folder / "pairs.tsv").write_text("".join(f"{w}\t{' '.join(w[::-1].upper())}\n" for w in words), encoding="utf-8")
     return folder
 
 
 def trained(files, tmp_path, name: str, **keys) -> charrnn.Model:
-    corpus = {"lm": "text.txt", "classify": "labels.tsv", "tag": "tags.tsv"}[keys["task"]]
+    corpus = {"lm": "text.txt", "classify": "labels.tsv", "tag": "tags.tsv", "seq2seq": "pairs.tsv"}[keys["task"]]
     run = charrnn.train(files / corpus, run_dir=str(tmp_path / name), **(SMALL | keys))
     return charrnn.load(run.run_dir)
 
@@ -43,7 +44,7 @@ def session(path):
 @pytest.mark.parametrize(("cell", "embed"), list(itertools.product(["rnn", "lstm", "gru"], [0, 5])))
 def test_a_language_model_gives_charrnns_logits_and_carries_its_states(files, tmp_path, cell, embed):
     model = trained(files, tmp_path, "lm", task="lm", cell=cell, embed=embed, seq_len=8)
-    path = api.export(model, tmp_path / "lm.onnx")
+    [path] = api.export(model, tmp_path / "lm.onnx")
     onnx.checker.check_model(onnx.load(path), full_check=True)
     run = session(path)
     parts = ["h0", "c0"] if cell == "lstm" else ["h0"]
@@ -81,7 +82,7 @@ EXAMPLE_MODELS = [
 @pytest.mark.parametrize("keys", EXAMPLE_MODELS, ids=lambda k: "-".join(str(v) for v in k.values()))
 def test_classifiers_and_taggers_give_charrnns_probabilities_with_padding(files, tmp_path, keys):
     model = trained(files, tmp_path, "m", **keys)
-    path = api.export(model, tmp_path / "m.onnx")
+    [path] = api.export(model, tmp_path / "m.onnx")
     run = session(path)
     assert [i.name for i in run.get_inputs()] == ["ids", "lengths"]
     rng = np.random.default_rng(2)
@@ -104,12 +105,33 @@ def test_classifiers_and_taggers_give_charrnns_probabilities_with_padding(files,
     assert json.loads(meta[key]) == model.outputs and meta["padding_id"] == "0"
 
 
+SEQ2SEQ_MODELS = [
+    *({"cell": c, "attention": a} for c in ("rnn", "lstm", "gru") for a in ("none", "dot", "general", "additive")),
+    {"cell": "lstm", "bidirectional": True, "input_feeding": True, "embed": 4},
+    {"cell": "gru", "bidirectional": True, "attention": "additive", "input_feeding": True, "target_units": "words"},
+    {"cell": "rnn", "bidirectional": True, "attention": "general"},
+]
+
+
+@pytest.mark.parametrize("keys", SEQ2SEQ_MODELS, ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_an_encoder_decoder_exports_an_encoder_and_a_decoder_step_that_agree(files, tmp_path, keys):
+    model = trained(files, tmp_path, "s", task="seq2seq", **keys)
+    encoder, decoder = api.export(model, tmp_path / "s.onnx")
+    assert (encoder.name, decoder.name) == ("s.onnx", "s.decoder.onnx")
+    for path, part in ((encoder, "encoder"), (decoder, "decoder")):
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+        assert meta["part"] == part and json.loads(meta["output_vocabulary"]) == model.outputs
+        assert meta["target_units"] == model.config.target_units and meta["eos_id"] == "0"
+    assert api.check_export(model, encoder) < 1e-5  # the encoder's outputs and five steps, three batches
+
+
 def test_the_command_checks_the_file_and_refuses_to_overwrite_what_it_did_not_write(run_cli, files, tmp_path):
     assert run_cli("train", files / "labels.tsv", "--task", "classify", "--hidden", "8", "--max-steps", "2")[0] == 0
     code, out, err = run_cli("export", "--out", "m.onnx", "--check")
     assert code == 0, err
     assert "largest difference between ONNX Runtime and charrnn" in out and "(agrees)" in out
-    assert "wrote m.onnx" in err and "a classifier, opset 17" in err
+    assert "wrote m.onnx (" in err and "a classifier, opset 17" in err
     assert run_cli("export", "--out", "m.onnx")[0] == 0  # its own file is replaced
     foreign = tmp_path / "notes.onnx"
     foreign.write_text("mine", encoding="utf-8")

@@ -16,13 +16,16 @@ from typing import Any
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.nn.attention import Additive, General
 from charrnn.nn.example_network import EXAMPLE, ExampleNetwork
 from charrnn.nn.language_model import CharModel
+from charrnn.nn.seq2seq import Seq2SeqNetwork
 from charrnn.version import __version__
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 15  # Shape with start and end (15); every other operator here is older
 MARK = "charrnn_version"  # the metadata key that tells a file charrnn wrote
+DECODER = ".decoder"  # an encoder-decoder's decoder step is written beside the encoder, as NAME.decoder.onnx
 ONNX_GATES = {"rnn": [0], "gru": [1, 0, 2], "lstm": [1, 0, 2, 3]}  # ONNX's gate k is charrnn's gate ONNX_GATES[k]
 OPERATOR = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
@@ -162,19 +165,36 @@ def _language_model(g: Graph, net: CharModel, cell: str) -> None:
         g.output(name, g.op("Concat", final, axis=0), g.float_type, [layers, "batch", H])
 
 
-def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
-    encoder, H = net.encoder, net.encoder.hidden_size
-    two = encoder.directions == 2
+def _encoder(g: Graph, encoder: Any, params: dict[str, np.ndarray], prefix: str, cell: str) -> tuple:
+    """The encoder stack over the graph inputs ids (B, T) and lengths (B,): its top outputs (T, B, D), each layer's
+    final states ([layer] -> [h (directions, B, H), c ...]) read within each example's length, and the lengths."""
     ids = g.input("ids", g.onnx.TensorProto.INT64, ["batch", "time"])
     lengths = g.input("lengths", g.onnx.TensorProto.INT64, ["batch"])
     lengths32 = g.op("Cast", [lengths], to=g.onnx.TensorProto.INT32)
     x = _one_hot(g, g.op("Transpose", [ids], perm=[1, 0]), encoder.layers[0][0].input_size)
+    finals = []
     for i in range(len(encoder.layers)):
-        prefixes = [f"l{i}.", f"l{i}r."] if two else [f"l{i}."]
-        outputs = _recurrent_layer(g, x, net.params, prefixes, cell, H, lengths32)
+        names = [f"{prefix}l{i}.", f"{prefix}l{i}r."][: encoder.directions]
+        outputs = _recurrent_layer(g, x, params, names, cell, encoder.hidden_size, lengths32)
         y = g.op("Transpose", [outputs[0]], perm=[0, 2, 1, 3])  # (T, B, directions, H)
         x = g.op("Reshape", [y, g.weight("shape", np.array([0, 0, -1], np.int64), np.int64)])  # (T, B, D)
-        last = outputs[1]
+        finals.append(outputs[1:])
+    return x, finals, lengths
+
+
+def _valid(g: Graph, x: str, lengths: str) -> str:
+    """(T, B) true where a position is within its example's length, for outputs x (T, B, D)."""
+    steps = g.op("Squeeze", [g.op("Shape", [x], start=0, end=1)])
+    positions = g.op(
+        "Range",
+        [g.weight("zero", np.array(0, np.int64), np.int64), steps, g.weight("one", np.array(1, np.int64), np.int64)],
+    )
+    return g.op("Less", [g.op("Unsqueeze", [positions, g.weight("axis", np.array([1], np.int64), np.int64)]), lengths])
+
+
+def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
+    x, finals, lengths = _encoder(g, net.encoder, net.params, "", cell)
+    last = finals[-1][0]
     steps = g.op("Shape", [x], start=0, end=1)
     positions = g.op(
         "Range",
@@ -217,8 +237,107 @@ def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
     g.output("probabilities", probabilities, g.float_type, ["batch", "time", net.num_outputs])
 
 
-def build(model: Any, opset: int = DEFAULT_OPSET) -> Any:
-    """The ONNX model of a trained charrnn model (an `charrnn.Model`), checked by `onnx.checker`."""
+def _axis(g: Graph, *axes: int) -> str:
+    return g.weight("axes", np.array(axes, np.int64), np.int64)
+
+
+def _seq2seq_encoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
+    """The encoder graph: ids, lengths -> memory (B, Ts, D), valid (B, Ts), keys (additive attention) and the
+    decoder's initial state (through the bridge from a bidirectional encoder)."""
+    x, finals, lengths = _encoder(g, net.encoder, net.params, "enc.", cell)
+    memory = g.op("Transpose", [x], perm=[1, 0, 2])
+    g.output("memory", memory, g.float_type, ["batch", "source", net.encoder.output_size])
+    g.output(
+        "valid", g.op("Transpose", [_valid(g, x, lengths)], perm=[1, 0]), g.onnx.TensorProto.BOOL, ["batch", "source"]
+    )
+    if isinstance(net.scorer, Additive):
+        keys = g.op(
+            "Add",
+            [g.op("MatMul", [memory, g.weight("W_k", net.params["att.W_k"])]), g.weight("b", net.params["att.b"])],
+        )
+        g.output("keys", keys, g.float_type, ["batch", "source", net.hidden_size])
+    for k, part in enumerate(("h", "c")[: net.parts]):
+        layers = []
+        for i, final in enumerate(finals):
+            state = final[k]  # (directions, B, H)
+            if net.bridged:
+                joined = g.op(
+                    "Reshape",
+                    [
+                        g.op("Transpose", [state], perm=[1, 0, 2]),
+                        g.weight("shape", np.array([0, -1], np.int64), np.int64),
+                    ],
+                )
+                W, b = net.params[f"bridge.{i}.{k}.W"], net.params[f"bridge.{i}.{k}.b"]
+                bridged = g.op("Tanh", [g.op("Add", [g.op("MatMul", [joined, g.weight("W", W)]), g.weight("b", b)])])
+                state = g.op("Unsqueeze", [bridged, _axis(g, 0)])
+            layers.append(state)
+        g.output(part, g.op("Concat", layers, axis=0), g.float_type, [len(finals), "batch", net.hidden_size])
+
+
+def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
+    """One decoder step: the previous token, the state (and the last attentional state, with input feeding), the
+    encoder's outputs -> log P(next token), the new state, the attentional state and the attention weights."""
+    H, D, layers = net.hidden_size, net.encoder.output_size, len(net.decoder)
+    floats, ints = g.float_type, g.onnx.TensorProto.INT64
+    ids = g.input("ids", ints, ["batch"])
+    states = [g.input(part, floats, [layers, "batch", H]) for part in ("h", "c")[: net.parts]]
+    feed = g.input("feed", floats, ["batch", H]) if net.input_feeding else None
+    memory = g.input("memory", floats, ["batch", "source", D])
+    keys = g.input("keys", floats, ["batch", "source", H]) if isinstance(net.scorer, Additive) else None
+    valid = g.input("valid", g.onnx.TensorProto.BOOL, ["batch", "source"])
+    x = g.op("Gather", [g.weight("one_hot", np.eye(net.target_vocab)), ids])  # (B, V)
+    params = dict(net.params)
+    if feed is not None:  # the first layer reads [y_{t-1}; h~_{t-1}]: its input weights are [table; W_feed]
+        table = params["dec.l0.W_x"] if "dec.l0.E" not in params else params["dec.l0.E"] @ params["dec.l0.W_x"]
+        params = {k: v for k, v in params.items() if k != "dec.l0.E"} | {
+            "dec.l0.W_x": np.vstack([table, params["dec.W_feed"]])
+        }
+        x = g.op("Concat", [x, feed], axis=1)
+    x = g.op("Unsqueeze", [x, _axis(g, 0)])  # one step: (1, B, inputs)
+    finals: list[list[str]] = [[] for _ in states]
+    for i in range(layers):
+        initial = [g.op("Gather", [s, g.weight("layer", np.array([i], np.int64), np.int64)]) for s in states]
+        outputs = _recurrent_layer(g, x, params, [f"dec.l{i}."], cell, H, None, initial)
+        x = g.op("Squeeze", [outputs[0], _axis(g, 1)])  # (1, B, H)
+        for k in range(len(states)):
+            finals[k].append(outputs[1 + k])
+    query = g.op("Transpose", [x], perm=[1, 0, 2])  # (B, 1, H)
+    out = query
+    if net.scorer is not None:
+        p = net.params
+        keys_t = g.op("Transpose", [memory], perm=[0, 2, 1])
+        if isinstance(net.scorer, Additive):
+            projected = g.op("Unsqueeze", [g.op("MatMul", [query, g.weight("W_q", p["att.W_q"])]), _axis(g, 2)])
+            energy = g.op("Tanh", [g.op("Add", [projected, g.op("Unsqueeze", [keys, _axis(g, 1)])])])
+            scores = g.op("Squeeze", [g.op("MatMul", [energy, g.weight("v", p["att.v"][:, None])]), _axis(g, 3)])
+        elif isinstance(net.scorer, General):
+            scores = g.op("MatMul", [g.op("MatMul", [query, g.weight("W_a", p["att.W_a"])]), keys_t])
+        else:
+            scores = g.op("MatMul", [query, keys_t])
+        masked = g.op("Where", [g.op("Unsqueeze", [valid, _axis(g, 1)]), scores, g.weight("low", np.array(-np.inf))])
+        alpha = g.op("Softmax", [masked], axis=-1)  # (B, 1, Ts)
+        context = g.op("MatMul", [alpha, memory])
+        joint = g.op("Concat", [context, query], axis=-1)
+        out = g.op(
+            "Tanh",
+            [g.op("Add", [g.op("MatMul", [joint, g.weight("W_c", p["att.W_c"])]), g.weight("b_c", p["att.b_c"])])],
+        )
+        g.output("attention", g.op("Squeeze", [alpha, _axis(g, 1)]), floats, ["batch", "source"])
+    out = g.op("Squeeze", [out, _axis(g, 1)])  # (B, H)
+    logits = g.op(
+        "Add", [g.op("MatMul", [out, g.weight("W_y", net.params["W_y"])]), g.weight("b_y", net.params["b_y"])]
+    )
+    g.output("log_probs", g.op("LogSoftmax", [logits], axis=-1), floats, ["batch", net.target_vocab])
+    for part, final in zip(("h", "c"), finals, strict=False):
+        g.output(f"{part}_out", g.op("Concat", final, axis=0), floats, [layers, "batch", H])
+    if net.input_feeding:
+        g.output("feed_out", out, floats, ["batch", H])
+
+
+def build(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+    """The ONNX model(s) of a trained charrnn model (a `charrnn.Model`), checked by `onnx.checker`: {"": the model}
+    or, for an encoder-decoder, {"": the encoder, ".decoder": one decoder step}."""
     onnx = need_onnx()
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
@@ -227,39 +346,59 @@ def build(model: Any, opset: int = DEFAULT_OPSET) -> Any:
             f"to {newest} (the newest this onnx package knows); choose one in between."
         )
     net, cell = model.network, model.config.cell
-    g = Graph(onnx, net.dtype, opset)
     metadata = {"charrnn_task": model.task, MARK: __version__, "vocabulary": json.dumps(model.vocab.chars)}
+    graphs = {"": Graph(onnx, net.dtype, opset)}
     if isinstance(net, CharModel):
-        _language_model(g, net, cell)
+        _language_model(graphs[""], net, cell)
     elif isinstance(net, ExampleNetwork):
-        _example_network(g, net, cell)
+        _example_network(graphs[""], net, cell)
         metadata["padding_id"] = "0"
         metadata["labels" if net.head == EXAMPLE else "output_vocabulary"] = json.dumps(model.outputs)
+    elif isinstance(net, Seq2SeqNetwork):
+        graphs[DECODER] = Graph(onnx, net.dtype, opset)
+        _seq2seq_encoder(graphs[""], net, cell)
+        _seq2seq_decoder(graphs[DECODER], net, cell)
+        metadata |= {"padding_id": "0", "output_vocabulary": json.dumps(model.outputs), "eos_id": "0"}
+        metadata |= {"target_units": model.config.target_units, "max_output_length": "2 * source length + 10"}
     else:
         raise CharRNNError(
-            f"charrnn export does not yet write {model.kind} (task {model.task}); language models, classifiers and "
-            "taggers export."
+            f"charrnn export cannot write {model.kind} (task {model.task}): its network is not one it knows."
         )
-    exported = g.model(metadata)
-    onnx.checker.check_model(exported, full_check=True)
+    exported = {}
+    for suffix, g in graphs.items():
+        exported[suffix] = g.model(metadata | ({"part": "decoder" if suffix else "encoder"} if len(graphs) > 1 else {}))
+        onnx.checker.check_model(exported[suffix], full_check=True)
     return exported
 
 
-def write(exported: Any, out: Path, force: bool = False) -> Path:
-    """Save an ONNX model to `out`, atomically; a folder, or a file charrnn did not write (unless `force`), is
-    refused and nothing is written."""
+def paths(out: Path, exported: dict[str, Any]) -> dict[str, Path]:
+    """Where each graph goes: `out`, and beside it NAME.decoder.onnx for an encoder-decoder's decoder step."""
+    return {
+        suffix: out.with_name(out.name.removesuffix(".onnx") + suffix + ".onnx") if suffix else out
+        for suffix in exported
+    }
+
+
+def write(exported: dict[str, Any], out: Path, force: bool = False) -> Path:
+    """Save the ONNX model(s) to `out` (and beside it), each atomically; a folder, or a file charrnn did not write
+    (unless `force`), is refused before anything is written."""
     onnx = need_onnx()
-    if out.is_dir():
-        raise CharRNNError(f"--out {out} is a folder; give the path of the .onnx file to write.")
-    if out.exists() and not force and not written_by_charrnn(out):
-        raise CharRNNError(f"{out} exists and was not written by charrnn export; choose another --out or pass --force.")
+    targets = paths(out, exported)
+    for path in targets.values():
+        if path.is_dir():
+            raise CharRNNError(f"--out {path} is a folder; give the path of the .onnx file to write.")
+        if path.exists() and not force and not written_by_charrnn(path):
+            raise CharRNNError(
+                f"{path} exists and was not written by charrnn export; choose another --out or pass --force."
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        onnx.save(exported, tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    for suffix, path in targets.items():
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            onnx.save(exported[suffix], tmp)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return out
 
 
@@ -283,18 +422,14 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
         raise CharRNNError(
             "charrnn export --check needs onnxruntime; install it with: pip install 'charrnn[export]'"
         ) from None
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # an opset newer than this ONNX Runtime runs, say
-        raise CharRNNError(
-            f"ONNX Runtime {onnxruntime.__version__} cannot run {path} ({str(e).strip().splitlines()[-1]}); "
-            "export with a lower --opset."
-        ) from None
+    session = runtime_session(onnxruntime, path)
     rng = np.random.default_rng(seed)
     net, V = model.network, len(model.vocab)
     worst = 0.0
+    if isinstance(net, Seq2SeqNetwork):
+        return _check_seq2seq(
+            net, session, runtime_session(onnxruntime, paths(path, {"": 0, DECODER: 0})[DECODER]), rng, V
+        )
     if isinstance(net, CharModel):
         for batch, length in ((1, 1), (3, 17), (2, 64)):
             ids = rng.integers(0, V, (batch, 2 * length))
@@ -326,6 +461,64 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
             expected = probs.reshape(x.shape[0], len(lengths), -1).transpose(1, 0, 2)
             for b, n in enumerate(lengths):  # padded positions are not read
                 worst = max(worst, float(np.abs(got[b, :n] - expected[b, :n]).max()))
+    return worst
+
+
+def runtime_session(onnxruntime: Any, path: Path) -> Any:
+    """An ONNX Runtime session on one thread, or the sentence that says why it cannot run the file."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # an opset newer than this ONNX Runtime runs, say
+        raise CharRNNError(
+            f"ONNX Runtime {onnxruntime.__version__} cannot run {path} ({str(e).strip().splitlines()[-1]}); "
+            "export with a lower --opset."
+        ) from None
+
+
+def _check_seq2seq(net: Seq2SeqNetwork, encoder: Any, decoder: Any, rng: np.random.Generator, V: int) -> float:
+    """The encoder's outputs, then five decoder steps fed the same tokens, against charrnn's encode and step."""
+    worst = 0.0
+    for lengths in ([1], [5, 2, 9], [12, 12, 3, 7]):
+        x = np.zeros((len(lengths), max(lengths)), np.int64)
+        for b, n in enumerate(lengths):
+            x[b, :n] = rng.integers(0, V, n)
+        lengths_array = np.array(lengths, np.int64)
+        src = net.encode(x.T.copy(), lengths_array)
+        got = dict(
+            zip(
+                [o.name for o in encoder.get_outputs()],
+                encoder.run(None, {"ids": x, "lengths": lengths_array}),
+                strict=True,
+            )
+        )
+        valid = src.valid
+        worst = max(worst, float(np.abs(np.where(valid[..., None], got["memory"] - src.outputs, 0)).max()))
+        state = [[s.copy() for s in layer] for layer in src.state]
+        for k, part in enumerate(("h", "c")[: net.parts]):
+            worst = max(worst, float(np.abs(got[part] - np.stack([layer[k] for layer in state])).max()))
+        feeds = {name: got[name] for name in ("memory", "valid", "keys") if name in got}
+        feeds |= {part: got[part] for part in ("h", "c")[: net.parts]}
+        feed = np.zeros((len(lengths), net.hidden_size), net.dtype) if net.input_feeding else None
+        if feed is not None:
+            feeds["feed"] = feed
+        for _ in range(5):
+            ids = rng.integers(0, net.target_vocab, len(lengths))
+            log_probs, out, alpha = net.step(ids, state, feed, src)
+            step = dict(
+                zip([o.name for o in decoder.get_outputs()], decoder.run(None, {"ids": ids, **feeds}), strict=True)
+            )
+            worst = max(worst, float(np.abs(step["log_probs"] - log_probs).max()))
+            if "attention" in step:
+                worst = max(worst, float(np.abs(step["attention"] - alpha).max()))
+            for k, part in enumerate(("h", "c")[: net.parts]):
+                feeds[part] = step[f"{part}_out"]
+                worst = max(worst, float(np.abs(feeds[part] - np.stack([layer[k] for layer in state])).max()))
+            if feed is not None:
+                feed = out
+                feeds["feed"] = step["feed_out"]
+                worst = max(worst, float(np.abs(step["feed_out"] - out).max()))
     return worst
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn.apps.bench import run_bench
-from charrnn.apps.export import DEFAULT_OPSET, build, check, write
+from charrnn.apps.export import DEFAULT_OPSET, build, check, paths, write
 from charrnn.apps.viz import write_page
 from charrnn.errors import CharRNNError
 from charrnn.tasks.base import Model, PathLike, checkpoint_of
@@ -90,13 +90,17 @@ def bench(
     return run_bench(config, data, warmup, steps)
 
 
-def export(model: Model, out: PathLike, opset: int = DEFAULT_OPSET, force: bool = False) -> Path:
-    """Write `model` as an ONNX file (the contract is docs/export.md), as `charrnn export` does; needs
-    `charrnn[export]`. An existing file that charrnn did not write is replaced only with force=True.
+def export(model: Model, out: PathLike, opset: int = DEFAULT_OPSET, force: bool = False) -> list[Path]:
+    """Write `model` as ONNX, as `charrnn export` does (the contract is docs/export.md; needs `charrnn[export]`):
+    `out`, and for an encoder-decoder also its decoder step beside it (NAME.decoder.onnx); returns the files. An
+    existing file that charrnn did not write is replaced only with force=True.
 
         >>> charrnn.interfaces.api.export(charrnn.load("runs/wordlang"), "wordlang.onnx")
+        [PosixPath('wordlang.onnx')]
     """
-    return write(build(model, opset), Path(out), force)
+    exported = build(model, opset)
+    write(exported, Path(out), force)
+    return list(paths(Path(out), exported).values())
 
 
 def check_export(model: Model, path: PathLike) -> float:

@@ -819,10 +819,11 @@ def export_model(
     """Write the model as an ONNX file that ONNX Runtime runs from C, C++, C#, Java, JavaScript or Python (needs
     charrnn[export]); the inputs, outputs and metadata are in docs/export.md."""
     model = _load(checkpoint, run_dir)
-    path = api.export(model, out, opset, force)
-    err.print(f"charrnn: wrote {path} ({filesize.decimal(path.stat().st_size)}, {model.kind}, opset {opset})")
+    written = api.export(model, out, opset, force)
+    sizes = ", ".join(f"{path} ({filesize.decimal(path.stat().st_size)})" for path in written)
+    err.print(f"charrnn: wrote {sizes}: {model.kind}, opset {opset}")
     if check:
-        difference = api.check_export(model, path)
+        difference = api.check_export(model, written[0])
         agrees = difference <= CHECK_TOLERANCE
         verdict = "agrees" if agrees else f"differs by more than {CHECK_TOLERANCE:g}"
         print(f"largest difference between ONNX Runtime and charrnn: {difference:.3g} ({verdict})")
