@@ -9,7 +9,7 @@ Everything public is listed in `__all__`; the modules behind it may change.
 """
 
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.api import Run, load, train
+from charrnn.interfaces.api import Run, check_export, export, load, train
 from charrnn.tasks.base import Model
 from charrnn.tasks.classify import Classifier
 from charrnn.tasks.language_model import LanguageModel
@@ -32,6 +32,8 @@ __all__ = [
     "TrainEvent",
     "Translator",
     "__version__",
+    "check_export",
+    "export",
     "load",
     "train",
 ]

@@ -29,7 +29,19 @@ def trained(run_cli, small_corpus, tmp_path):
 def test_the_public_names_are_exactly_all():
     models = ["Classifier", "LanguageModel", "Model", "Tagger", "Translator"]  # one class per task, and their base
     assert sorted(charrnn.__all__) == sorted(
-        ["CharRNNError", "Config", *models, "Run", "Score", "TrainEvent", "__version__", "load", "train"]
+        [
+            "CharRNNError",
+            "Config",
+            *models,
+            "Run",
+            "Score",
+            "TrainEvent",
+            "__version__",
+            "load",
+            "train",
+            "export",
+            "check_export",
+        ]
     )
     public = {name for name in dir(charrnn) if not name.startswith("_")}
     modules = {name for name in public if inspect.ismodule(getattr(charrnn, name))}

@@ -1,6 +1,7 @@
 """The scripts in examples/ run an exported model with NumPy and ONNX Runtime alone, and print what charrnn prints:
 the same sample for the same seed and temperature, the same labels, tags and translations (greedy and beam)."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -83,8 +84,6 @@ def test_translate_decodes_as_charrnn_does(run_cli, words, keys):
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_an_example_imports_nothing_but_numpy_onnxruntime_and_the_standard_library(script):
-    import ast
-
     names = set()
     for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

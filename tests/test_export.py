@@ -151,3 +151,16 @@ def test_without_onnx_the_command_says_how_to_install_it(run_cli, files, monkeyp
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)
     code, _, err = run_cli("export", "--out", "m.onnx")
     assert code == 2 and "pip install 'charrnn[export]'" in err
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused_and_nothing_is_written(run_cli, files, tmp_path):
+    assert run_cli("train", files / "text.txt", "--hidden", "8", "--seq-len", "8", "--max-steps", "1")[0] == 0
+    path = next((tmp_path / "runs").glob("*/last.npz"))
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(arrays["meta"].tobytes()) | {"version": 99}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "future.npz", **arrays)
+    code, _, err = run_cli("export", "--checkpoint", tmp_path / "future.npz", "--out", "f.onnx")
+    assert code == 2 and "newer than this charrnn reads" in err
+    assert not (tmp_path / "f.onnx").exists()
