@@ -164,3 +164,13 @@ def test_a_checkpoint_of_a_newer_format_is_refused_and_nothing_is_written(run_cl
     code, _, err = run_cli("export", "--checkpoint", tmp_path / "future.npz", "--out", "f.onnx")
     assert code == 2 and "newer than this charrnn reads" in err
     assert not (tmp_path / "f.onnx").exists()
+
+
+@pytest.mark.parametrize("task", ["lm", "tag", "seq2seq"])
+def test_a_float64_model_exports_as_float32_which_onnx_runtime_runs(files, tmp_path, task):
+    model = trained(
+        files, tmp_path, "d", task=task, dtype="float64", cell="gru", **({"seq_len": 8} if task == "lm" else {})
+    )
+    [path, *_] = api.export(model, tmp_path / "d.onnx")
+    assert all(i.type in ("tensor(float)", "tensor(int64)", "tensor(bool)") for i in session(path).get_inputs())
+    assert api.check_export(model, path) < 1e-5

@@ -44,9 +44,9 @@ def need_onnx() -> Any:
 class Graph:
     """An ONNX graph being written: its nodes, weights (initializers), inputs and outputs."""
 
-    def __init__(self, onnx: Any, dtype: np.dtype, opset: int) -> None:
+    def __init__(self, onnx: Any, opset: int) -> None:
         self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
-        self.dtype = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+        self.dtype = np.dtype(np.float32)  # ONNX Runtime's recurrent operators run float32 only; float64 models too
         self.nodes: list = []
         self.weights: list = []
         self.inputs: list = []
@@ -55,7 +55,7 @@ class Graph:
 
     @property
     def float_type(self) -> int:
-        return self.onnx.TensorProto.FLOAT if self.dtype == np.float32 else self.onnx.TensorProto.DOUBLE
+        return self.onnx.TensorProto.FLOAT
 
     def name(self, hint: str) -> str:
         self.count += 1
@@ -347,7 +347,7 @@ def build(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
         )
     net, cell = model.network, model.config.cell
     metadata = {"charrnn_task": model.task, MARK: __version__, "vocabulary": json.dumps(model.vocab.chars)}
-    graphs = {"": Graph(onnx, net.dtype, opset)}
+    graphs = {"": Graph(onnx, opset)}
     if isinstance(net, CharModel):
         _language_model(graphs[""], net, cell)
     elif isinstance(net, ExampleNetwork):
@@ -355,7 +355,7 @@ def build(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
         metadata["padding_id"] = "0"
         metadata["labels" if net.head == EXAMPLE else "output_vocabulary"] = json.dumps(model.outputs)
     elif isinstance(net, Seq2SeqNetwork):
-        graphs[DECODER] = Graph(onnx, net.dtype, opset)
+        graphs[DECODER] = Graph(onnx, opset)
         _seq2seq_encoder(graphs[""], net, cell)
         _seq2seq_decoder(graphs[DECODER], net, cell)
         metadata |= {"padding_id": "0", "output_vocabulary": json.dumps(model.outputs), "eos_id": "0"}
@@ -434,7 +434,7 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
         for batch, length in ((1, 1), (3, 17), (2, 64)):
             ids = rng.integers(0, V, (batch, 2 * length))
             state = net.initial_state(batch)
-            feeds = {s: np.zeros((len(net.layers), batch, net.hidden_size), net.dtype) for s in _state_inputs(session)}
+            feeds = {s: np.zeros((len(net.layers), batch, net.hidden_size), np.float32) for s in _state_inputs(session)}
             for chunk in (ids[:, :length], ids[:, length:]):
                 logits, state = net.forward(chunk.T, state)
                 expected = logits.reshape(length, batch, -1).transpose(1, 0, 2)
@@ -502,7 +502,7 @@ def _check_seq2seq(net: Seq2SeqNetwork, encoder: Any, decoder: Any, rng: np.rand
         feeds |= {part: got[part] for part in ("h", "c")[: net.parts]}
         feed = np.zeros((len(lengths), net.hidden_size), net.dtype) if net.input_feeding else None
         if feed is not None:
-            feeds["feed"] = feed
+            feeds["feed"] = feed.astype(np.float32)
         for _ in range(5):
             ids = rng.integers(0, net.target_vocab, len(lengths))
             log_probs, out, alpha = net.step(ids, state, feed, src)
