@@ -21,6 +21,8 @@ def main() -> None:
 
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("charrnn_task") != "classify":
+        sys.exit(f"{args.model} is not a classifier exported by charrnn (its task: {meta.get('charrnn_task')}).")
     index = {c: i for i, c in enumerate(json.loads(meta["vocabulary"]))}
     labels = json.loads(meta["labels"])
     unknown = sorted({c for text in args.texts for c in text} - set(index))

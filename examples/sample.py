@@ -26,7 +26,10 @@ def main() -> None:
     args = parser.parse_args()
 
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-    vocab = json.loads(session.get_modelmeta().custom_metadata_map["vocabulary"])
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("charrnn_task") != "lm":
+        sys.exit(f"{args.model} is not a language model exported by charrnn (its task: {meta.get('charrnn_task')}).")
+    vocab = json.loads(meta["vocabulary"])
     index = {c: i for i, c in enumerate(vocab)}
     unknown = sorted(set(args.prime) - set(index))
     if unknown:

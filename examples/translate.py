@@ -9,6 +9,7 @@ The export wrote two files: NAME.onnx, the encoder, and NAME.decoder.onnx, one s
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -20,10 +21,13 @@ class Model:
 
     def __init__(self, path: str) -> None:
         self.encoder = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.decoder = ort.InferenceSession(
-            path.removesuffix(".onnx") + ".decoder.onnx", providers=["CPUExecutionProvider"]
-        )
         meta = self.encoder.get_modelmeta().custom_metadata_map
+        if meta.get("charrnn_task") != "seq2seq":
+            sys.exit(f"{path} is not a seq2seq model exported by charrnn (its task: {meta.get('charrnn_task')}).")
+        decoder = path.removesuffix(".onnx") + ".decoder.onnx"
+        if not os.path.isfile(decoder):
+            sys.exit(f"{decoder}, the decoder charrnn export writes beside {path}, is not there.")
+        self.decoder = ort.InferenceSession(decoder, providers=["CPUExecutionProvider"])
         self.index = {c: i for i, c in enumerate(json.loads(meta["vocabulary"]))}
         self.outputs = json.loads(meta["output_vocabulary"])  # output 0 is EOS, which ends an output and starts one
         self.joiner = " " if meta["target_units"] == "words" else ""

@@ -91,3 +91,17 @@ def test_an_example_imports_nothing_but_numpy_onnxruntime_and_the_standard_libra
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module.split(".")[0])
     assert names - set(sys.stdlib_module_names) <= {"numpy", "onnxruntime"}, names
+
+
+def test_an_example_given_another_kind_of_model_says_so(run_cli, words):
+    assert run_cli("train", words / "text.txt", *SMALL, "--seq-len", "16", "--max-steps", "2")[0] == 0
+    assert run_cli("export", "--out", "lm.onnx")[0] == 0
+    for script in ("classify.py", "tag.py", "translate.py"):
+        done = subprocess.run(
+            [sys.executable, "-I", str(EXAMPLES / script), str(words / "lm.onnx"), "pond"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and "lm.onnx is not a" in done.stderr and "(its task: lm)" in done.stderr
+        assert "Traceback" not in done.stderr
