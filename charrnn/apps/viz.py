@@ -19,7 +19,6 @@ from importlib import resources
 
 import numpy as np
 
-from charrnn.data.text import printable
 from charrnn.tasks.trace import STATES, Trace
 
 SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}
@@ -131,7 +130,3 @@ def cell_color(value: float, kind: str) -> str:
 
 def describe_cell(cell: dict) -> str:
     return f"{cell['layer']}:{cell['unit']} ({'tanh(c)' if cell['kind'] == 'c' else cell['kind']})"
-
-
-def printable_char(ch: str) -> str:
-    return printable(ch) if ch != " " else " "
