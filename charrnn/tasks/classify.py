@@ -57,25 +57,7 @@ class ClassifyTask(ExampleTask):
     targets = LABEL
     outputs_name = "labels"
     model = Classifier
-
-    @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
-        c = config
-        return ExampleNetwork(
-            EXAMPLE,
-            vocab_size,
-            num_outputs,
-            c.hidden,
-            c.layers,
-            c.cell,
-            c.bidirectional,
-            c.pool,
-            c.dtype,
-            c.seed,
-            c.forget_bias,
-            c.output_dropout,
-            c.embed,
-        )
+    head = EXAMPLE
 
     @classmethod
     def describe_model(cls, config: Any) -> str:

@@ -21,7 +21,7 @@ from charrnn.data.examples import (
 )
 from charrnn.data.text import Vocab, id_dtype, read_text, text_lines
 from charrnn.errors import CharRNNError
-from charrnn.nn.example_network import log_probabilities
+from charrnn.nn.example_network import ExampleNetwork, log_probabilities
 from charrnn.nn.functional import blank, pad
 from charrnn.tasks.base import Model, PathLike
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_examples
@@ -35,6 +35,7 @@ class ExampleTask(registry.Task):
     keys: ClassVar[tuple[str, ...]] = ("val_file", "max_len")
     counts = "examples"
     targets: ClassVar[str]  # LABEL, OUTPUT or TARGET (charrnn.data.examples)
+    head: ClassVar[str]  # what its network predicts: EXAMPLE or POSITION (charrnn.nn.example_network)
     outputs_name: ClassVar[str]  # what the output vocabulary holds, in words: "labels"
 
     def __init__(self, config: Any, data: ExampleData) -> None:
@@ -65,6 +66,25 @@ class ExampleTask(registry.Task):
             vocab,
             outputs,
             c.target_units,
+        )
+
+    @classmethod
+    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
+        c = config
+        return ExampleNetwork(
+            cls.head,
+            vocab_size,
+            num_outputs,
+            c.hidden,
+            c.layers,
+            c.cell,
+            c.bidirectional,
+            c.pool,
+            c.dtype,
+            c.seed,
+            c.forget_bias,
+            c.output_dropout,
+            c.embed,
         )
 
     @classmethod

@@ -59,25 +59,7 @@ class TagTask(ExampleTask):
     targets = OUTPUT
     outputs_name = "output characters"
     model = Tagger
-
-    @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
-        c = config
-        return ExampleNetwork(
-            POSITION,
-            vocab_size,
-            num_outputs,
-            c.hidden,
-            c.layers,
-            c.cell,
-            c.bidirectional,
-            c.pool,
-            c.dtype,
-            c.seed,
-            c.forget_bias,
-            c.output_dropout,
-            c.embed,
-        )
+    head = POSITION
 
     @classmethod
     def random_targets(cls, rng: np.random.Generator, inputs: list[np.ndarray]) -> tuple[list, list[str]]:
