@@ -68,8 +68,10 @@ class Model:
 
     votes: ClassVar[bool] = False  # whether models of this class can vote together (an ensemble)
 
-    def __init__(self, path: Path, *more: Path) -> None:
-        network, self.vocab, self.config, self.meta, _ = load_model(path)
+    def __init__(self, path: Path, *more: Path, loaded: tuple | None = None) -> None:
+        """The model of the checkpoint `path` (`loaded`: what `load_model` already read of it), and of `more`,
+        voting with it."""
+        network, self.vocab, self.config, self.meta, _ = loaded or load_model(path)
         self.paths = [path]
         self.networks = [network]
         for other in more:
@@ -77,9 +79,10 @@ class Model:
 
     @staticmethod
     def open(path: Path, *more: Path) -> "Model":
-        """The model of a checkpoint (and of `more`, voting with it), as the class of its task."""
-        task = load_model(path)[2].task
-        return registry.get(task).model(path, *more)
+        """The model of a checkpoint (and of `more`, voting with it), as the class of its task; the checkpoint is
+        read once."""
+        loaded = load_model(path)
+        return registry.get(loaded[2].task).model(path, *more, loaded=loaded)
 
     @property
     def path(self) -> Path:
