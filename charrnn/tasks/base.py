@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from charrnn.data.examples import unknown_report
+from charrnn.data.text import read_text
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
 from charrnn.training import registry
@@ -178,6 +179,25 @@ class Model:
         self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
     ) -> dict[str, Any]:
         """How well the model does on a file (see each task's model)."""
+        raise NotImplementedError
+
+    def text_to_trace(self, text: str | None, file: PathLike | None, length: int) -> str:
+        """What `trace` reads: TEXT, the text of a file, or by default the start of the run's own validation data,
+        about `length` characters of it (`validation_text`)."""
+        if text is not None and file is not None:
+            raise CharRNNError("give the text as TEXT or with --file, not both.")
+        if file is not None:
+            return read_text(Path(file))
+        if text is not None:
+            return text
+        try:
+            data = registry.get(self.task).load_data(self.config, None, self.vocab, self.outputs or None)
+        except CharRNNError as e:
+            raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
+        return self.validation_text(data, length)
+
+    def validation_text(self, data: Any, length: int) -> str:
+        """The start of the run's validation data (its task's `load_data`), as text to trace."""
         raise NotImplementedError
 
     def no_decoding(self, beam: object, length_penalty: object) -> None:

@@ -19,7 +19,7 @@ from charrnn.data.examples import (
     load_examples,
     read_examples,
 )
-from charrnn.data.text import Vocab, id_dtype, read_text, text_lines
+from charrnn.data.text import Vocab, id_dtype, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.nn.example_network import ExampleNetwork, log_probabilities
 from charrnn.nn.functional import blank, pad
@@ -186,12 +186,7 @@ class ExampleModel(Model):
         text: what `charrnn viz` shows."""
         if len(self.networks) > 1:
             raise CharRNNError("charrnn viz shows one model at a time; give one checkpoint.")
-        if text is not None and file is not None:
-            raise CharRNNError("give the text as TEXT or with --file, not both.")
-        if file is not None:
-            text = read_text(Path(file))
-        if text is None:
-            text = self._validation_text(length)
+        text = self.text_to_trace(text, file, length)
         lines = [line for line in text_lines(check_length(text, length)) if line.strip()]
         ids, _ = self.encode_inputs(lines, unknown)
         lines = [self.vocab.decode(i) for i in ids]
@@ -200,12 +195,8 @@ class ExampleModel(Model):
 
     traced: ClassVar[str] = "output"  # what the viz page calls the predictions it shows
 
-    def _validation_text(self, length: int) -> str:
-        """The start of the run's validation inputs, a line each."""
-        try:
-            data = self.task_class.load_data(self.config, None, self.vocab, self.outputs)
-        except CharRNNError as e:
-            raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
+    def validation_text(self, data: ExampleData, length: int) -> str:
+        """The validation inputs, a line each, as many whole ones as fit in `length` characters."""
         lines, size = [], 0
         for line in data.val.examples.inputs:
             if size + len(line) + 1 > length:

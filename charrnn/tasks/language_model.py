@@ -153,22 +153,12 @@ class LanguageModel(Model):
             >>> ranking["inside double quotes"][0]
             {'layer': 'l1', 'kind': 'c', 'unit': 121, 'r': 0.87}
         """
-        text = self._text_to_trace(text, file, length)
+        text = self.text_to_trace(text, file, length)
         text = check_prime(self.vocab, check_length(text, length), unknown, "the text")
         trace = trace_language_model(self.network, self.vocab, text)
         return trace, rank_cells(trace)
 
-    def _text_to_trace(self, text: str | None, file: PathLike | None, length: int) -> str:
-        if text is not None and file is not None:
-            raise CharRNNError("give the text as TEXT or with --file, not both.")
-        if file is not None:
-            return read_text(Path(file))
-        if text is not None:
-            return text
-        try:
-            data = LanguageModelTask.load_data(self.config, None, self.vocab)
-        except CharRNNError as e:
-            raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
+    def validation_text(self, data: Corpus, length: int) -> str:
         return self.vocab.decode(data.val[:length])
 
 
