@@ -10,6 +10,7 @@ docs/export.md.
 """
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 from charrnn.errors import CharRNNError
 from charrnn.nn.attention import Additive, General
 from charrnn.nn.example_network import EXAMPLE, ExampleNetwork
+from charrnn.nn.functional import log_softmax, pad
 from charrnn.nn.language_model import CharModel
 from charrnn.nn.seq2seq import Seq2SeqNetwork
 from charrnn.version import __version__
@@ -98,12 +100,16 @@ def _gates(matrix: np.ndarray, cell: str, hidden: int) -> np.ndarray:
     return np.concatenate([matrix[..., g * hidden : (g + 1) * hidden] for g in ONNX_GATES[cell]], axis=-1)
 
 
+def _input_weights(params: dict[str, np.ndarray], prefix: str) -> np.ndarray:
+    """A layer's input weights as its graph reads them: W_x, or for a first layer with an embedding, which reads
+    one-hot characters, the table E @ W_x."""
+    W_x = params[prefix + "W_x"]
+    return params[prefix + "E"] @ W_x if prefix + "E" in params else W_x
+
+
 def _layer_weights(params: dict[str, np.ndarray], prefix: str, cell: str, hidden: int) -> tuple:
     """W (G*H, inputs), R (G*H, H) and B (2*G*H,) of one direction of one layer, as ONNX's operators take them."""
-    W_x = params[prefix + "W_x"]
-    if prefix + "E" in params:  # the first layer reads one-hot characters: its weights are the table E @ W_x
-        W_x = params[prefix + "E"] @ W_x
-    W = _gates(W_x, cell, hidden).T
+    W = _gates(_input_weights(params, prefix), cell, hidden).T
     R = _gates(params[prefix + "W_h"], cell, hidden).T
     Wb = _gates(params[prefix + "b"], cell, hidden)
     Rb = np.zeros_like(Wb)
@@ -153,7 +159,7 @@ def _language_model(g: Graph, net: CharModel, cell: str) -> None:
         index = g.weight("layer", np.array([i], np.int64), np.int64)
         initial = [g.op("Gather", [s, index]) for s in states]  # (1, B, H)
         outputs = _recurrent_layer(g, x, net.params, [f"l{i}."], cell, H, None, initial)
-        x = g.op("Squeeze", [outputs[0], g.weight("axis", np.array([1], np.int64), np.int64)])  # (T, B, H)
+        x = g.op("Squeeze", [outputs[0], _axis(g, 1)])  # (T, B, H)
         for k in range(len(parts)):
             finals[k].append(outputs[1 + k])
     top = g.op("Transpose", [x], perm=[1, 0, 2])  # (B, T, H)
@@ -189,23 +195,13 @@ def _valid(g: Graph, x: str, lengths: str) -> str:
         "Range",
         [g.weight("zero", np.array(0, np.int64), np.int64), steps, g.weight("one", np.array(1, np.int64), np.int64)],
     )
-    return g.op("Less", [g.op("Unsqueeze", [positions, g.weight("axis", np.array([1], np.int64), np.int64)]), lengths])
+    return g.op("Less", [g.op("Unsqueeze", [positions, _axis(g, 1)]), lengths])
 
 
 def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
     x, finals, lengths = _encoder(g, net.encoder, net.params, "", cell)
     last = finals[-1][0]
-    steps = g.op("Shape", [x], start=0, end=1)
-    positions = g.op(
-        "Range",
-        [
-            g.weight("zero", np.array(0, np.int64), np.int64),
-            g.op("Squeeze", [steps]),
-            g.weight("one", np.array(1, np.int64), np.int64),
-        ],
-    )
-    valid = g.op("Less", [g.op("Unsqueeze", [positions, g.weight("axis", np.array([1], np.int64), np.int64)]), lengths])
-    valid = g.op("Unsqueeze", [valid, g.weight("axis", np.array([2], np.int64), np.int64)])  # (T, B, 1)
+    valid = g.op("Unsqueeze", [_valid(g, x, lengths), _axis(g, 2)])  # (T, B, 1)
     if net.head == EXAMPLE:
         if net.pool == "last":
             features = g.op(
@@ -214,17 +210,17 @@ def _example_network(g: Graph, net: ExampleNetwork, cell: str) -> None:
             )
         elif net.pool == "mean":
             kept = g.op("Mul", [x, g.op("Cast", [valid], to=g.float_type)])
-            total = g.op("ReduceSum", [kept, g.weight("axis", np.array([0], np.int64), np.int64)], keepdims=0)
+            total = g.op("ReduceSum", [kept, _axis(g, 0)], keepdims=0)
             count = g.op(
                 "Cast",
-                [g.op("Unsqueeze", [lengths, g.weight("axis", np.array([1], np.int64), np.int64)])],
+                [g.op("Unsqueeze", [lengths, _axis(g, 1)])],
                 to=g.float_type,
             )
             features = g.op("Div", [total, count])
         else:
             masked = g.op("Where", [valid, x, g.weight("low", np.array(-np.inf))])
             if g.opset >= 18:  # the axes of ReduceMax became an input in opset 18
-                features = g.op("ReduceMax", [masked, g.weight("axis", np.array([0], np.int64), np.int64)], keepdims=0)
+                features = g.op("ReduceMax", [masked, _axis(g, 0)], keepdims=0)
             else:
                 features = g.op("ReduceMax", [masked], axes=[0], keepdims=0)
         logits = g.op(
@@ -289,7 +285,7 @@ def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
     x = g.op("Gather", [g.weight("one_hot", np.eye(net.target_vocab)), ids])  # (B, V)
     params = dict(net.params)
     if feed is not None:  # the first layer reads [y_{t-1}; h~_{t-1}]: its input weights are [table; W_feed]
-        table = params["dec.l0.W_x"] if "dec.l0.E" not in params else params["dec.l0.E"] @ params["dec.l0.W_x"]
+        table = _input_weights(params, "dec.l0.")
         params = {k: v for k, v in params.items() if k != "dec.l0.E"} | {
             "dec.l0.W_x": np.vstack([table, params["dec.W_feed"]])
         }
@@ -445,16 +441,9 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
                     worst = max(worst, float(np.abs(got[1 + k] - mine).max()))
                     feeds[name] = got[1 + k]
         return worst
-    for lengths in ([1], [5, 2, 9], [12, 12, 3, 7]):
-        seqs = [rng.integers(0, V, n) for n in lengths]
-        x = np.zeros((max(lengths), len(lengths)), np.int64)
-        for b, s in enumerate(seqs):
-            x[: len(s), b] = s
-        lengths_array = np.array(lengths, np.int64)
-        logits = net.forward(x, lengths_array).astype(np.float64)
-        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
-        got = session.run(None, {"ids": x.T.copy(), "lengths": lengths_array})[0]
+    for x, lengths in _random_batches(rng, V):
+        probs = np.exp(log_softmax(net.forward(x, lengths).astype(np.float64)))
+        got = session.run(None, {"ids": x.T.copy(), "lengths": lengths})[0]
         if net.head == EXAMPLE:
             worst = max(worst, float(np.abs(got - probs).max()))
         else:
@@ -462,6 +451,12 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
             for b, n in enumerate(lengths):  # padded positions are not read
                 worst = max(worst, float(np.abs(got[b, :n] - expected[b, :n]).max()))
     return worst
+
+
+def _random_batches(rng: np.random.Generator, vocab_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of random ids (T, B), padded, and their lengths: one example, then examples of different lengths."""
+    for lengths in ([1], [5, 2, 9], [12, 12, 3, 7]):
+        yield pad([rng.integers(0, vocab_size, n) for n in lengths], np.int64)
 
 
 def runtime_session(onnxruntime: Any, path: Path) -> Any:
@@ -480,12 +475,9 @@ def runtime_session(onnxruntime: Any, path: Path) -> Any:
 def _check_seq2seq(net: Seq2SeqNetwork, encoder: Any, decoder: Any, rng: np.random.Generator, V: int) -> float:
     """The encoder's outputs, then five decoder steps fed the same tokens, against charrnn's encode and step."""
     worst = 0.0
-    for lengths in ([1], [5, 2, 9], [12, 12, 3, 7]):
-        x = np.zeros((len(lengths), max(lengths)), np.int64)
-        for b, n in enumerate(lengths):
-            x[b, :n] = rng.integers(0, V, n)
-        lengths_array = np.array(lengths, np.int64)
-        src = net.encode(x.T.copy(), lengths_array)
+    for x_tb, lengths_array in _random_batches(rng, V):
+        lengths, x = lengths_array.tolist(), x_tb.T.copy()
+        src = net.encode(x_tb, lengths_array)
         got = dict(
             zip(
                 [o.name for o in encoder.get_outputs()],
