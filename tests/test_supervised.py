@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from charrnn.data.examples import ExampleBatches
 from charrnn.nn.encoder import reverse_index, take_steps
@@ -152,3 +154,26 @@ def test_batches_group_similar_lengths_and_depend_only_on_the_seed_and_step():
     again = ExampleBatches(lengths, 16, seed=3)
     np.testing.assert_array_equal(again.indices(63 + 5), batches.indices(63 + 5))
     assert not np.array_equal(batches.indices(63 + 5), epoch[5])  # another epoch, another order
+
+
+@given(
+    st.integers(1, 6).flatmap(
+        lambda T: st.tuples(
+            st.lists(st.integers(-2, 2), min_size=T * 3 * 2, max_size=T * 3 * 2),
+            st.lists(st.integers(1, T), min_size=3, max_size=3),
+        )
+    )
+)
+def test_max_pooling_picks_the_first_maximum_of_the_real_positions(case):
+    """The step-by-step max pool finds what argmax over the masked time axis finds, ties to the first position."""
+    values, lengths = case
+    T = len(values) // 6
+    net = ExampleNetwork("example", 5, 2, 2, 1, "rnn", False, "max", "float64")
+    out = np.array(values, np.float64).reshape(T, 3, 2)
+    lengths = np.array(lengths)
+    net._lengths = lengths
+    pooled = net._pooled(out)
+    valid = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+    expected = np.where(valid, out, -np.inf).argmax(axis=0)
+    assert (net._argmax == expected).all()
+    assert (pooled == np.take_along_axis(out, expected[None], axis=0)[0]).all()

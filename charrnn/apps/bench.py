@@ -1,13 +1,19 @@
 """`charrnn bench`: a task's own training steps and the use of the trained network (sampling, reading or decoding),
 timed, on random data of the task's form or on the user's own."""
 
+import ctypes
+import os
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
 
+from charrnn.errors import CharRNNError
 from charrnn.nn.language_model import CharModel
 from charrnn.nn.optim import Adam, clip_gradients
 from charrnn.nn.seq2seq import Seq2SeqNetwork
@@ -139,3 +145,110 @@ def _time_parts(net: Seq2SeqNetwork) -> dict[str, float]:
         timed(layer, "project", "decoder")
         timed_steps(layer)
     return totals
+
+
+# -- side by side with PyTorch -------------------------------------------------------------------------------------
+
+TORCH_REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "torch_reference.py"
+# what charrnn bench reports of each task, and the line and field of the PyTorch reference's output that match it
+MEASURES = {
+    "lm": [
+        ("training chars/s", "train_chars_per_sec", "RESULT", "chars/s"),
+        ("sampling chars/s", "sample_chars_per_sec", "SAMPLE", "chars/s"),
+    ],
+    "classify": [
+        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
+        ("reading examples/s", "read_examples_per_sec", "INFER", "examples/s"),
+    ],
+    "tag": [
+        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
+        ("reading examples/s", "read_examples_per_sec", "INFER", "examples/s"),
+    ],
+    "seq2seq": [
+        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
+        ("greedy decoding examples/s", "decode_beam1_examples_per_sec", "INFER", "examples/s"),
+    ],
+}
+
+
+def set_blas_threads(count: int) -> int:
+    """Run BLAS on `count` threads from now on (OpenBLAS, as NumPy's wheels bundle it, or the system's); returns
+    the count it had."""
+    for path in _openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+                    before = getter()
+                    setter(count)
+                    return before
+    raise CharRNNError(
+        f"--threads needs NumPy on OpenBLAS, and this NumPy's BLAS was not found; set OPENBLAS_NUM_THREADS={count} "
+        "(or OMP_NUM_THREADS) before the command instead."
+    )
+
+
+def _openblas_paths() -> list[str]:
+    base = Path(np.__file__).parent
+    paths = [str(p) for p in [*base.parent.glob("numpy.libs/*openblas*"), *base.glob(".dylibs/*openblas*")]]
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        paths += sorted({line.split()[-1] for line in maps.read_text().splitlines() if "openblas" in line})
+    return paths
+
+
+def torch_arguments(config: Config, corpus: Path | None, vocab_size: int, warmup: int, steps: int) -> list[str]:
+    """The PyTorch reference's flags for the model, batch and data that `config` benches."""
+    c = config
+    args = ["--task", c.task, "--cell", c.cell, "--layers", str(c.layers), "--hidden", str(c.hidden)]
+    args += ["--embed", str(c.embed), "--batch", str(c.batch_size), "--warmup", str(warmup), "--seed", str(c.seed)]
+    args += ["--steps", str(steps + warmup)]
+    if corpus is not None:
+        args += ["--corpus", str(corpus)]
+    if c.task == "lm":
+        return [*args, "--seq", str(c.seq_len), "--sample-bench", "2000"]
+    args += ["--vocab-size", str(vocab_size)] + (["--bidirectional"] if c.bidirectional else [])
+    if c.task == "classify":
+        args += ["--pool", c.pool]
+    if c.task == "seq2seq":
+        args += ["--attention", c.attention, "--target-units", c.target_units]
+        args += ["--input-feeding"] if c.input_feeding else []
+    return args
+
+
+def torch_bench(python: str, arguments: list[str], threads: int) -> dict[str, float]:
+    """Run the PyTorch reference with `python` on `threads` threads; {line kind: {field: value}} of its output."""
+    if not TORCH_REFERENCE.exists():
+        raise CharRNNError(
+            f"--torch runs benchmarks/torch_reference.py of a clone of charrnn's repository, and {TORCH_REFERENCE} "
+            "is not there; run charrnn from a clone (pip install -e .)."
+        )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env |= {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    command = [python, str(TORCH_REFERENCE), *arguments, "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CharRNNError(f"the PyTorch reference failed under {python} ({last}); check that it has torch installed.")
+    found: dict[str, dict[str, float]] = {}
+    for line in done.stdout.splitlines():
+        kind, *fields = line.split()
+        if kind in ("RESULT", "SAMPLE", "INFER"):
+            found[kind] = {k: float(v) for k, _, v in (f.partition("=") for f in fields) if v[:1].isdigit()}
+    return found
+
+
+def ratios(task: str, ours: list[dict], theirs: list[dict]) -> list[dict[str, Any]]:
+    """For each measure of the task, the medians of both sides over the pairs and the median of the pairs' ratios."""
+    rows = []
+    for name, key, kind, field in MEASURES[task]:
+        a, b = [r[key] for r in ours], [r[kind][field] for r in theirs]
+        pairs = [x / y for x, y in zip(a, b, strict=True)]
+        rows.append({"measure": name, "charrnn": median(a), "torch": median(b), "ratio": median(pairs), "pairs": pairs})
+    return rows

@@ -7,17 +7,23 @@ results for the same options. The model classes live with their tasks (`charrnn.
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import signal
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrnn.apps.bench import run_bench
+import numpy as np
+
+from charrnn.apps.bench import ratios, run_bench, set_blas_threads, torch_arguments, torch_bench
 from charrnn.apps.export import DEFAULT_OPSET, build, check, paths, write
 from charrnn.apps.viz import write_page
+from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
 from charrnn.tasks.base import Model, PathLike, checkpoint_of
 from charrnn.tasks.trace import Trace
@@ -73,21 +79,76 @@ def bench(
     warmup: int = 5,
     steps: int = 50,
     batch_size: int | None = None,
+    threads: int | None = None,
     **keys: Any,
 ) -> dict[str, Any]:
     """Time a task's training steps and the trained network's use, as `charrnn bench` does: on `corpus` (a text,
     or a file of examples), else on random data of the task's form with `vocab_size` symbols. `keys` are config
     keys (task, cell, layers, hidden, ...); the model is timed without dropout, as the PyTorch reference is.
+    `threads` sets BLAS's thread count for the rest of the process.
 
         >>> charrnn.interfaces.api.bench(task="classify", hidden=128)["train_examples_per_sec"]
     """
+    config, data = _bench_config(corpus, vocab_size, warmup, steps, batch_size, keys)
+    if threads is not None:
+        set_blas_threads(threads)
+    return run_bench(config, data, warmup, steps)
+
+
+def bench_with_torch(
+    corpus: PathLike | None = None,
+    *,
+    python: str | None = None,
+    pairs: int = 1,
+    threads: int = 2,
+    vocab_size: int = 65,
+    warmup: int = 5,
+    steps: int = 50,
+    batch_size: int | None = None,
+    **keys: Any,
+) -> dict[str, Any]:
+    """`bench`, then the PyTorch reference (benchmarks/torch_reference.py) on the same model, batch, data and
+    steps, alternately `pairs` times, both on `threads` threads: charrnn's results, PyTorch's, and per measure the
+    medians and the median ratio charrnn/PyTorch (`charrnn bench --torch`). `python` is a Python with torch
+    (default: this one, if it can import torch).
+
+        >>> charrnn.interfaces.api.bench_with_torch(task="tag", python=".venv-torch/bin/python")["ratios"]
+    """
+    if python is None:
+        if importlib.util.find_spec("torch") is None:
+            raise CharRNNError(
+                "--torch needs PyTorch, which this Python cannot import; install it here, or give --torch-python, "
+                "a Python that has it (python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy)."
+            )
+        python = sys.executable
+    config, data = _bench_config(corpus, vocab_size, warmup, steps, batch_size, keys)
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(corpus) if corpus is not None else None
+        if path is not None:
+            path = resolve(str(path))
+        elif config.task == "lm":  # the reference reads a text: random text of the same symbols
+            path = Path(folder) / "random.txt"
+            symbols = np.array([chr(0x100 + i) for i in range(vocab_size)])
+            path.write_text("".join(np.random.default_rng(0).choice(symbols, 400_000)), encoding="utf-8")
+        arguments = torch_arguments(config, path, vocab_size, warmup, steps)
+        for _ in range(pairs):
+            set_blas_threads(threads)
+            ours.append(run_bench(config, data, warmup, steps))
+            theirs.append(torch_bench(python, arguments, threads))
+    return {"charrnn": ours, "torch": theirs, "ratios": ratios(config.task, ours, theirs)}
+
+
+def _bench_config(
+    corpus: PathLike | None, vocab_size: int, warmup: int, steps: int, batch_size: int | None, keys: dict
+) -> tuple[Config, Any]:
     task = registry.get(keys.get("task", Config.task))
     flags = {**keys, "batch_size": batch_size or task.bench_batch, "dropout": 0.0, "val_frac": 0.0}
     if corpus is not None:
         flags["corpus"] = [str(corpus)]
     config = build_config(None, flags)
     data = task.load_data(config) if corpus is not None else task.synthetic_data(config, vocab_size, warmup + steps)
-    return run_bench(config, data, warmup, steps)
+    return config, data
 
 
 def export(model: Model, out: PathLike, opset: int = DEFAULT_OPSET, force: bool = False) -> list[Path]:

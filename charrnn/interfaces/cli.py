@@ -870,10 +870,21 @@ def bench(
     vocab_size: Annotated[int, typer.Option(min=2, help="Vocabulary of the random ids.")] = 65,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 5,
     steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 50,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="BLAS threads (default: OPENBLAS_NUM_THREADS, else every core).")
+    ] = None,
+    torch: Annotated[
+        bool, typer.Option("--torch", help="Then the PyTorch reference on the same model and data; print ratios.")
+    ] = False,
+    torch_python: Annotated[
+        str | None, typer.Option(help="With --torch: a Python that has PyTorch [default: this one].")
+    ] = None,
+    pairs: Annotated[int, typer.Option(min=1, help="With --torch: charrnn/PyTorch runs, alternately.")] = 1,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Time full training steps of a task (its own step, as training takes it) and the use of the trained model
-    (sampling one stream, reading or decoding examples); report speed and peak memory."""
+    (sampling one stream, reading or decoding examples); report speed and peak memory. With --torch, race the
+    PyTorch reference of benchmarks/torch_reference.py on the same model, batch, data and steps."""
     keys = {
         "task": task,
         "cell": cell,
@@ -888,7 +899,15 @@ def bench(
         "target_units": target_units,
         "dtype": dtype,
     }
-    result = api.bench(corpus, vocab_size=vocab_size, warmup=warmup, steps=steps, batch_size=batch_size, **keys)
+    sizes = {"vocab_size": vocab_size, "warmup": warmup, "steps": steps, "batch_size": batch_size}
+    if torch:
+        raced = api.bench_with_torch(corpus, python=torch_python, pairs=pairs, threads=threads or 2, **sizes, **keys)
+        if json_output:
+            print_json(raced)
+            return
+        result = raced["charrnn"][-1]
+    else:
+        result = api.bench(corpus, threads=threads, **sizes, **keys)
     if json_output:
         print_json(result)
         return
@@ -921,6 +940,16 @@ def bench(
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
     table.add_row("parameters", f"{result['params']:,}")
     print_table(table)
+    if torch:
+        versus = Table(title=f"charrnn / PyTorch, {threads or 2} threads, {pairs} pair{'s' if pairs > 1 else ''}")
+        for column in ("measure", "charrnn", "PyTorch", "ratio", "pairs"):
+            versus.add_column(column, justify="left" if column == "measure" else "right")
+        for row in raced["ratios"]:
+            pair_ratios = " ".join(f"{r:.2f}" for r in row["pairs"])
+            versus.add_row(
+                row["measure"], f"{row['charrnn']:,.0f}", f"{row['torch']:,.0f}", f"{row['ratio']:.2f}", pair_ratios
+            )
+        print_table(versus)
 
 
 class TrainDisplay:

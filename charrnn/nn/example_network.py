@@ -85,8 +85,15 @@ class ExampleNetwork(Network):
         valid = (np.arange(T)[:, None] < self._lengths[None, :])[:, :, None]
         if self.pool == "mean":
             return (out * valid).sum(axis=0) / self._lengths[:, None].astype(out.dtype)
-        self._argmax = np.where(valid, out, -np.inf).argmax(axis=0)
-        return np.take_along_axis(out, self._argmax[None], axis=0)[0]
+        # the first position of each maximum, as argmax(axis=0) finds it, a step at a time: argmax along the
+        # time axis reads (T, B, D) with a stride and took 11 ms of a 100 ms batch (B 256, T 12, D 1024)
+        best, self._argmax = out[0].copy(), np.zeros(out.shape[1:], np.intp)
+        for t in range(1, T):
+            later = np.greater(out[t], best)
+            later &= valid[t]
+            np.copyto(best, out[t], where=later)
+            np.putmask(self._argmax, later, t)
+        return best
 
     def _unpooled(self, d_features: np.ndarray) -> np.ndarray:
         """dL/d(encoder outputs) (T, B, D) from dL/d(pooled features) (B, D)."""
