@@ -10,6 +10,8 @@ all of them and lives in `Seq2SeqNetwork.attend`. Queries are (B, Tq, H), the en
 
 import numpy as np
 
+from charrnn.nn.functional import batched_outer
+
 Params = dict[str, np.ndarray]
 
 
@@ -49,7 +51,7 @@ class Dot(Attention):
 
     def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
         d_queries = d_scores @ memory
-        d_outputs += d_scores.transpose(0, 2, 1) @ cache["queries"]
+        d_outputs += batched_outer(d_scores.transpose(0, 2, 1), cache["queries"])
         return d_queries
 
 
@@ -64,7 +66,7 @@ class General(Attention):
     def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
         queries = cache["queries"]
         d_q = d_scores @ memory
-        d_outputs += d_scores.transpose(0, 2, 1) @ cache["q"]
+        d_outputs += batched_outer(d_scores.transpose(0, 2, 1), cache["q"])
         g["att.W_a"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, self.memory)
         return d_q @ p["att.W_a"].T
 

@@ -24,7 +24,15 @@ import numpy as np
 from charrnn.nn.attention import SCORES
 from charrnn.nn.cells import CELLS, Layer
 from charrnn.nn.encoder import Encoder
-from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
+from charrnn.nn.functional import (
+    batched_outer,
+    dropout_mask,
+    length_batches,
+    linear_init,
+    log_softmax,
+    pad,
+    softmax_cross_entropy,
+)
 from charrnn.nn.network import Network
 
 
@@ -168,7 +176,7 @@ class Seq2SeqNetwork(Network):
         d_joint = d_pre @ p["att.W_c"].T
         d_context, d_queries = d_joint[..., :D], d_joint[..., D:]
         d_alpha = d_context @ memory.transpose(0, 2, 1)
-        d_outputs += alpha.transpose(0, 2, 1) @ d_context
+        d_outputs += batched_outer(alpha.transpose(0, 2, 1), d_context)
         d_scores = alpha * (d_alpha - (d_alpha * alpha).sum(axis=-1, keepdims=True))
         d_queries += self.scorer.backward(d_scores, cache, memory, p, g, d_outputs, d_keys)
         return d_queries
