@@ -85,15 +85,9 @@ class ExampleNetwork(Network):
         valid = (np.arange(T)[:, None] < self._lengths[None, :])[:, :, None]
         if self.pool == "mean":
             return (out * valid).sum(axis=0) / self._lengths[:, None].astype(out.dtype)
-        # the first position of each maximum, as argmax(axis=0) finds it, a step at a time: argmax along the
-        # time axis reads (T, B, D) with a stride and took 11 ms of a 100 ms batch (B 256, T 12, D 1024)
-        best, self._argmax = out[0].copy(), np.zeros(out.shape[1:], np.intp)
-        for t in range(1, T):
-            later = np.greater(out[t], best)
-            later &= valid[t]
-            np.copyto(best, out[t], where=later)
-            np.putmask(self._argmax, later, t)
-        return best
+        self._masked = np.where(valid, out, out.dtype.type(-np.inf))
+        self._maxima = self._masked.max(axis=0)
+        return self._maxima
 
     def _unpooled(self, d_features: np.ndarray) -> np.ndarray:
         """dL/d(encoder outputs) (T, B, D) from dL/d(pooled features) (B, D)."""
@@ -110,8 +104,17 @@ class ExampleNetwork(Network):
             valid = (np.arange(T)[:, None] < self._lengths[None, :])[:, :, None]
             d_out += valid * (d_features / self._lengths[:, None].astype(d_features.dtype))[None]
         else:
-            np.put_along_axis(d_out, self._argmax[None], d_features[None], axis=0)
+            np.put_along_axis(d_out, self._max_positions()[None], d_features[None], axis=0)
         return d_out
+
+    def _max_positions(self) -> np.ndarray:
+        """Where max pooling found each maximum: the first position that holds it, as argmax(axis=0) finds it, but
+        from the maxima (argmax reads the time axis with a stride: 10.5 ms for B 256, T 11, D 1024, against 2.1 ms
+        for the maxima and 5 ms for this, which only a backward pass needs)."""
+        first = np.zeros(self._maxima.shape, np.intp)
+        for t in reversed(range(len(self._masked))):
+            np.putmask(first, self._masked[t] == self._maxima, t)
+        return first
 
     def backward(self, d_logits: np.ndarray) -> None:
         """Fill `grads` from dL/dlogits of the last `forward`."""
