@@ -1,0 +1,86 @@
+"""What every command group shares: the consoles and printers, the options that name a model or inputs, and
+loading the model they name."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from charrnn.data.text import read_text, text_lines
+from charrnn.errors import CharRNNError
+from charrnn.interfaces import api
+from charrnn.training.trainer import json_safe
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """Print a table on stdout; piped or logged, at its natural width rather than cut to 80 columns."""
+    console = Console()
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update(max_width=1000)).maximum
+        console = Console(width=max(80, natural))
+    console.print(table)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout: strict JSON (a value that is not a finite number is null)."""
+    print(json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False))
+
+
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="Checkpoint file (default: the run directory's last.npz).", show_default=False),
+]
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="Run directory (default: the most recent under runs/).", show_default=False),
+]
+
+
+def _voters_option(flag: str, what: str) -> Any:
+    return typer.Option(
+        flag, help=f"{what}; give several to let the models vote.", metavar="<path>", show_default=False
+    )
+
+
+CheckpointsOption = Annotated[
+    list[Path] | None, _voters_option("--checkpoint", "Checkpoint file (default: the run directory's last.npz)")
+]
+RunDirsOption = Annotated[
+    list[Path] | None, _voters_option("--run-dir", "Run directory (default: the most recent under runs/)")
+]
+
+
+def load_model(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
+    """The model --checkpoint (else --run-dir) names, else the most recent run's."""
+    return api.load_from([checkpoint] if checkpoint else [], [run_dir] if run_dir and not checkpoint else [])
+
+
+def read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
+    """TEXT arguments, or the lines of --file (the part before a tab, so a labelled file can be read too)."""
+    if bool(texts) == (file is not None):
+        raise CharRNNError("give the inputs as TEXT arguments or with --file FILE, one of the two.")
+    if file is None:
+        return list(texts)
+    lines = [line.split("\t")[0] for line in text_lines(read_text(file)) if line.strip()]
+    if not lines:
+        raise CharRNNError(f"{file} holds no inputs; write one per line.")
+    return lines
+
+
+BeamOption = Annotated[int, typer.Option(help="seq2seq: beam width (1: greedy).")]
+LengthPenaltyOption = Annotated[
+    float, typer.Option(help="seq2seq: rank outputs by log-probability / length ** this (0: no normalisation).")
+]
+InputsArgument = Annotated[list[str] | None, typer.Argument(help="Inputs to read.", show_default=False)]
+FileOption = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Read the inputs from this file, one per line.", show_default=False)
+]
+UnknownOption = Annotated[
+    str, typer.Option(help="Input characters the model never saw: error (name them) or skip them.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
