@@ -333,3 +333,25 @@ def test_a_run_left_set_aside_by_a_killed_overwrite_comes_back(run_cli, small_co
     code, _, err = run_cli("train", "--resume", "run", "--max-steps", "3")
     assert code == 0, err
     assert not (tmp_path / "run" / ".replaced").exists()
+
+
+def test_an_output_path_that_is_a_folder_is_one_sentence_before_any_work(run_cli, small_corpus, tmp_path):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2")[0] == 0
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for args in (["viz", "some text"], ["plot", tmp_path / "runs" / "small"]):
+        code, _, err = run_cli(*args, "--out", folder)
+        assert code == 2, err
+        assert f"--out {folder} is a folder; give the path of the file to write" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train --config", "sweep"])
+def test_a_yaml_syntax_error_is_one_short_sentence_with_line_and_column(run_cli, tmp_path, command):
+    path = tmp_path / "broken.yaml"
+    path.write_text("cell: lstm\nhidden: [1, 2\nlayers: 2\n", encoding="utf-8")
+    code, _, err = run_cli(*command.split(), path)
+    assert code == 2
+    assert f"{path} is not valid YAML at line 3, column 7: expected ',' or ']', but got ':'." in err
+    assert len(err.strip().splitlines()) == 1

@@ -347,3 +347,12 @@ def test_only_models_of_one_file_and_kind_vote_together(run_cli, first_letter, s
     assert code == 0 and out == run_cli("tag", "abc", "--run-dir", "runs/t")[1], err
     with pytest.raises(charrnn.CharRNNError, match="one model at a time"):
         charrnn.load(tmp_path / "runs/t", tmp_path / "runs/t").trace("abc")
+
+
+def test_a_validation_file_counts_as_validation_with_val_frac_0(run_cli, first_letter, tmp_path):
+    train, val = first_letter
+    args = ["train", train, "--task", "classify", "--val-file", val, "--val-frac", "0", "--patience", "2", *SMALL]
+    code, _, err = run_cli(*args, "--max-steps", "40")
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "runs" / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("val_loss") is not None for r in records)

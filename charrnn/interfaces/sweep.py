@@ -41,7 +41,7 @@ import yaml
 from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
 from charrnn.training import registry
-from charrnn.training.config import FIELDS, SWEEPABLE, Config, check_value, closest_key, from_mapping
+from charrnn.training.config import FIELDS, SWEEPABLE, Config, check_value, closest_key, from_mapping, parse_yaml
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
 RANGES = ("uniform", "loguniform", "int")
@@ -69,10 +69,7 @@ def read_sweep(path: Path, name: str = "") -> Sweep:
     its `name:`, else `name`, else the file's stem."""
     if not path.is_file():
         raise CharRNNError(f"sweep file {path} does not exist; check the path.")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise CharRNNError(f"sweep file {path} is not valid YAML: {e}.") from None
+    document = parse_yaml(path, f"sweep file {path}")
     if not isinstance(document, dict):
         raise CharRNNError(f"sweep file {path} must be a mapping of config keys, with a `search:` section.")
     where = f"sweep file {path}"

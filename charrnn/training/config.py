@@ -239,6 +239,11 @@ class Config:
         """Every key and its value (what a checkpoint stores)."""
         return dataclasses.asdict(self)
 
+    @property
+    def validates(self) -> bool:
+        """Whether the run has validation data: a held-out share of the corpus, or a validation file."""
+        return self.val_frac > 0 or bool(self.val_file)
+
     def to_yaml(self) -> str:
         """The config as YAML, as the run directory's config.yaml holds it (`--config` reads it back)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
@@ -362,15 +367,20 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """Read and check a YAML config file."""
     if not path.is_file():
         raise CharRNNError(f"config file {path} does not exist; check the path given to --config.")
+    return from_mapping(parse_yaml(path, f"config file {path}"), f"config file {path}")
+
+
+def parse_yaml(path: Path, what: str) -> Any:
+    """The YAML document in `path` (`what` names it: "config file runs/x.yaml"); a syntax error is one sentence
+    with its line and column, not the parser's multi-line report."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CharRNNError(f"config file {path} is not valid YAML{where}: {e.problem}.") from None
+        raise CharRNNError(f"{what} is not valid YAML{where}: {e.problem}.") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise CharRNNError(f"config file {path} could not be read as YAML: {e}.") from None
-    return from_mapping(document, f"config file {path}")
+        raise CharRNNError(f"{what} could not be read as YAML: {' '.join(str(e).split())}.") from None
 
 
 def build_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -406,8 +416,10 @@ def check_consistency(config: Config) -> None:
         raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
-    if config.patience and config.val_frac == 0:
-        raise CharRNNError("--patience needs validation passes, but --val-frac is 0; set one of them differently.")
+    if config.patience and not config.validates:
+        raise CharRNNError(
+            "--patience needs validation passes, but --val-frac is 0 and there is no --val-file; set one of them."
+        )
     if config.max_steps and config.warmup_steps >= config.max_steps:
         raise CharRNNError(
             f"--warmup-steps {config.warmup_steps} leaves no steps after the warm-up within --max-steps "

@@ -60,6 +60,14 @@ def load_model(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
     return api.load_from([checkpoint] if checkpoint else [], [run_dir] if run_dir and not checkpoint else [])
 
 
+def file_to_write(path: Path, flag: str = "--out") -> Path:
+    """`path`, where a command will write a file: a folder there is refused before any work is done (else the
+    work would be lost to an OS error at the end)."""
+    if path.is_dir():
+        raise CharRNNError(f"{flag} {path} is a folder; give the path of the file to write, e.g. {path / 'NAME'}.")
+    return path
+
+
 def read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
     """TEXT arguments, or the lines of --file (the part before a tab, so a labelled file can be read too)."""
     if bool(texts) == (file is not None):

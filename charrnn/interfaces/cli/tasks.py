@@ -23,6 +23,7 @@ from charrnn.interfaces.cli.common import (
     RunDirsOption,
     UnknownOption,
     err,
+    file_to_write,
     load_model,
     print_json,
     print_table,
@@ -155,6 +156,8 @@ def translate(
     model = load_model(checkpoint, run_dir).able(verb, action)
     if out is not None and not show_attention:
         raise CharRNNError("--out draws the attention; add --show-attention.")
+    if out is not None:
+        file_to_write(out)
     if show_attention:
         tokens, chars, weights = model.attention(inputs[0], beam, unknown)
         _print_attention(tokens, chars, weights)

@@ -20,6 +20,7 @@ from charrnn.interfaces.cli.common import (
     RunDirOption,
     UnknownOption,
     err,
+    file_to_write,
     load_model,
     print_json,
     print_table,
@@ -47,6 +48,8 @@ def viz(
 ) -> None:
     """What each cell tracks: the text coloured by any cell's activation, the model's predictions, the cells that
     follow quotes, brackets, line position and more, and the gates' saturation (an HTML page, or --terminal)."""
+    if not terminal:
+        file_to_write(out)
     model = load_model(checkpoint, run_dir)
     if not terminal and out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
         raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
@@ -130,7 +133,7 @@ def plot(
     """Draw the training and validation loss curves of one or more runs to a PNG (needs charrnn[plot])."""
     if x_axis not in ("step", "epoch"):
         raise CharRNNError(f"--x must be step or epoch (got {x_axis!r}).")
-    err.print(f"charrnn: wrote {plot_runs(run_dirs, out, x_axis)}")
+    err.print(f"charrnn: wrote {plot_runs(run_dirs, file_to_write(out), x_axis)}")
 
 
 def bench(
