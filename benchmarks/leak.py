@@ -11,6 +11,7 @@ from pathlib import Path
 
 from charrnn.data.text import load_corpus
 from charrnn.training.config import Config
+from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def main() -> None:
         settings = {"layers": 1, "hidden": 64, "batch_size": 16, "seq_len": 32, "dropout": 0.1, "epochs": 1e6}
         cadence = {"eval_every": 500, "save_every": 1000, "sample_every": 1000}
         cfg = Config(corpus=[str(REPO / "data" / "pond.txt")], max_steps=args.steps, run_dir=tmp, **settings, **cadence)
-        trainer = Trainer(cfg, load_corpus(cfg.corpus, cache_dir=Path(tmp)))
+        trainer = Trainer(cfg, load_corpus(cfg.corpus, cache_dir=Path(tmp)), RunFolder.of(cfg))
         started = time.perf_counter()
         print(f"{'step':>8}{'RSS MiB':>10}{'seconds':>9}")
 

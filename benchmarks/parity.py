@@ -126,7 +126,7 @@ def main() -> None:
         seed=args.seed,
     )
     corpus = load_corpus(config.corpus, val_frac=config.val_frac)
-    trainer = Trainer(config, corpus)
+    trainer = Trainer(config, corpus)  # steps only: it never saves
     net = torch_reference.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
     fold_biases(net, args.cell, args.hidden, freeze=not args.free_biases)
     for name, value in charrnn_params(net, args.cell, args.hidden).items():

@@ -14,6 +14,7 @@ from charrnn.errors import CharRNNError
 from charrnn.tasks.sampling import generate
 from charrnn.training import checkpoint
 from charrnn.training.config import Config
+from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
 
@@ -31,7 +32,7 @@ def trained(small_corpus, tmp_path):
         save_every=0,
         run_dir=str(tmp_path / "run"),
     )
-    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
     trainer.run()
     return trainer, tmp_path / "run" / "last.npz"
 

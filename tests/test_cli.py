@@ -162,7 +162,7 @@ def test_bench_reports_speed_and_memory_as_json(run_cli):
 
 def test_json_output_is_strict_json_without_nan():
     """A value that is not a finite number is null in every JSON the command line writes (and in metrics.jsonl)."""
-    from charrnn.training.trainer import json_safe
+    from charrnn.training.run import json_safe
 
     record = {"loss": float("nan"), "rows": [1.0, float("inf"), {"x": -float("inf")}], "ok": 2}
     expected = {"loss": None, "rows": [1.0, None, {"x": None}], "ok": 2}

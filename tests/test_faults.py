@@ -77,9 +77,10 @@ SAVE_LOOP = """
 import sys
 from charrnn.training.config import Config
 from charrnn.training import registry
+from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 cfg = Config(corpus=[sys.argv[1]], task=sys.argv[3], hidden=32, batch_size=8, run_dir=sys.argv[2])
-trainer = Trainer(cfg, registry.get(cfg.task).load_data(cfg))
+trainer = Trainer(cfg, registry.get(cfg.task).load_data(cfg), RunFolder.of(cfg))
 trainer.save()
 print("ready", flush=True)
 while True:

@@ -22,7 +22,8 @@ from charrnn.data.text import encode_files, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.training import checkpoint
 from charrnn.training.config import build_config
-from charrnn.training.trainer import Trainer, run_lock, set_aside
+from charrnn.training.run import RunFolder
+from charrnn.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "4", "--seq-len", "16"]
@@ -156,10 +157,9 @@ def good_checkpoint(tmp_path_factory) -> bytes:
     corpus = folder / "c.txt"
     corpus.write_text((REPO / "data" / "pond.txt").read_text()[:3000])
     from charrnn.training.config import Config
-    from charrnn.training.trainer import Trainer
 
     cfg = Config(corpus=[str(corpus)], layers=1, hidden=4, batch_size=2, seq_len=8, run_dir=str(folder))
-    trainer = Trainer(cfg, load_corpus(cfg.corpus))
+    trainer = Trainer(cfg, load_corpus(cfg.corpus), RunFolder.of(cfg))
     trainer.train_step()
     return trainer.save().read_bytes()
 
@@ -217,9 +217,10 @@ SAVE_LOOP = """
 import sys
 from charrnn.training.config import Config
 from charrnn.data.text import encode_files, load_corpus
+from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 cfg = Config(corpus=[sys.argv[1]], layers=2, hidden=64, batch_size=4, seq_len=16, run_dir=sys.argv[2])
-trainer = Trainer(cfg, load_corpus(cfg.corpus))
+trainer = Trainer(cfg, load_corpus(cfg.corpus), RunFolder.of(cfg))
 trainer.save()
 print("ready", flush=True)
 while True:
@@ -259,7 +260,7 @@ def test_a_read_only_run_directory_is_a_clear_error_and_keeps_the_checkpoint(
 
 
 def test_a_second_trainer_on_the_same_run_directory_is_refused(run_cli, small_corpus, tmp_path):
-    with run_lock(tmp_path / "run"):
+    with RunFolder(tmp_path / "run").lock():
         code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run", "--overwrite")
         assert code == 2 and "is in use by another charrnn train (pid" in err
     assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run", "--overwrite")[0] == 0
@@ -271,7 +272,7 @@ def test_the_lock_of_a_dead_process_does_not_block(small_corpus, tmp_path):
             sys.executable,
             "-c",
             "import sys, time\nfrom pathlib import Path\n"
-            "from charrnn.training.trainer import run_lock\nwith run_lock(Path(sys.argv[1])):\n"
+            "from charrnn.training.run import RunFolder\nwith RunFolder(Path(sys.argv[1])).lock():\n"
             "    print('locked', flush=True); time.sleep(60)",
             str(tmp_path / "run"),
         ],
@@ -279,11 +280,11 @@ def test_the_lock_of_a_dead_process_does_not_block(small_corpus, tmp_path):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert holder.stdout.readline().strip() == b"locked"
-    with pytest.raises(CharRNNError, match="in use"), run_lock(tmp_path / "run"):
+    with pytest.raises(CharRNNError, match="in use"), RunFolder(tmp_path / "run").lock():
         pass
     holder.kill()
     holder.wait()
-    with run_lock(tmp_path / "run"):
+    with RunFolder(tmp_path / "run").lock():
         pass
 
 
@@ -323,11 +324,11 @@ def test_a_run_left_set_aside_by_a_killed_overwrite_comes_back(run_cli, small_co
     folder puts it back (and refuses to mix into it without --overwrite)."""
     assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")[0] == 0
     before = (tmp_path / "run" / "last.npz").read_bytes()
-    set_aside(tmp_path / "run")  # what a killed --overwrite run leaves
+    RunFolder(tmp_path / "run").set_aside()  # what a killed --overwrite run leaves
     code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "run")
     assert code == 2 and "already holds a trained run" in err
     assert (tmp_path / "run" / "last.npz").read_bytes() == before and not (tmp_path / "run" / ".replaced").exists()
-    set_aside(tmp_path / "run")  # again; now the advice of a command that reads the run is followed
+    RunFolder(tmp_path / "run").set_aside()  # again; now the advice of a command that reads the run is followed
     code, _, err = run_cli("sample", "--run-dir", "run", "--len", "5")
     assert code == 2 and "put the run it was to replace back with: charrnn train --resume run" in err
     code, _, err = run_cli("train", "--resume", "run", "--max-steps", "3")

@@ -16,6 +16,7 @@ from charrnn.data.text import load_corpus
 from charrnn.nn.optim import learning_rate
 from charrnn.training.checkpoint import load_model
 from charrnn.training.config import Config
+from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def test_resume_is_bit_identical_to_an_unbroken_run(run_cli, small_corpus, tmp_p
     ]
     assert run_cli("train", small_corpus, *common, "--max-steps", "24", "--run-dir", "straight")[0] == 0
     cfg = Config(**load_model(tmp_path / "straight" / "last.npz")[2].to_dict() | {"run_dir": str(tmp_path / "broken")})
-    first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+    first = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
 
     def stop_at_10(event):
         if event.step == 10:
@@ -131,7 +132,7 @@ def test_learning_rate_schedules():
 def make_trainer(small_corpus, tmp_path, **overrides):
     settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
     cfg = Config(**{**settings, **overrides})
-    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
 
 
 def test_best_keep_and_patience(small_corpus, tmp_path):
@@ -269,7 +270,7 @@ def test_ema_averages_the_trained_weights_and_is_what_a_checkpoint_holds(small_c
         ema=0.8,
         run_dir=str(tmp_path / "ema"),
     )
-    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac))
+    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
     expected = trainer.model.flat_params.copy()
     for t in range(1, 31):
         trainer.train_step()

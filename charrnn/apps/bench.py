@@ -15,10 +15,9 @@ import numpy as np
 
 from charrnn.errors import CharRNNError
 from charrnn.nn.language_model import CharModel
-from charrnn.nn.optim import Adam, clip_gradients
 from charrnn.nn.seq2seq import Seq2SeqNetwork
-from charrnn.training import registry
 from charrnn.training.config import Config
+from charrnn.training.trainer import Trainer
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -36,37 +35,33 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(config: Config, data: Any, warmup: int = 5, steps: int = 50) -> dict[str, Any]:
-    """Time `steps` training steps of `config`'s task after `warmup`: the task's own step (its batches, forward
-    pass, loss and backward pass), clipping and Adam; then the trained network's use, as the task times it.
+    """Time `steps` training steps of `config`'s task after `warmup`, each the `Trainer`'s own step (the task's
+    batches, forward pass, loss and backward pass, then clipping and the optimizer); then the trained network's
+    use, as the task times it.
 
     "forward" is the step's time outside the network's backward pass (the loss included), "backward" the backward
-    pass; for an encoder-decoder, forward is split further into the encoder (and bridge), the decoder's recurrent
-    layers, and attention with the output layer."""
-    task = registry.get(config.task)(config, data)
-    net = task.model
-    optimizer = Adam(net.flat_params, lr=2e-3)
-    rng = np.random.default_rng(0)
+    pass, "update" clipping and the optimizer; for an encoder-decoder, forward is split further into the encoder
+    (and bridge), the decoder's recurrent layers, and attention with the output layer."""
+    trainer = Trainer(config, data)
+    task, net = trainer.task, trainer.model
+    network_step = _clocked(task, "loss_and_grads")
     backward = _clocked(net, "backward")
     parts = _time_parts(net) if isinstance(net, Seq2SeqNetwork) else {}
-    phases = {"step": 0.0, "update": 0.0}
-    examples = chars = 0
+    seconds, examples, chars = 0.0, 0, 0
     for step in range(warmup + steps):
         if step == warmup:
-            phases, examples, chars = dict.fromkeys(phases, 0.0), 0, 0
+            seconds, examples, chars = 0.0, 0, 0
             parts.update(dict.fromkeys(parts, 0.0))
-            backward[0] = 0.0
-        t0 = time.perf_counter()
-        task.loss_and_grads(step, rng)
-        t1 = time.perf_counter()
-        clip_gradients(net.flat_grads, 5.0)
-        optimizer.step(net.flat_grads)
-        task.accept()
-        t2 = time.perf_counter()
-        phases["step"] += t1 - t0
-        phases["update"] += t2 - t1
+            network_step[0] = backward[0] = 0.0
+        started = time.perf_counter()
+        trainer.train_step()
+        seconds += time.perf_counter() - started
         examples, chars = examples + task.batch_examples, chars + task.batch_chars
-    seconds = sum(phases.values())
-    split = {"forward": phases["step"] - backward[0], "backward": backward[0], "update": phases["update"]}
+    split = {
+        "forward": network_step[0] - backward[0],
+        "backward": backward[0],
+        "update": seconds - network_step[0],
+    }
     result = {
         **{k: getattr(config, k) for k in ("task", "cell", "layers", "hidden", "bidirectional", "batch_size")},
         **{k: getattr(config, k) for k in ("seq_len", "dtype", "embed", "attention")},
@@ -208,6 +203,7 @@ def torch_arguments(config: Config, corpus: Path | None, vocab_size: int, warmup
     c = config
     args = ["--task", c.task, "--cell", c.cell, "--layers", str(c.layers), "--hidden", str(c.hidden)]
     args += ["--embed", str(c.embed), "--batch", str(c.batch_size), "--warmup", str(warmup), "--seed", str(c.seed)]
+    args += ["--lr", str(c.lr), "--clip", str(c.clip)]
     args += ["--steps", str(steps + warmup)]
     if corpus is not None:
         args += ["--corpus", str(corpus)]

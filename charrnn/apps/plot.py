@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.training.trainer import METRICS
+from charrnn.training.run import METRICS
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

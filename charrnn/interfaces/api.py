@@ -6,7 +6,6 @@ results for the same options. The model classes live with their tasks (`charrnn.
 """
 
 import contextlib
-import dataclasses
 import importlib.util
 import os
 import signal
@@ -27,19 +26,10 @@ from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
 from charrnn.tasks.base import Model, PathLike, checkpoint_of
 from charrnn.tasks.trace import Trace
-from charrnn.training import registry
-from charrnn.training.checkpoint import LAST, find_checkpoint, load_model
-from charrnn.training.config import NETWORK_KEYS, RESUMABLE, Config, build_config, flag, read_yaml
-from charrnn.training.sizing import MODEL_KEYS, pick_size
-from charrnn.training.trainer import (
-    Trainer,
-    TrainEvent,
-    check_run_dir,
-    default_run_dir,
-    run_lock,
-    set_aside,
-    write_config,
-)
+from charrnn.training import registry, run
+from charrnn.training.checkpoint import find_checkpoint
+from charrnn.training.config import Config, build_config
+from charrnn.training.trainer import Trainer, TrainEvent
 
 
 def load(path: PathLike | None = None, *more: PathLike) -> Model:
@@ -240,15 +230,21 @@ def train(
             f"(got {corpus_or_config!r})."
         )
     targets = [Path(p) for p in corpus_or_config or []]
-    with contextlib.ExitStack() as stack:
-        if resume:
-            if config is not None or init_from is not None or overwrite:
-                raise CharRNNError(
-                    "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
-                )
-            trainer = _resumed_trainer(targets, overrides, stack)
-        else:
-            trainer = _new_trainer(targets, config, init_from, overwrite, overrides, stack, emit)
+    if resume:
+        if config is not None or init_from is not None or overwrite:
+            raise CharRNNError(
+                "--resume continues a run with its own settings; leave out --config, --init-from and --overwrite."
+            )
+        if len(targets) > 1:
+            raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
+        opened = run.resume(targets[0] if targets else None, overrides)
+    else:
+        config = config if config is None or isinstance(config, Config) else Path(config)
+        init_from = None if init_from is None else Path(init_from)
+        opened = run.start(
+            targets, config, init_from, overwrite, overrides, lambda text: emit(TrainEvent("notice", text=text))
+        )
+    with opened as trainer:
         cfg = trainer.config
         text = (
             f"{'resuming' if resume else 'training'} {trainer.task.describe()}; steps {trainer.step:,} to "
@@ -263,105 +259,6 @@ def train(
             end = trainer.run(emit)
     t = trainer
     return Run(t.run_dir, t.config.task, t.step, t.val_loss, t.best_val, t.train_seconds, end.text)
-
-
-def _new_trainer(
-    corpus: list[Path],
-    config: PathLike | Config | None,
-    init_from: PathLike | None,
-    overwrite: bool,
-    overrides: dict[str, Any],
-    stack: contextlib.ExitStack,
-    emit: Callable[[TrainEvent], None],
-) -> Trainer:
-    flags = {**overrides, "corpus": [str(p) for p in corpus] if corpus else overrides.get("corpus")}
-    vocab, outputs, init_params = None, None, None
-    if init_from is not None:  # the model's shape and vocabularies come from the checkpoint
-        init_from = Path(init_from)
-        path = init_from / LAST if init_from.is_dir() else init_from
-        if not path.is_file():
-            raise CharRNNError(
-                f"--init-from {init_from} is neither a checkpoint file nor a run folder with a {LAST}; give one of "
-                "those."
-            )
-        model, vocab, source, meta, _ = load_model(path)
-        outputs = meta.get("outputs")
-        for key in NETWORK_KEYS:
-            if flags.get(key) is not None and flags[key] != getattr(source, key):
-                raise CharRNNError(
-                    f"{flag(key)} {flags[key]} contradicts --init-from {init_from}, whose model has "
-                    f"{key} {getattr(source, key)}; leave {flag(key)} out."
-                )
-            flags[key] = getattr(source, key)
-        init_params = model.flat_params
-    if isinstance(config, Config):
-        cfg = config.replace(**{k: v for k, v in flags.items() if v is not None})
-    else:
-        cfg = build_config(Path(config) if config is not None else None, flags)
-    if not cfg.corpus:
-        raise CharRNNError(
-            "no corpus given; pass a text file (`charrnn train data/pond.txt`) or a --config with `corpus:`."
-        )
-    run_dir = default_run_dir(cfg)
-    stack.enter_context(run_lock(run_dir))  # first: it puts back a run that a killed --overwrite set aside
-    check_run_dir(run_dir, overwrite)
-    data = registry.get(cfg.task).load_data(cfg, run_dir, vocab, outputs)
-    if cfg.size == "auto":
-        given = _user_keys(config, flags)
-        sized = [k for k in MODEL_KEYS if k in given]
-        if sized or init_from is not None:
-            what = "--init-from" if init_from is not None else given[sized[0]]
-            raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-        settings, why = pick_size(
-            len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given, cfg.max_steps
-        )
-        cfg = dataclasses.replace(cfg, **settings)
-        emit(TrainEvent("notice", text=why))
-    trainer = Trainer(cfg, data, init_params)
-    if overwrite:
-        set_aside(run_dir)
-    write_config(trainer.run_dir, cfg)
-    return trainer
-
-
-def _user_keys(config: PathLike | Config | None, flags: dict[str, Any]) -> dict[str, str]:
-    """The config keys the user set (a flag, a key of the config file, or, in a Config, a value other than the
-    default), which --size auto must neither override nor be contradicted by, each with how the user set it, in
-    their own words: its flag, or its key in their file or Config."""
-    if isinstance(config, Config):
-        fields = dataclasses.fields(Config)
-        named = {f.name: f"{f.name}= of the Config" for f in fields if getattr(config, f.name) != f.default}
-    else:
-        named = {key: f"the key `{key}` of {config}" for key in (read_yaml(Path(config)) if config is not None else {})}
-    return named | {key: flag(key) for key, value in flags.items() if value is not None}
-
-
-def _resumed_trainer(targets: list[Path], overrides: dict[str, Any], stack: contextlib.ExitStack) -> Trainer:
-    if len(targets) > 1:
-        raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
-    target = targets[0] if targets else None
-    if target is not None and target.is_dir():
-        stack.enter_context(run_lock(target))  # first: it puts back a run that a killed --overwrite set aside
-        path = find_checkpoint(run_dir=target)
-    else:
-        path = find_checkpoint(checkpoint=target)
-        stack.enter_context(run_lock(path.parent))
-    _, vocab, saved, meta, arrays = load_model(path)
-    if meta.get("optimizer_steps") is None:
-        raise CharRNNError(f"checkpoint {path} holds no training position; it cannot be resumed.")
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    fixed = sorted(set(changes) - set(RESUMABLE))
-    if fixed:
-        raise CharRNNError(
-            f"{flag(fixed[0])} cannot change when resuming (the run goes on with its own settings); only "
-            f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
-        )
-    cfg = saved.replace(run_dir=str(path.parent), **changes)
-    data = registry.get(cfg.task).load_data(cfg, path.parent, vocab, meta.get("outputs"))
-    trainer = Trainer(cfg, data)
-    trainer.load(meta, arrays, f"checkpoint {path}")
-    write_config(trainer.run_dir, cfg)
-    return trainer
 
 
 @contextlib.contextmanager

@@ -94,11 +94,9 @@ def _used(key: str, task: str) -> bool:
     return task in tasks_using(key)
 
 
-def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
-    """Rebuild the network a checkpoint describes (its task's) and fill in its weights, checking every shape.
-
-    Returns the network, the input vocabulary, the config, the metadata (a classifier's labels or a tagger's
-    output characters are meta["outputs"]) and every array."""
+def read(path: Path) -> tuple[Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
+    """A checkpoint's input vocabulary, config, metadata (a classifier's labels or a tagger's output characters are
+    meta["outputs"]) and arrays, each checked; no network is built."""
     meta, arrays = load(path)
     source = f"checkpoint {path}"
     values = from_mapping(meta.get("config"), f"{source}: config")
@@ -113,14 +111,19 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
     outputs = meta.get("outputs", [])
     if not isinstance(outputs, list) or not all(isinstance(s, str) for s in outputs):
         raise CharRNNError(f"{source} is damaged (its {config.task} outputs are not a list of strings).")
-    model = registry.get(config.task).build_network(config, len(vocab), len(outputs))
-    expected = {f"param/{name}" for name in model.params}
+    return vocab, config, meta, arrays
+
+
+def fill(network: Network, arrays: dict[str, np.ndarray], config: Config, source: str) -> None:
+    """Put a checkpoint's weights (its param/ arrays) into `network`, checking that each is there, has the shape
+    the network needs and is finite, and that no other is left over."""
+    expected = {f"param/{name}" for name in network.params}
     unexpected = sorted(k for k in arrays if k.startswith("param/") and k not in expected)
     if unexpected:
         raise CharRNNError(
             f"{source} has array {unexpected[0]!r}, which its config ({config.task}, {config.cell}) has no place for."
         )
-    for name, param in model.params.items():
+    for name, param in network.params.items():
         array = arrays.get(f"param/{name}")
         if array is None:
             raise CharRNNError(f"{source} is missing the array 'param/{name}'; it is damaged or incomplete.")
@@ -131,9 +134,18 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
         if not np.issubdtype(array.dtype, np.floating):
             raise CharRNNError(f"{source}: array 'param/{name}' holds {array.dtype}, not floating-point numbers.")
         param[...] = array
-    if not np.all(np.isfinite(model.flat_params)):
+    if not np.all(np.isfinite(network.flat_params)):
         raise CharRNNError(f"{source} holds NaN or infinite weights; use an earlier checkpoint.")
-    return model, vocab, config, meta, arrays
+
+
+def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict[str, np.ndarray]]:
+    """Rebuild the network a checkpoint describes (its task's) and fill in its weights, checking every shape.
+
+    Returns the network, the input vocabulary, the config, the metadata and every array (see `read`)."""
+    vocab, config, meta, arrays = read(path)
+    network = registry.get(config.task).build_network(config, len(vocab), len(meta.get("outputs", [])))
+    fill(network, arrays, config, f"checkpoint {path}")
+    return network, vocab, config, meta, arrays
 
 
 def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None, root: Path = Path("runs")) -> Path:

@@ -1,40 +1,34 @@
 """The training loop, the same for every task (the task, found in `charrnn.training.registry`, makes the batches and
-the loss): clipping, the optimizer step, evaluation and checkpoints, and everything that makes a long run safe to
-leave alone: exact resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a guard
-against divergence.
+the loss): clipping, the optimizer step, weight averaging, evaluation and checkpoints, and what makes a long run safe
+to leave alone: exact resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a
+guard against divergence. What the run's folder holds, and how runs start and resume in one, is `run.py`.
 
 It never prints: it reports through `TrainEvent`s, which the CLI draws (or a script collects).
 """
 
 import contextlib
 import dataclasses
-import fcntl
-import json
 import math
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrnn.data.datasets import reference_name
 from charrnn.data.examples import ExampleData
 from charrnn.data.text import Corpus
 from charrnn.errors import CharRNNError
 from charrnn.nn.optim import clip_gradients, learning_rate, make_optimizer
-from charrnn.training import checkpoint, registry
+from charrnn.training import registry
 from charrnn.training.config import Config
 
+if TYPE_CHECKING:  # run.py makes trainers in folders; a trainer only writes into the one it is given
+    from charrnn.training.run import RunFolder
+
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
-BEST = "best.npz"
-METRICS = "metrics.jsonl"
-CONFIG = "config.yaml"
-# Keys a resumed run may change: when and how long it goes on, not what it learns.
 
 
 @dataclass
@@ -67,16 +61,20 @@ class TrainEvent:
     text: str = ""
 
 
-def default_run_dir(config: Config) -> Path:
-    return Path(config.run_dir) if config.run_dir else Path("runs") / reference_name(config.corpus[0])
-
-
 class Trainer:
     """Trains the network of a task (`charrnn.training.registry`): optimizer, schedule, clipping, the divergence guard,
     evaluation, checkpoints, exact resume and metrics are the same for every task."""
 
-    def __init__(self, config: Config, data: Corpus | ExampleData, init_params: np.ndarray | None = None) -> None:
-        self.config, self.data = config, data
+    def __init__(
+        self,
+        config: Config,
+        data: Corpus | ExampleData,
+        folder: "RunFolder | None" = None,
+        init_params: np.ndarray | None = None,
+    ) -> None:
+        """`folder` is where `run` and `save` write (`charrnn.training.run` starts and resumes runs in one); without
+        one, the trainer only steps (as `charrnn bench` uses it)."""
+        self.config, self.data, self.folder = config, data, folder
         self.task = registry.get(config.task)(config, data)
         self.model = self.task.model
         if init_params is not None:  # fine-tuning: trained weights, everything else new
@@ -86,7 +84,6 @@ class Trainer:
         )
         self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
         self.ema = self.model.flat_params.copy() if config.ema else None  # the averaged weights (--ema)
-        self.run_dir = default_run_dir(config)
         self.step = 0
         self.train_seconds = 0.0
         self.val_loss: float | None = None
@@ -102,6 +99,15 @@ class Trainer:
         self.stop_requested = False  # set from a signal handler: stop after this step, save
         self.stop_event: threading.Event | None = None  # the same, set from another thread
         self.snapshot = self._snapshot()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.writes_to().path
+
+    def writes_to(self) -> "RunFolder":
+        if self.folder is None:
+            raise CharRNNError("this trainer was made without a run folder, so it cannot save; give it one.")
+        return self.folder
 
     @property
     def total_steps(self) -> int:
@@ -254,22 +260,7 @@ class Trainer:
     def save(self, last: bool = True, best: bool = False) -> Path:
         """Write last.npz (with a numbered copy when --keep asks) and/or best.npz; remember this state as good."""
         meta, arrays = self.checkpoint_contents()
-        path = self.run_dir / (checkpoint.LAST if last else BEST)
-        try:
-            checkpoint.save(path, meta, arrays)
-        except OSError as e:
-            raise CharRNNError(
-                f"could not write the checkpoint {path} ({e.strerror or e}); the previous one is intact. Free some "
-                f"space or fix the folder's permissions, then continue with: charrnn train --resume {self.run_dir}"
-            ) from None
-        if last:  # the run an --overwrite replaces goes once the new one has a checkpoint
-            shutil.rmtree(self.run_dir / checkpoint.REPLACED, ignore_errors=True)
-        if last and best:
-            _copy_atomically(path, self.run_dir / BEST)
-        if last and self.config.keep:
-            _copy_atomically(path, self.run_dir / f"step-{self.step:07d}.npz")
-            for old in sorted(self.run_dir.glob("step-*.npz"))[: -self.config.keep]:
-                old.unlink()
+        path = self.writes_to().save(meta, arrays, self.step, last, best, self.config.keep)
         self.snapshot = self._snapshot()
         return path
 
@@ -324,8 +315,9 @@ class Trainer:
                 f"nothing to train: the run is at step {self.step} and {self._stop_reason()}; "
                 "raise --max-steps, --epochs or --max-time to go on."
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(self.run_dir / METRICS, self.step)
+        folder = self.writes_to()
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.drop_metrics_after(self.step)
         smooth, session_seconds, session_chars, session_examples = None, 0.0, 0, 0
         since_log: list[float] = []  # losses of the steps since the last metrics line
         while True:
@@ -408,109 +400,4 @@ class Trainer:
             record["examples_per_sec"] = round(event.examples_per_sec, 1)
         if event.evaluated:
             record |= {k: round(v, 6) for k, v in event.metrics.items()}
-        with (self.run_dir / METRICS).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every float that is not finite (a loss of skipped steps, say) as None: JSON has no NaN or
-    infinity, and a reader of strict JSON would fail on Python's spelling of them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _copy_atomically(src: Path, dst: Path) -> None:
-    """A second name for a checkpoint: a hard link where the file system has them, else a copy; never half."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop the lines a stopped run wrote after the checkpoint it resumes from."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(lines):
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace a run the user already has, unless asked. Writes nothing."""
-    if (run_dir / checkpoint.LAST).exists() and not overwrite:
-        raise CharRNNError(
-            f"{run_dir} already holds a trained run ({checkpoint.LAST}); pass --resume to continue it, "
-            "--overwrite to replace it, or --run-dir to train somewhere else."
-        )
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Only one `charrnn train` at a time in a run directory. The lock is an flock on run_dir/.lock, so the
-    system drops it when its process dies. A run directory this creates is removed again if the run fails
-    before its first checkpoint (a bad corpus, say), so a mistake leaves nothing behind; a run that --overwrite set
-    aside comes back if the new run fails (or was killed) before its first checkpoint."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise CharRNNError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir.")
-    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = run_dir / ".lock"
-    with lock_path.open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise CharRNNError(
-                f"{run_dir} is in use by another charrnn train ({holder}); wait for it to finish, stop it, "
-                "or pass another --run-dir."
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
-        put_back(run_dir)  # an --overwrite run killed before its first checkpoint replaced nothing
-        try:
-            yield
-        except BaseException:
-            put_back(run_dir)
-            if created and not any(run_dir.glob("*.npz")):  # failed before its first checkpoint: leave no trace
-                shutil.rmtree(created[-1])
-            raise
-
-
-def set_aside(run_dir: Path) -> None:
-    """--overwrite: move the previous run's files into run_dir/.replaced, so nothing of it mixes with the new run.
-    They are deleted once the new run has saved its first checkpoint, and put back if it fails before that."""
-    aside = run_dir / checkpoint.REPLACED
-    aside.mkdir(exist_ok=True)
-    files = [run_dir / name for name in (checkpoint.LAST, BEST, METRICS, CONFIG)] + sorted(run_dir.glob("step-*.npz"))
-    for path in files:
-        if path.exists():
-            os.replace(path, aside / path.name)
-
-
-def put_back(run_dir: Path) -> None:
-    """Return the files of a run set aside by --overwrite, unless the run that replaces it has a checkpoint."""
-    aside = run_dir / checkpoint.REPLACED
-    if not aside.is_dir() or (run_dir / checkpoint.LAST).exists():
-        return
-    for path in aside.iterdir():
-        os.replace(path, run_dir / path.name)
-    aside.rmdir()
-
-
-def write_config(run_dir: Path, config: Config) -> None:
-    """The effective config (defaults <- file <- flags) next to the checkpoints."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG).write_text(config.to_yaml(), encoding="utf-8")
+        self.writes_to().log(record)

@@ -12,7 +12,7 @@ from rich.table import Table
 from charrnn.data.text import read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.interfaces import api
-from charrnn.training.trainer import json_safe
+from charrnn.training.run import json_safe
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -1,7 +1,7 @@
 """The tools around a model: `viz` (what each cell tracks), `export` (ONNX), `plot` (loss curves), `bench`."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -26,8 +26,7 @@ from charrnn.interfaces.cli.common import (
     print_table,
 )
 from charrnn.tasks.trace import MAX_LEN
-from charrnn.training import registry
-from charrnn.training.config import Config
+from charrnn.training.config import Config, describe
 
 
 def viz(
@@ -136,6 +135,11 @@ def plot(
     err.print(f"charrnn: wrote {plot_runs(run_dirs, file_to_write(out), x_axis)}")
 
 
+def _key_option(key: str, *names: str, **limits: Any) -> Any:
+    """The option of config key `key` in `charrnn bench`: its help and default are the config's."""
+    return typer.Option(*names, help=describe(key), show_default=False, **limits)
+
+
 def bench(
     corpus: Annotated[
         Path | None,
@@ -143,19 +147,21 @@ def bench(
             help="Text to train on, or a file of examples for a task (default: random).", show_default=False
         ),
     ] = None,
-    task: Annotated[str, typer.Option(help=f"One of {', '.join(registry.names())}.")] = Config.task,
-    cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
-    layers: Annotated[int, typer.Option(min=1)] = 2,
-    hidden: Annotated[int, typer.Option(min=1)] = 256,
-    embed: Annotated[int, typer.Option(min=0, help="Character embedding width (0: one-hot).")] = 0,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="[default: 32 for lm, 128 for a task]")] = None,
-    seq_len: Annotated[int, typer.Option(min=1, help="lm: steps per chunk.")] = 64,
-    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="classify, tag: read both ways.")] = False,
-    pool: Annotated[str, typer.Option(help="classify: last, mean or max.")] = "last",
-    attention: Annotated[str, typer.Option(help="seq2seq: none, dot, general or additive.")] = "general",
-    input_feeding: Annotated[bool, typer.Option("--input-feeding", help="seq2seq: feed attention back.")] = False,
-    target_units: Annotated[str, typer.Option(help="seq2seq, with a file: chars or words.")] = "chars",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    task: Annotated[str, _key_option("task")] = Config.task,
+    cell: Annotated[str, _key_option("cell")] = Config.cell,
+    layers: Annotated[int, _key_option("layers", min=1)] = Config.layers,
+    hidden: Annotated[int, _key_option("hidden", min=1)] = Config.hidden,
+    embed: Annotated[int, _key_option("embed", min=0)] = Config.embed,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="examples (or streams) per step [default: 32 for lm, 128 for a task]")
+    ] = None,
+    seq_len: Annotated[int, _key_option("seq_len", min=1)] = Config.seq_len,
+    bidirectional: Annotated[bool, _key_option("bidirectional", "--bidirectional")] = Config.bidirectional,
+    pool: Annotated[str, _key_option("pool")] = Config.pool,
+    attention: Annotated[str, _key_option("attention")] = Config.attention,
+    input_feeding: Annotated[bool, _key_option("input_feeding", "--input-feeding")] = Config.input_feeding,
+    target_units: Annotated[str, _key_option("target_units")] = Config.target_units,
+    dtype: Annotated[str, _key_option("dtype")] = Config.dtype,
     vocab_size: Annotated[int, typer.Option(min=2, help="Vocabulary of the random ids.")] = 65,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 5,
     steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 50,
