@@ -23,7 +23,7 @@ from pathlib import Path
 
 from charrnn.apps.bench import MEASURES, ratios, torch_arguments, torch_bench
 from charrnn.data.datasets import resolve
-from charrnn.training import registry
+from charrnn.tasks import registry
 from charrnn.training.config import build_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
-"""charrnn: character-level RNN, LSTM and GRU language models on a fast NumPy core.
+"""charrnn: character-level RNN, LSTM and GRU networks on NumPy: language models that write more of a text,
+classifiers, per-character taggers and encoder-decoders with attention.
 
     >>> import charrnn
     >>> run = charrnn.train("data/pond.txt", max_steps=200)
@@ -10,9 +11,9 @@ Everything public is listed in `__all__`; the modules behind it may change.
 
 from charrnn.errors import CharRNNError
 from charrnn.interfaces.api import Run, check_export, export, load, train
-from charrnn.tasks.base import Model
 from charrnn.tasks.classify import Classifier
 from charrnn.tasks.language_model import LanguageModel
+from charrnn.tasks.model import Model
 from charrnn.tasks.scoring import Score
 from charrnn.tasks.seq2seq import Translator
 from charrnn.tasks.tag import Tagger

@@ -76,7 +76,7 @@ def learning(run_dir: Path) -> list[tuple]:
 SAVE_LOOP = """
 import sys
 from charrnn.training.config import Config
-from charrnn.training import registry
+from charrnn.tasks import registry
 from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 cfg = Config(corpus=[sys.argv[1]], task=sys.argv[3], hidden=32, batch_size=8, run_dir=sys.argv[2])

@@ -1,5 +1,6 @@
 """The package's layers: the numerics import nothing but NumPy (and Python's standard library), and no module
-imports from a layer above its own. Read from the source, so an import inside a function counts too."""
+imports from a layer above its own. Read from the source, so an import inside a function counts too; an import
+under `if TYPE_CHECKING:` does not (it names a type for annotations and is never run)."""
 
 import ast
 import sys
@@ -12,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "charrnn"
 LAYERS = [
     ("charrnn.errors", "charrnn.version", "charrnn.nn"),
     ("charrnn.data",),
-    ("charrnn.training",),
     ("charrnn.tasks",),
+    ("charrnn.training",),
     ("charrnn.apps",),
     ("charrnn.interfaces", "charrnn.__init__", "charrnn.__main__"),
 ]
@@ -34,7 +35,11 @@ def layer(name: str) -> int:
 def imports(path: Path) -> list[str]:
     """Every module `path` imports (a name imported from a package counts as its submodule when it is one)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):  # leave out what is imported for type checking only
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -72,3 +77,13 @@ def test_the_check_would_see_an_import_from_above(tmp_path):
     source.write_text("def f():\n    from charrnn.interfaces.api import train\n", encoding="utf-8")
     assert "charrnn.interfaces.api" in imports(source)
     assert layer("charrnn.interfaces.api") > layer("charrnn.nn.cells")
+
+
+def test_an_import_for_type_checking_only_is_not_a_dependency(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from charrnn.training.config import Config\n"
+        "from charrnn.data.text import Vocab\n",
+        encoding="utf-8",
+    )
+    assert imports(source) == ["typing", "charrnn.data.text"]

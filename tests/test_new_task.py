@@ -13,10 +13,11 @@ import charrnn
 from charrnn.data.examples import EOS, Encoded, ExampleData, Examples
 from charrnn.data.text import Vocab, read_text, text_lines
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode
-from charrnn.tasks.base import Model, texts_of
+from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleTask
+from charrnn.tasks.model import Model, texts_of
+from charrnn.tasks.registry import Metric
 from charrnn.tasks.seq2seq import seq2seq_metrics
-from charrnn.training import registry
 
 
 def lines_of(path: Path) -> list[str]:
@@ -51,8 +52,7 @@ class ReverseTask(ExampleTask):
     summary = "each line backwards"
     kind = "a reverser"
     command = "translate"
-    headline = ("exact_match",)
-    maximised = ("exact_match",)
+    figures = (Metric("exact_match"),)
     outputs_name = "characters and EOS"
     model = Reverser
 

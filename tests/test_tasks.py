@@ -144,6 +144,10 @@ def test_validation_metrics_are_logged_and_shown(run_cli, first_letter, tmp_path
     assert info["task"] == "classify" and info["outputs"] == ["ex", "why"] and "accuracy" in info["metrics"]
     code, out, _ = run_cli("info")
     assert "labels" in out and "ex, why" in out
+    shown = f"accuracy {100 * info['metrics']['accuracy']:.2f} %; macro_f1 {info['metrics']['macro_f1']:.4f}"
+    assert shown in out  # as training prints them, in the task's format
+    code, out, _ = run_cli("eval", val)
+    assert f"{100 * info['metrics']['accuracy']:.2f} %" in out
 
 
 def test_held_out_examples_are_stratified_by_label(tmp_path):

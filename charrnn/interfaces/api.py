@@ -24,10 +24,11 @@ from charrnn.apps.export import DEFAULT_OPSET, build, check, paths, write
 from charrnn.apps.viz import write_page
 from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
-from charrnn.tasks.base import Model, PathLike, checkpoint_of
+from charrnn.tasks import registry
+from charrnn.tasks.model import Model, PathLike
 from charrnn.tasks.trace import Trace
-from charrnn.training import registry, run
-from charrnn.training.checkpoint import find_checkpoint
+from charrnn.training import run
+from charrnn.training.checkpoint import checkpoint_of, find_checkpoint, open_model
 from charrnn.training.config import Config, build_config
 from charrnn.training.trainer import Trainer, TrainEvent
 
@@ -42,11 +43,11 @@ def load(path: PathLike | None = None, *more: PathLike) -> Model:
         >>> charrnn.load("runs/wordlang-1", "runs/wordlang-2").evaluate("dev.tsv")["accuracy"]
     """
     if path is None:
-        return Model.open(find_checkpoint())
+        return open_model(find_checkpoint())
     for p in (path, *more):
         if not isinstance(p, str | os.PathLike):
             raise CharRNNError(f"a model to load is a run folder or a checkpoint file, given as a path (got {p!r}).")
-    return Model.open(*(checkpoint_of(Path(p)) for p in (path, *more)))
+    return open_model(*(checkpoint_of(Path(p)) for p in (path, *more)))
 
 
 def load_from(checkpoints: Sequence[PathLike] = (), run_dirs: Sequence[PathLike] = ()) -> Model:
@@ -54,7 +55,7 @@ def load_from(checkpoints: Sequence[PathLike] = (), run_dirs: Sequence[PathLike]
     run's under runs/: what every command that uses a model loads."""
     paths = [find_checkpoint(checkpoint=Path(c)) for c in checkpoints]
     paths += [find_checkpoint(run_dir=Path(r)) for r in run_dirs]
-    return Model.open(*paths) if paths else Model.open(find_checkpoint())
+    return open_model(*paths) if paths else open_model(find_checkpoint())
 
 
 def viz_page(model: Model, trace: Trace, ranking: dict[str, list[dict]]) -> str:

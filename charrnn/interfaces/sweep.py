@@ -40,7 +40,7 @@ import yaml
 
 from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
-from charrnn.training import registry
+from charrnn.tasks import registry
 from charrnn.training.config import FIELDS, SWEEPABLE, Config, check_value, closest_key, from_mapping, parse_yaml
 
 SWEEP_KEYS = ("search", "trials", "metric", "early_stop", "name")
@@ -61,7 +61,7 @@ class Sweep:
 
     @property
     def mode(self) -> str:
-        return "max" if self.metric in registry.get(self.base.task).maximised else "min"
+        return "max" if registry.get(self.base.task).maximised(self.metric) else "min"
 
 
 def read_sweep(path: Path, name: str = "") -> Sweep:
@@ -96,7 +96,7 @@ def read_sweep(path: Path, name: str = "") -> Sweep:
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise CharRNNError(f"{where}: `trials` must be a whole number >= 1 (got {trials!r}).")
     metric = document.get("metric", "val_loss")
-    measured = ("val_loss", *registry.get(base.task).headline)
+    measured = ("val_loss", *registry.get(base.task).headline())
     if metric not in measured:
         raise CharRNNError(
             f"{where}: `metric` {metric!r} is not measured for --task {base.task}; use one of {', '.join(measured)}."
@@ -213,7 +213,7 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
             return
         figures = {"val_loss": event.val_loss, **event.metrics}
         best.append(figures[metric])
-        pick = max if metric in registry.get(config.task).maximised else min
+        pick = max if registry.get(config.task).maximised(metric) else min
         finished = event.step >= event.total_steps or bool(config.max_time and event.elapsed >= config.max_time)
         tune.report(
             {

@@ -1,8 +1,11 @@
 """What a classifier's or a tagger's predictions score against the truth: plain counting, no model here."""
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:

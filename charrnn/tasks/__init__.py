@@ -1,5 +1,5 @@
 """The tasks, one module each; importing this package registers the built-in ones with
-`charrnn.training.registry`, in the order --help lists them."""
+`charrnn.tasks.registry`, in the order --help lists them."""
 
 import importlib
 

@@ -10,9 +10,10 @@ import numpy as np
 from charrnn.data.examples import LABEL, Encoded
 from charrnn.nn.example_network import EXAMPLE, ExampleNetwork, log_probabilities
 from charrnn.nn.metrics import classification_metrics
-from charrnn.tasks.base import texts_of, whole
+from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleModel, ExampleTask
-from charrnn.training import registry
+from charrnn.tasks.model import texts_of, whole
+from charrnn.tasks.registry import Metric
 
 
 class Classifier(ExampleModel):
@@ -21,7 +22,6 @@ class Classifier(ExampleModel):
     >>> charrnn.load("runs/wordlang").classify(["lebensmittel", "bonjour"])
     """
 
-    outputs_name = "labels"
     traced = "label of the line"
 
     def outputs_text(self) -> str:
@@ -51,8 +51,7 @@ class ClassifyTask(ExampleTask):
     kind = "a classifier"
     command = "classify"
     keys = (*ExampleTask.keys, "pool")
-    headline = ("accuracy", "macro_f1")
-    maximised = ("accuracy", "macro_f1")
+    figures = (Metric("accuracy"), Metric("macro_f1", percent=False))
     loss_unit = "example"
     targets = LABEL
     outputs_name = "labels"

@@ -23,20 +23,22 @@ from charrnn.data.text import Vocab, id_dtype, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.nn.example_network import ExampleNetwork, log_probabilities
 from charrnn.nn.functional import blank, pad
-from charrnn.tasks.base import Model, PathLike
+from charrnn.tasks import registry
+from charrnn.tasks.model import Model, PathLike
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_examples
-from charrnn.training import registry
 
 
 class ExampleTask(registry.Task):
     """A task trained on whole examples: subclasses name their targets (`targets`, a kind of data.examples), the
     head of their network, how a batch's targets are laid out, and how validation scores the model."""
 
-    keys: ClassVar[tuple[str, ...]] = ("val_file", "max_len")
+    keys: ClassVar[tuple[str, ...]] = ("val_file", "max_len", "bidirectional", "label_smoothing")
+    refusals: ClassVar[dict[str, str]] = {
+        "size": "--size auto sizes language models; choose the model of --task {task} yourself.",
+    }
     counts = "examples"
     targets: ClassVar[str]  # LABEL, OUTPUT or TARGET (charrnn.data.examples)
     head: ClassVar[str]  # what its network predicts: EXAMPLE or POSITION (charrnn.nn.example_network)
-    outputs_name: ClassVar[str]  # what the output vocabulary holds, in words: "labels"
 
     def __init__(self, config: Any, data: ExampleData) -> None:
         self.config, self.data = config, data
@@ -131,7 +133,7 @@ class ExampleTask(registry.Task):
         if not len(self.data.val):
             return None
         metrics = self.metrics([self.model], self.data.val, self.data.outputs)
-        return {k: metrics[k] for k in ("val_loss", *self.headline)}
+        return {k: metrics[k] for k in ("val_loss", *self.headline())}
 
     @classmethod
     def metrics(cls, nets: Sequence[Any], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:

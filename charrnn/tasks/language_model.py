@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,11 +14,11 @@ from charrnn.data.text import Batches, Corpus, Vocab, id_dtype, load_corpus, rea
 from charrnn.errors import CharRNNError
 from charrnn.nn.functional import blank
 from charrnn.nn.language_model import CharModel, evaluate
-from charrnn.tasks.base import Model, PathLike, seed_of, texts_of, whole
+from charrnn.tasks import registry
+from charrnn.tasks.model import Model, PathLike, seed_of, texts_of, whole
 from charrnn.tasks.sampling import Sampler, check_prime, generate, sample_ids, sample_texts
 from charrnn.tasks.scoring import Score, next_char_probs, score_lines, score_text
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_language_model
-from charrnn.training import registry
 
 
 class LanguageModel(Model):
@@ -170,9 +170,15 @@ class LanguageModelTask(registry.Task):
     summary = "next-character language model"
     kind = "a language model"
     command = "sample"
-    keys = ("seq_len", "reset_every", "newline", "max_vocab")
+    keys = ("seq_len", "reset_every", "newline", "max_vocab", "size")
+    refusals: ClassVar[dict[str, str]] = {
+        "bidirectional": "--bidirectional reads the input from both ends, but a language model cannot see the "
+        "characters it predicts; use it with --task classify or tag.",
+        "label_smoothing": "--label-smoothing is for classify, tag and seq2seq; a language model's loss is what it "
+        "reports, so leave it out.",
+        "val_file": "--val-file is for the other tasks; a language model holds out --val-frac.",
+    }
     counts = "characters"
-    sizable = True
     bench_batch = 32
     model = LanguageModel
 
@@ -183,21 +189,6 @@ class LanguageModelTask(registry.Task):
         self.model = self.build_network(config, len(corpus.vocab))
         self.state = self.model.initial_state(config.batch_size)
         self.batch_chars, self.batch_examples = config.batch_size * config.seq_len, 0
-
-    @classmethod
-    def check(cls, config: Any) -> None:
-        if config.bidirectional:
-            raise CharRNNError(
-                "--bidirectional reads the input from both ends, but a language model cannot see the characters it "
-                "predicts; use it with --task classify or tag."
-            )
-        if config.label_smoothing:
-            raise CharRNNError(
-                "--label-smoothing is for classify, tag and seq2seq; a language model's loss is what it reports, "
-                "so leave it out."
-            )
-        if config.val_file:
-            raise CharRNNError("--val-file is for the other tasks; a language model holds out --val-frac.")
 
     @classmethod
     def load_data(

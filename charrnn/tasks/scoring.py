@@ -10,7 +10,7 @@ import numpy as np
 from charrnn.data.text import Vocab
 from charrnn.nn.functional import cross_entropy_rows
 from charrnn.nn.language_model import CharModel, evaluate
-from charrnn.training.trainer import LOG2E
+from charrnn.nn.metrics import LOG2E
 
 
 @dataclass

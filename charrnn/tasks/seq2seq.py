@@ -14,9 +14,10 @@ from charrnn.errors import CharRNNError
 from charrnn.nn.functional import length_batches, pad, softmax_cross_entropy
 from charrnn.nn.metrics import sequence_metrics
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
-from charrnn.tasks.base import Model, PathLike, finite, texts_of, whole
+from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleTask
-from charrnn.training import registry
+from charrnn.tasks.model import Model, PathLike, finite, texts_of, whole
+from charrnn.tasks.registry import Metric
 
 
 def decoding(beam: object, length_penalty: object) -> tuple[int, float]:
@@ -41,8 +42,6 @@ class Translator(Model):
 
     >>> charrnn.load("runs/g2p").translate(["phoneme"], beam=5)
     """
-
-    outputs_name = "output tokens"
 
     def translate(
         self,
@@ -142,10 +141,10 @@ class Seq2SeqTask(ExampleTask):
     kind = "a seq2seq model"
     command = "translate"
     keys = (*ExampleTask.keys, "attention", "input_feeding", "target_units")
-    headline = ("wer", "ter")
+    figures = (Metric("wer", higher_is_better=False), Metric("ter", higher_is_better=False))
     loss_unit = "token"
     targets = TARGET
-    outputs_name = "output tokens and EOS"
+    outputs_name = "output tokens"
     model = Translator
 
     @classmethod

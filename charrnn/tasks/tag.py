@@ -12,9 +12,10 @@ from charrnn.data.text import printable
 from charrnn.nn.example_network import POSITION, ExampleNetwork, log_probabilities
 from charrnn.nn.functional import pad
 from charrnn.nn.metrics import tagging_metrics
-from charrnn.tasks.base import texts_of
+from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleModel, ExampleTask
-from charrnn.training import registry
+from charrnn.tasks.model import texts_of
+from charrnn.tasks.registry import Metric
 
 
 class Tagger(ExampleModel):
@@ -22,8 +23,6 @@ class Tagger(ExampleModel):
 
     >>> charrnn.load("runs/truecase").tag(["to be or not to be"])
     """
-
-    outputs_name = "output characters"
 
     def outputs_text(self) -> str:
         return printable("".join(self.outputs))
@@ -54,8 +53,13 @@ class TagTask(ExampleTask):
     summary = "an output character per input character"
     kind = "a tagger"
     command = "tag"
-    headline = ("char_accuracy", "exact_match", "change_f1")
-    maximised = ("char_accuracy", "exact_match", "change_f1")
+    figures = (
+        Metric("char_accuracy"),
+        Metric("exact_match"),
+        Metric("change_precision", headline=False),
+        Metric("change_recall", headline=False),
+        Metric("change_f1", percent=False),
+    )
     targets = OUTPUT
     outputs_name = "output characters"
     model = Tagger

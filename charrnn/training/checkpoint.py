@@ -16,7 +16,8 @@ import numpy as np
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
-from charrnn.training import registry
+from charrnn.tasks import registry
+from charrnn.tasks.model import Model
 from charrnn.training.config import Config, from_mapping, tasks_using
 from charrnn.version import __version__
 
@@ -168,3 +169,18 @@ def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None,
             f"no checkpoint found under {root}/; train a model first (`charrnn train CORPUS`) or pass --checkpoint."
         )
     return found[-1]
+
+
+def checkpoint_of(path: Path) -> Path:
+    """A run folder's last.npz, or the checkpoint file itself."""
+    return find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path)
+
+
+def open_model(path: Path, *more: Path) -> Model:
+    """The trained model of a checkpoint, as the model class of its task (`charrnn.load` returns it); the models
+    of `more` vote with it. Each file is read once."""
+    loaded = []
+    for each in (path, *more):
+        network, vocab, config, meta, _ = load_model(each)
+        loaded.append((each, network, vocab, config, meta))
+    return registry.get(loaded[0][3].task).model(loaded)

@@ -16,15 +16,13 @@ from typing import Any
 import yaml
 
 from charrnn.errors import CharRNNError
-from charrnn.training import registry
+from charrnn.tasks import registry
 
 
 def _key(default: Any, help: str, **rule: Any) -> Any:
     """A config field and its facts: `rule` may hold ge/gt/le/lt bounds or `choices`, and
     - model=True: the key defines the trained network itself (what it computes, the shapes of its parameters), so
       --init-from takes it from the checkpoint;
-    - task_specific=True: only the tasks that list it in their `keys` use it (another's run refuses a value other
-      than the default);
     - resume=True: a resumed run may change it (when and how long it goes on, not what it learns);
     - sweep=True: a sweep may vary it between trials (how the model is made and trained)."""
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
@@ -54,14 +52,11 @@ class Config:
         choices=registry.names,
         model=True,
     )
-    val_file: str = _key(
-        "", "other tasks: a file of validation examples (default: hold out --val-frac of the file)", task_specific=True
-    )
+    val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
     max_len: int = _key(
         0,
         "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)",
         ge=0,
-        task_specific=True,
         sweep=True,
     )
     bidirectional: bool = _key(
@@ -72,7 +67,6 @@ class Config:
         "classify: what the label is read from: the final states, or the mean or maximum over the input",
         choices=("last", "mean", "max"),
         model=True,
-        task_specific=True,
         sweep=True,
     )
     target_units: str = _key(
@@ -80,7 +74,6 @@ class Config:
         "seq2seq: a target is a string of characters, or of space-separated words (e.g. phonemes)",
         choices=("chars", "words"),
         model=True,
-        task_specific=True,
     )
     attention: str = _key(
         "general",
@@ -88,14 +81,12 @@ class Config:
         choices=("none", "dot", "general", "additive"),
         model=True,
         sweep=True,
-        task_specific=True,
     )
     input_feeding: bool = _key(
         False,
         "seq2seq: feed each step's attentional state into the decoder's next step",
         model=True,
         sweep=True,
-        task_specific=True,
     )
     encoding: str = _key("utf-8", "text encoding of the corpus files (a UTF-8 byte-order mark is dropped)")
     val_frac: float = _key(
@@ -105,11 +96,8 @@ class Config:
         "keep",
         "line endings: keep them as they are, or turn CRLF and CR into LF",
         choices=("keep", "lf"),
-        task_specific=True,
     )
-    max_vocab: int = _key(
-        1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1, task_specific=True
-    )
+    max_vocab: int = _key(1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1)
     run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
     size: str = _key(
         "manual",
@@ -124,15 +112,12 @@ class Config:
         "float32", "floating-point type of weights and activations", choices=("float32", "float64"), model=True
     )
     batch_size: int = _key(32, "parallel streams per step (B)", ge=1, sweep=True)
-    seq_len: int = _key(
-        64, "time steps per chunk of truncated backpropagation (T)", ge=1, task_specific=True, sweep=True
-    )
+    seq_len: int = _key(64, "time steps per chunk of truncated backpropagation (T)", ge=1, sweep=True)
     reset_every: int = _key(
         16,
         "each stream restarts from the zero state once every N chunks, staggered across streams, so the model also "
         "learns to start from the state that sampling and validation start from (0: only at epoch starts)",
         ge=0,
-        task_specific=True,
         sweep=True,
     )
     forget_bias: float = _key(0.0, "initial bias of the LSTM forget gate", sweep=True)
@@ -265,10 +250,9 @@ def choices(key: str) -> tuple[str, ...] | None:
 
 
 def tasks_using(key: str) -> tuple[str, ...]:
-    """The tasks that use a config key: every task, or for a task_specific key, those that list it."""
-    if not FIELDS[key].metadata.get("task_specific"):
-        return registry.names()
-    return tuple(name for name, task in registry.TASKS.items() if key in task.keys)
+    """The tasks that use a config key: those that list it in their `keys`, or every task if none does. A task
+    declares the keys that are its own; nothing else scopes a key."""
+    return tuple(name for name, task in registry.TASKS.items() if key in task.keys) or registry.names()
 
 
 def flag(key: str) -> str:
@@ -409,11 +393,12 @@ def check_consistency(config: Config) -> None:
     for key, f in FIELDS.items():
         users = tasks_using(key)
         if config.task not in users and getattr(config, key) != f.default:
+            reason = task.refusals.get(key)
             raise CharRNNError(
-                f"{flag(key)} is for --task {' or '.join(users)} (this run's task is {config.task}); leave it out."
+                reason.format(task=config.task)
+                if reason
+                else f"{flag(key)} is for --task {' or '.join(users)} (this run's task is {config.task}); leave it out."
             )
-    if config.size == "auto" and not task.sizable:
-        raise CharRNNError(f"--size auto sizes language models; choose the model of --task {config.task} yourself.")
     if config.size == "auto" and not config.max_time:
         raise CharRNNError("--size auto sizes the model for a time budget; give one with --max-time, e.g. 10m.")
     if config.patience and not config.validates:

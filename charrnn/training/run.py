@@ -28,7 +28,8 @@ import numpy as np
 
 from charrnn.data.datasets import reference_name
 from charrnn.errors import CharRNNError
-from charrnn.training import checkpoint, registry
+from charrnn.tasks import registry
+from charrnn.training import checkpoint
 from charrnn.training.checkpoint import find_checkpoint
 from charrnn.training.config import NETWORK_KEYS, RESUMABLE, Config, build_config, flag, read_yaml
 from charrnn.training.sizing import MODEL_KEYS, pick_size

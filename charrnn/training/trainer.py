@@ -21,14 +21,13 @@ import numpy as np
 from charrnn.data.examples import ExampleData
 from charrnn.data.text import Corpus
 from charrnn.errors import CharRNNError
+from charrnn.nn.metrics import LOG2E
 from charrnn.nn.optim import clip_gradients, learning_rate, make_optimizer
-from charrnn.training import registry
+from charrnn.tasks import registry
 from charrnn.training.config import Config
 
 if TYPE_CHECKING:  # run.py makes trainers in folders; a trainer only writes into the one it is given
     from charrnn.training.run import RunFolder
-
-LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
 
 @dataclass

@@ -39,7 +39,8 @@ def _main(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
 ) -> None:
-    """charrnn: character-level recurrent networks on a fast NumPy core."""
+    """charrnn: character-level recurrent networks on NumPy: language models, classifiers, taggers and
+    encoder-decoders."""
 
 
 app.callback()(_main)

@@ -29,7 +29,7 @@ from charrnn.interfaces.cli.common import (
     print_table,
     read_inputs,
 )
-from charrnn.training import registry
+from charrnn.tasks import registry
 
 
 def classify(
@@ -112,22 +112,11 @@ def evaluate(
     summary.add_row("examples", f"{result['examples']:,}")
     if "sources" in result:
         summary.add_row("distinct sources", f"{result['sources']:,}")
-    summary.add_row(f"loss (nats/{registry.get(model.task).loss_unit})", f"{result['loss']:.4f}")
-    percent = ("accuracy", "char_accuracy", "exact_match", "change_precision", "change_recall", "wer", "ter")
-    for key in (
-        "accuracy",
-        "macro_f1",
-        "char_accuracy",
-        "exact_match",
-        "change_precision",
-        "change_recall",
-        "change_f1",
-        "wer",
-        "ter",
-    ):
-        if key in result:
-            value = f"{100 * result[key]:.2f} %" if key in percent else f"{result[key]:.4f}"
-            summary.add_row(key.replace("_", " "), value)
+    task = registry.get(model.task)
+    summary.add_row(f"loss (nats/{task.loss_unit})", f"{result['loss']:.4f}")
+    for metric in task.figures:
+        if metric.name in result:
+            summary.add_row(metric.name.replace("_", " "), metric.format(result[metric.name]))
     print_table(summary)
     if "per_label" in result:
         _print_labels(result)

@@ -17,10 +17,11 @@ from charrnn.interfaces.cli.common import (
     err,
     print_table,
 )
-from charrnn.training import registry
+from charrnn.nn.metrics import LOG2E
+from charrnn.tasks import registry
 from charrnn.training.checkpoint import LAST
 from charrnn.training.config import FIELDS, describe, flag
-from charrnn.training.trainer import LOG2E, TrainEvent
+from charrnn.training.trainer import TrainEvent
 
 
 def with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
@@ -197,10 +198,7 @@ class TrainDisplay:
             unit = f"/{task.loss_unit}"
             bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if task.counts == "characters" else ""
             parts.append(f"val_loss={event.val_loss:.4f} nats{unit}{bits}")
-            parts += [
-                f"{k} {100 * v:.2f} %" if k != "macro_f1" and "f1" not in k else f"{k} {v:.4f}"
-                for k, v in event.metrics.items()
-            ]
+            parts += task.format_figures(event.metrics)
         if registry.get(event.task).counts == "characters":
             parts.append(f"{event.chars_per_sec:,.0f} chars/s")
         else:

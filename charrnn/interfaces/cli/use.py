@@ -19,9 +19,9 @@ from charrnn.interfaces.cli.common import (
     print_json,
     print_table,
 )
+from charrnn.nn.metrics import LOG2E
+from charrnn.tasks import registry
 from charrnn.tasks.scoring import Score
-from charrnn.training import registry
-from charrnn.training.trainer import LOG2E
 
 
 def sample(
@@ -197,7 +197,7 @@ def info(
         table.add_row(model.outputs_name, f"{len(model.outputs)}: {model.outputs_text()}")
     minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
     table.add_row("trained", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")
-    figures = "".join(f"; {k} {v:.4f}" for k, v in record["metrics"].items())
+    figures = "".join(f"; {figure}" for figure in task.format_figures(record["metrics"]))
     table.add_row("validation", f"last {loss(record['val_loss'])}{figures}; best {loss(record['best_val_loss'])}")
     corpus = record["corpus"]
     if "train_examples" in corpus:

@@ -1,13 +1,13 @@
-"""What every trained model has in the Python API, whatever its task: loading from a checkpoint, its vocabulary and
-outputs, `info`, voting with others of its kind, and the checks of the options every verb takes. Each task's
-module subclasses `Model` with its own verbs (`LanguageModel.sample`, `Classifier.classify`, ...), and
-`charrnn.load` returns the subclass of the checkpoint's task."""
+"""What every trained model has in the Python API, whatever its task: its network, vocabulary and outputs, `info`,
+voting with others of its kind, and the checks of the options every verb takes. Each task's module subclasses
+`Model` with its own verbs (`LanguageModel.sample`, `Classifier.classify`, ...); `charrnn.load` reads checkpoints
+(`charrnn.training.checkpoint.open_model`) and returns the subclass of their task."""
 
 import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -15,10 +15,15 @@ from charrnn.data.examples import unknown_report
 from charrnn.data.text import read_text
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
-from charrnn.training import registry
-from charrnn.training.checkpoint import find_checkpoint, load_model
+from charrnn.tasks import registry
+
+if TYPE_CHECKING:  # a type only: configs are made above the tasks
+    from charrnn.data.text import Vocab
+    from charrnn.training.config import Config
 
 PathLike = str | os.PathLike
+# A checkpoint as read: its file, network, vocabulary, config and metadata.
+Loaded = tuple[Path, Network, "Vocab", "Config", dict[str, Any]]
 
 
 def texts_of(texts: str | Sequence[str], what: str = "texts") -> list[str]:
@@ -69,21 +74,13 @@ class Model:
 
     votes: ClassVar[bool] = False  # whether models of this class can vote together (an ensemble)
 
-    def __init__(self, path: Path, *more: Path, loaded: tuple | None = None) -> None:
-        """The model of the checkpoint `path` (`loaded`: what `load_model` already read of it), and of `more`,
-        voting with it."""
-        network, self.vocab, self.config, self.meta, _ = loaded or load_model(path)
+    def __init__(self, loaded: Sequence[Loaded]) -> None:
+        """The model of the first checkpoint read (see `Loaded`), with the others voting with it."""
+        (path, network, self.vocab, self.config, self.meta), *voters = loaded
         self.paths = [path]
         self.networks = [network]
-        for other in more:
-            self._add_voter(other)
-
-    @staticmethod
-    def open(path: Path, *more: Path) -> "Model":
-        """The model of a checkpoint (and of `more`, voting with it), as the class of its task; the checkpoint is
-        read once."""
-        loaded = load_model(path)
-        return registry.get(loaded[2].task).model(path, *more, loaded=loaded)
+        for voter in voters:
+            self._add_voter(voter)
 
     @property
     def path(self) -> Path:
@@ -136,12 +133,12 @@ class Model:
             "with it, or another checkpoint."
         )
 
-    def _add_voter(self, path: Path) -> None:
-        """Let the model in `path` vote with this one (its verbs average their probabilities)."""
+    def _add_voter(self, loaded: Loaded) -> None:
+        """Let the model read from another checkpoint vote with this one (its verbs average their probabilities)."""
         if not self.votes:
             voters = " and ".join(f"{cls.__name__.lower()}s" for cls in _voting_classes())
             raise CharRNNError(f"only {voters} vote together; {self.path} holds {self.kind}, so give it alone.")
-        network, vocab, config, meta, _ = load_model(path)
+        path, network, vocab, config, meta = loaded
         for what, theirs, ours in (
             ("tasks", config.task, self.task),
             ("input characters", vocab.chars, self.vocab.chars),
@@ -155,7 +152,10 @@ class Model:
         self.paths.append(path)
         self.networks.append(network)
 
-    outputs_name: ClassVar[str] = "outputs"  # what `outputs` are, in a message: "labels"
+    @property
+    def outputs_name(self) -> str:
+        """What `outputs` are, in words: "labels" (its task's)."""
+        return registry.get(self.task).outputs_name
 
     def encode_inputs(self, texts: list[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
         """The ids of each text, and where each had characters the model never saw (left out with "skip")."""
@@ -241,8 +241,3 @@ class Model:
 
 def _voting_classes() -> list[type[Model]]:
     return [task.model for task in registry.TASKS.values() if task.model.votes]
-
-
-def checkpoint_of(path: Path) -> Path:
-    """A run folder's last.npz, or the checkpoint file itself."""
-    return find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path)

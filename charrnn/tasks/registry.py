@@ -1,18 +1,41 @@
 """The task registry: the one seam between what differs from task to task and everything that does not.
 
-A task is a `Task` subclass registered here under its name (`charrnn/tasks/` holds one module per task). It owns
-the config keys it accepts, reading and batching its data, building its network, the training step, validation and
-its headline figures (and which way is better), the units it reports in, and, through its `model` class, its
-inference verbs. The config, trainer, checkpoints, API, CLI, sweep, bench and viz look a task up here and ask it;
-none of them compares task names. Adding a task is one new module that defines a `Task` and registers it.
+A task is a `Task` subclass registered here under its name (the other modules of `charrnn/tasks/` are one task
+each). It declares the config keys only it takes, its figures (`Metric`: name, format, which way is better), what
+its outputs are called and what its speed counts; it reads and batches its data, builds its network, makes the
+training step and validates; its `model` class holds its inference verbs. The config, trainer, checkpoints, API,
+CLI, sweeps, bench and viz look a task up here and ask it; none of them compares task names. Adding a task is one
+new module that defines a `Task` and registers it.
+
+The tasks sit below `charrnn.training`, whose config asks them which keys are theirs; they know a config only as
+a type.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from charrnn.errors import CharRNNError
+
+if TYPE_CHECKING:  # a type only: the config is made above the tasks
+    from charrnn.training.config import Config
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure a task reports besides its loss: the key it has in results and metrics.jsonl, whether it is a
+    fraction shown as a percentage (92.36 %) or a score shown as such (0.9236), which way is better, and whether
+    training reports it at every validation pass (else only `charrnn eval` does)."""
+
+    name: str
+    percent: bool = True
+    higher_is_better: bool = True
+    headline: bool = True
+
+    def format(self, value: float) -> str:
+        return f"{100 * value:.2f} %" if self.percent else f"{value:.4f}"
 
 
 class Task:
@@ -24,48 +47,69 @@ class Task:
     summary: ClassVar[str]  # what it learns, for --task's help: "next character"
     kind: ClassVar[str]  # a model of it, in a sentence: "a classifier"
     command: ClassVar[str]  # the command that uses a trained model: "classify"
-    keys: ClassVar[tuple[str, ...]] = ()  # the config keys marked task_specific that it accepts
-    headline: ClassVar[tuple[str, ...]] = ()  # validation figures reported while training, besides the loss
-    maximised: ClassVar[tuple[str, ...]] = ()  # figures (of its evaluation) where higher is better
+    keys: ClassVar[tuple[str, ...]] = ()  # the config keys that only the tasks listing them take
+    refusals: ClassVar[dict[str, str]] = {}  # why it takes no such key of another task, where a reason helps
+    figures: ClassVar[tuple[Metric, ...]] = ()  # what it reports besides the loss, in the order shown
+    outputs_name: ClassVar[str] = "outputs"  # what its output vocabulary holds, in words: "labels"
     loss_unit: ClassVar[str] = "char"  # what the loss is the mean over
     counts: ClassVar[str] = "characters"  # what training speed is counted in: "characters" or "examples"
     bench_batch: ClassVar[int] = 128  # `charrnn bench`'s batch size unless given
-    sizable: ClassVar[bool] = False  # whether --size auto can choose its model
     model: ClassVar[type]  # the class of a trained model in the Python API (charrnn.load returns one)
 
     steps_per_epoch: int
     batch_chars: int  # input characters the last step read (0: the same every step, batch_size x seq_len)
     batch_examples: int  # examples the last step read (0: not counted in examples)
 
-    def __init__(self, config: Any, data: Any) -> None:
+    def __init__(self, config: "Config", data: Any) -> None:
         raise NotImplementedError
 
     @classmethod
-    def check(cls, config: Any) -> None:
+    def headline(cls) -> tuple[str, ...]:
+        """The figures reported at every validation pass while training."""
+        return tuple(m.name for m in cls.figures if m.headline)
+
+    @classmethod
+    def metric(cls, name: str) -> Metric | None:
+        """The figure called `name` (None for the loss, or a figure the task does not report)."""
+        return next((m for m in cls.figures if m.name == name), None)
+
+    @classmethod
+    def maximised(cls, name: str) -> bool:
+        """Whether a higher `name` is better (never for the loss)."""
+        metric = cls.metric(name)
+        return metric is not None and metric.higher_is_better
+
+    @classmethod
+    def format_figures(cls, figures: dict[str, float]) -> list[str]:
+        """ "accuracy 92.36 %", ... for the figures it reports, in its own order and format."""
+        return [f"{m.name} {m.format(figures[m.name])}" for m in cls.figures if m.name in figures]
+
+    @classmethod
+    def check(cls, config: "Config") -> None:
         """Refuse values this task cannot use together (each key's own values are checked by the config)."""
 
     @classmethod
-    def load_data(cls, config: Any, cache_dir: Path | None = None, vocab: Any = None, outputs: Any = None) -> Any:
+    def load_data(cls, config: "Config", cache_dir: Path | None = None, vocab: Any = None, outputs: Any = None) -> Any:
         """The training and validation data of `config`; with `vocab` (and `outputs`), in those vocabularies."""
         raise NotImplementedError
 
     @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> Any:
+    def build_network(cls, config: "Config", vocab_size: int, num_outputs: int = 0) -> Any:
         """The network of `config`, initialised from its seed."""
         raise NotImplementedError
 
     @classmethod
-    def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> Any:
+    def synthetic_data(cls, config: "Config", vocab_size: int, steps: int) -> Any:
         """Random data of this task's form, enough for `steps` steps (`charrnn bench` without a file)."""
         raise NotImplementedError
 
     @classmethod
-    def describe_model(cls, config: Any) -> str:
+    def describe_model(cls, config: "Config") -> str:
         """What a model of this task does, as `charrnn info` says it."""
         return f"{cls.name}: {cls.summary}"
 
     @classmethod
-    def batch(cls, config: Any) -> str:
+    def batch(cls, config: "Config") -> str:
         """What one step reads, in words."""
         return f"{config.batch_size} examples"
 
