@@ -130,14 +130,14 @@ def main() -> None:
     net = torch_reference.CharModel(args.cell, len(corpus.vocab), 0, args.hidden, args.layers, 0.0)
     fold_biases(net, args.cell, args.hidden, freeze=not args.free_biases)
     for name, value in charrnn_params(net, args.cell, args.hidden).items():
-        trainer.model.params[name][...] = value
+        trainer.network.params[name][...] = value
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     inputs = torch.from_numpy(trainer.task.batches.inputs.astype(np.int64))
     targets = torch.from_numpy(trainer.task.batches.targets.astype(np.int64))
     vocab_size = len(corpus.vocab)
     print(
         f"{args.cell} {args.layers}x{args.hidden}, batch {args.batch}x{args.seq}, lr {args.lr}, "
-        f"{trainer.model.num_params:,} parameters, torch {torch.__version__}"
+        f"{trainer.network.num_params:,} parameters, torch {torch.__version__}"
     )
 
     def torch_step(k: int, state):
@@ -151,13 +151,13 @@ def main() -> None:
 
     # 1. One chunk, before any update: the same loss and gradients (compared before clipping).
     x, y = trainer.task.batches.chunk(0)
-    ours, _ = trainer.model.loss_and_grads(x, y, trainer.model.initial_state(args.batch))
+    ours, _ = trainer.network.loss_and_grads(x, y, trainer.network.initial_state(args.batch))
     logits, _ = net(inputs[:, : args.seq], None)
     theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), targets[:, : args.seq].reshape(-1))
     opt.zero_grad(set_to_none=True)
     theirs.backward()
     worst = max(
-        (float(np.abs(trainer.model.grads[name] - g).max() / (np.abs(g).max() + 1e-30)), name)
+        (float(np.abs(trainer.network.grads[name] - g).max() / (np.abs(g).max() + 1e-30)), name)
         for name, g in charrnn_params(net, args.cell, args.hidden, grad=True).items()
     )
     print(
@@ -175,7 +175,7 @@ def main() -> None:
         largest = max(largest, abs(ours - theirs))
         if (step + 1) % args.every == 0 or step == 0:
             print(f"| {step + 1} | {ours:.4f} | {theirs:.4f} | {ours - theirs:+.4f} |")
-    val_ours = evaluate(trainer.model, corpus.val, streams=1)
+    val_ours = evaluate(trainer.network, corpus.val, streams=1)
     val_theirs = torch_reference.evaluate(net, torch.from_numpy(corpus.val.astype(np.int64)), 1000)
     print(f"\nlargest training-loss difference over {args.steps} steps: {largest:.4f} nats/char")
     print(

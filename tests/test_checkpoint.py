@@ -43,9 +43,9 @@ def test_round_trip_gives_the_same_weights_and_the_same_sample(trained):
     assert config == trainer.config
     assert vocab.chars == trainer.data.vocab.chars
     assert meta["step"] == 5 and meta["version"] == checkpoint.VERSION
-    np.testing.assert_array_equal(model.flat_params, trainer.model.flat_params)
+    np.testing.assert_array_equal(model.flat_params, trainer.network.flat_params)
     np.testing.assert_array_equal(arrays["optim/m"], trainer.optimizer.state["m"])
-    before = "".join(generate(trainer.model, vocab, 200, prime="The ", seed=3))
+    before = "".join(generate(trainer.network, vocab, 200, prime="The ", seed=3))
     after = "".join(generate(model, vocab, 200, prime="The ", seed=3))
     assert before == after
 

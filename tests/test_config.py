@@ -6,7 +6,7 @@ import pytest
 from conftest import stand_in
 
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.sweep import read_sweep
+from charrnn.interfaces.sweep_file import read_sweep
 from charrnn.training.config import FIELDS, Config, build_config, describe, flag
 
 

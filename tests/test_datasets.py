@@ -19,7 +19,7 @@ import charrnn
 from charrnn.data import datasets
 from charrnn.data.datasets import SETS, DataSet, Registry
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.sweep import read_sweep
+from charrnn.interfaces.sweep_file import read_sweep
 from charrnn.training.config import build_config
 
 BODY = ("To be, or not to be, that is the question.\n" * 2000).encode()

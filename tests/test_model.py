@@ -5,15 +5,16 @@ import pytest
 
 from charrnn.data.text import Batches, Vocab
 from charrnn.nn.cells import RNN
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.nn.optim import Adam, clip_gradients
+from charrnn.nn.stack import RecurrentSpec
 from charrnn.tasks.sampling import generate
 
 
 def random_problem(cell: str, layers: int, seed: int = 0, embed: int = 0):
     V, H, T, B = 5, 4, 6, 3
     rng = np.random.default_rng(seed)
-    model = CharModel(V, H, layers, cell, "float64", seed=seed, embed=embed)
+    model = LanguageModelNetwork(V, RecurrentSpec(cell, H, layers, "float64", embed=embed), seed)
     model.flat_params[:] = rng.normal(0.0, 0.5, model.num_params)
     x = rng.integers(0, V, (T, B))
     y = rng.integers(0, V, (T, B))
@@ -48,7 +49,7 @@ def test_gradients_match_central_differences(cell, layers, dropout, embed):
     assert rel.max() < 1e-5, f"max relative error {rel.max():.2e} at {model_param_name(model, rel.argmax())}"
 
 
-def model_param_name(model: CharModel, index: int) -> str:
+def model_param_name(model: LanguageModelNetwork, index: int) -> str:
     start = 0
     for name, p in model.params.items():
         if index < start + p.size:
@@ -110,7 +111,7 @@ def test_vanilla_cell_reproduces_a_worked_example():
 
 
 def test_lstm_forget_gate_bias_shifts_where_asked():
-    zero, one = CharModel(7, 5, 2, "lstm", forget_bias=0.0), CharModel(7, 5, 2, "lstm", forget_bias=1.0)
+    zero, one = (LanguageModelNetwork(7, RecurrentSpec("lstm", 5, 2, forget_bias=b)) for b in (0.0, 1.0))
     for i in range(2):
         shift = one.params[f"l{i}.b"] - zero.params[f"l{i}.b"]  # the same draws, from the same seed
         np.testing.assert_allclose(shift[10:15], 1.0)
@@ -123,7 +124,7 @@ def test_learns_a_repetitive_text_and_samples_it_back(cell):
     text = "the cat sat on the mat. " * 60
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)
-    model = CharModel(len(vocab), 32, 1, cell, seed=1)
+    model = LanguageModelNetwork(len(vocab), RecurrentSpec(cell, 32, 1), seed=1)
     opt = Adam(model.flat_params, lr=1e-2)
     batches = Batches(ids, batch_size=8, seq_len=24)
     state = model.initial_state(8)
@@ -150,8 +151,8 @@ def test_dropout_is_off_unless_asked_and_scales_what_it_keeps():
 
 
 def test_float32_is_the_default_and_float64_is_available():
-    assert CharModel(5, 4).flat_params.dtype == np.float32
-    assert CharModel(5, 4, dtype="float64").flat_params.dtype == np.float64
+    assert LanguageModelNetwork(5, RecurrentSpec(hidden=4)).flat_params.dtype == np.float32
+    assert LanguageModelNetwork(5, RecurrentSpec(hidden=4, dtype="float64")).flat_params.dtype == np.float64
 
 
 @pytest.mark.parametrize("embed", [0, 3])

@@ -66,10 +66,7 @@ class ReverseTask(ExampleTask):
 
     @classmethod
     def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> Seq2SeqNetwork:
-        c = config
-        return Seq2SeqNetwork(
-            vocab_size, num_outputs, c.hidden, c.layers, c.cell, c.bidirectional, "additive", dtype=c.dtype, seed=c.seed
-        )
+        return Seq2SeqNetwork(vocab_size, num_outputs, registry.recurrent_spec(config), "additive", seed=config.seed)
 
     def batch_targets(self, index: np.ndarray) -> list[np.ndarray]:
         return [self.data.train.targets[i] for i in index]

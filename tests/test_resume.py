@@ -162,24 +162,24 @@ def test_divergence_guard_skips_rolls_back_and_gives_up(small_corpus, tmp_path, 
     for _ in range(3):
         trainer.train_step()
     trainer.save()
-    good = trainer.model.flat_params.copy()
-    real = trainer.model.loss_and_grads
+    good = trainer.network.flat_params.copy()
+    real = trainer.network.loss_and_grads
 
     def poisoned(*args, **kwargs):
         loss, state = real(*args, **kwargs)
-        trainer.model.flat_grads[0] = np.nan
+        trainer.network.flat_grads[0] = np.nan
         return loss, state
 
-    monkeypatch.setattr(trainer.model, "loss_and_grads", poisoned)
+    monkeypatch.setattr(trainer.network, "loss_and_grads", poisoned)
     assert trainer.train_step() is None  # skipped: the weights did not move
-    np.testing.assert_array_equal(trainer.model.flat_params, good)
+    np.testing.assert_array_equal(trainer.network.flat_params, good)
     lr = trainer.lr
     assert trainer.train_step() is None  # second in a row: rolled back, learning rate halved
     assert trainer.rollbacks == 1 and trainer.lr == pytest.approx(lr / 2)
     assert "rolled back" in trainer.notice
-    monkeypatch.setattr(trainer.model, "loss_and_grads", real)
+    monkeypatch.setattr(trainer.network, "loss_and_grads", real)
     assert trainer.train_step() is not None
-    monkeypatch.setattr(trainer.model, "loss_and_grads", poisoned)
+    monkeypatch.setattr(trainer.network, "loss_and_grads", poisoned)
     trainer.train_step()
     with pytest.raises(Exception, match="training diverged"):
         trainer.train_step()
@@ -271,21 +271,21 @@ def test_ema_averages_the_trained_weights_and_is_what_a_checkpoint_holds(small_c
         run_dir=str(tmp_path / "ema"),
     )
     trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
-    expected = trainer.model.flat_params.copy()
+    expected = trainer.network.flat_params.copy()
     for t in range(1, 31):
         trainer.train_step()
         beta = min(0.8, (1 + t) / (10 + t))
-        expected += (1 - beta) * (trainer.model.flat_params - expected)
+        expected += (1 - beta) * (trainer.network.flat_params - expected)
     np.testing.assert_allclose(trainer.ema, expected, rtol=1e-5, atol=1e-6)
-    assert np.abs(trainer.ema - trainer.model.flat_params).max() > 1e-3
-    trained = trainer.model.flat_params.copy()
+    assert np.abs(trainer.ema - trainer.network.flat_params).max() > 1e-3
+    trained = trainer.network.flat_params.copy()
     val = trainer.evaluate()
-    np.testing.assert_array_equal(trainer.model.flat_params, trained)  # evaluating leaves training where it was
+    np.testing.assert_array_equal(trainer.network.flat_params, trained)  # evaluating leaves training where it was
     trainer.save()
     model, _, _, _, arrays = load_model(tmp_path / "ema" / "last.npz")
     np.testing.assert_array_equal(model.flat_params, trainer.ema)
-    for name, value in trainer.model.params.items():
+    for name, value in trainer.network.params.items():
         np.testing.assert_array_equal(arrays[f"trained/{name}"], value)
-    trainer.model.flat_params[...] = trainer.ema
+    trainer.network.flat_params[...] = trainer.ema
     trainer.ema = None
     assert trainer.evaluate() == val  # the validation loss was the average's

@@ -5,7 +5,8 @@ import pytest
 
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
+from charrnn.nn.stack import RecurrentSpec
 from charrnn.tasks.sampling import Sampler, check_prime, generate, sample_ids, sample_texts
 
 VOCAB = Vocab.from_text("abcdefgh \n")
@@ -13,7 +14,7 @@ VOCAB = Vocab.from_text("abcdefgh \n")
 
 @pytest.fixture
 def model():
-    return CharModel(len(VOCAB), 16, 2, "lstm", seed=5)
+    return LanguageModelNetwork(len(VOCAB), RecurrentSpec("lstm", 16, 2), seed=5)
 
 
 def test_length_is_exact_and_the_same_seed_gives_the_same_text(model):

@@ -10,6 +10,7 @@ import pytest
 import charrnn
 from charrnn.nn.functional import pad
 from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_forcing
+from charrnn.nn.stack import RecurrentSpec
 from charrnn.training.checkpoint import load_model
 
 V_SRC, V_TGT, H = 5, 4, 4
@@ -18,9 +19,8 @@ SOURCE_LENGTHS, TARGET_LENGTHS = [4, 2, 3], [2, 3, 1]
 
 def problem(attention, input_feeding, bidirectional, cell="lstm", layers=1, seed=0, scale=0.5, embed=0):
     rng = np.random.default_rng(seed)
-    net = Seq2SeqNetwork(
-        V_SRC, V_TGT, H, layers, cell, bidirectional, attention, input_feeding, "float64", seed, embed=embed
-    )
+    spec = RecurrentSpec(cell, H, layers, "float64", 0.0, embed, bidirectional)
+    net = Seq2SeqNetwork(V_SRC, V_TGT, spec, attention, input_feeding, seed)
     net.flat_params[:] = rng.normal(0.0, scale, net.num_params)
     sources = [rng.integers(0, V_SRC, n) for n in SOURCE_LENGTHS]
     targets = [rng.integers(1, V_TGT, n) for n in TARGET_LENGTHS]

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn.data.examples import ExampleBatches
-from charrnn.nn.encoder import reverse_index, take_steps
 from charrnn.nn.example_network import ExampleNetwork
 from charrnn.nn.functional import blank, pad
+from charrnn.nn.stack import RecurrentSpec, reverse_index, take_steps
 
 V, OUT, H = 5, 3, 4
 HEAD = {"classify": "example", "tag": "position"}  # what each task's network predicts
@@ -17,7 +17,9 @@ LENGTHS = [5, 2, 4]
 
 def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = "last", seed: int = 0, embed: int = 0):
     rng = np.random.default_rng(seed)
-    net = ExampleNetwork(HEAD[task], V, OUT, H, layers, cell, bidirectional, pool, "float64", seed, embed=embed)
+    net = ExampleNetwork(
+        HEAD[task], V, OUT, RecurrentSpec(cell, H, layers, "float64", 0.0, embed, bidirectional), pool, seed
+    )
     net.flat_params[:] = rng.normal(0.0, 0.5, net.num_params)
     seqs = [rng.integers(0, V, n) for n in LENGTHS]
     x, lengths = pad(seqs, np.int64)
@@ -107,7 +109,9 @@ def test_a_blanked_character_reads_only_the_bias(cell):
         return net.loss_and_grads(blanked, lengths, y)
 
     assert_gradients_match(net, loss)
-    wider = ExampleNetwork("position", V + 1, OUT, H, 2, cell, True, "last", "float64")  # V is a character here
+    wider = ExampleNetwork(
+        "position", V + 1, OUT, RecurrentSpec(cell, H, 2, "float64", bidirectional=True)
+    )  # V is a character here
     for name, value in net.params.items():
         wider.params[name][...] = 0.0
         wider.params[name][: len(value)] = value  # W_x gets a zero row for character V
@@ -168,7 +172,7 @@ def test_max_pooling_picks_the_first_maximum_of_the_real_positions(case):
     """The step-by-step max pool finds what argmax over the masked time axis finds, ties to the first position."""
     values, lengths = case
     T = len(values) // 6
-    net = ExampleNetwork("example", 5, 2, 2, 1, "rnn", False, "max", "float64")
+    net = ExampleNetwork("example", 5, 2, RecurrentSpec("rnn", 2, 1, "float64"), "max")
     out = np.array(values, np.float64).reshape(T, 3, 2)
     lengths = np.array(lengths)
     net._lengths = lengths

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from charrnn.interfaces.sweep import read_sweep
+from charrnn.interfaces.sweep_file import read_sweep
 from charrnn.training.config import Config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ def test_streams_restart_from_zero_staggered(small_corpus, tmp_path):
     for _ in range(4):
         trainer.train_step()
     # the 4th update is step 3: streams b with (3 + b) % 3 == 0 started it from the zero state
-    h0 = trainer.model.layers[0].cache[1]
+    h0 = trainer.network.layers[0].cache[1]
     assert [bool(np.all(h == 0)) for h in h0] == [True, False, False, True]
 
 
@@ -38,7 +38,7 @@ def test_run_stops_at_max_steps_and_reports_each_evaluation(small_corpus, tmp_pa
         assert e.saved == (tmp_path / "best.npz" if e.best else None)
     assert evals[0].best
     assert end.kind == "end" and end.step == 7 and trainer.step == 7
-    assert end.val_loss == evaluate(trainer.model, trainer.data.val)
+    assert end.val_loss == evaluate(trainer.network, trainer.data.val)
 
 
 def test_epochs_bound_the_run(small_corpus, tmp_path):
@@ -67,13 +67,13 @@ def test_parallel_evaluation_matches_one_stream(small_corpus, tmp_path):
     for _ in range(30):
         trainer.train_step()
     val = trainer.data.val
-    one = evaluate(trainer.model, val, streams=1)
-    state, total = trainer.model.initial_state(1), 0.0
+    one = evaluate(trainer.network, val, streams=1)
+    state, total = trainer.network.initial_state(1), 0.0
     for t in range(len(val) - 1):  # character by character
-        loss, state = trainer.model.loss(val[t : t + 1, None], val[t + 1 : t + 2, None], state)
+        loss, state = trainer.network.loss(val[t : t + 1, None], val[t + 1 : t + 2, None], state)
         total += loss
     assert one == pytest.approx(total / (len(val) - 1), rel=1e-6)
-    assert evaluate(trainer.model, val, streams=8, warmup=64) == pytest.approx(one, rel=1e-3)
+    assert evaluate(trainer.network, val, streams=8, warmup=64) == pytest.approx(one, rel=1e-3)
 
 
 def test_metrics_record_validation_only_when_it_ran(small_corpus, tmp_path):

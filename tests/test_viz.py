@@ -10,18 +10,19 @@ import pytest
 
 from charrnn.apps.viz import write_page
 from charrnn.data.text import Vocab
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
+from charrnn.nn.stack import RecurrentSpec
 from charrnn.tasks.trace import detectors, rank_cells, trace_language_model
 
 QUOTED = 'He said "hello there" and then "bye", twice. She wrote "a long line of words" and left. ' * 12
 
 
-def quote_tracker(vocab: Vocab, hidden: int = 8) -> CharModel:
+def quote_tracker(vocab: Vocab, hidden: int = 8) -> LanguageModelNetwork:
     """An LSTM whose unit 0 flips its cell state at every double quote: c = +1 inside quotes, -1 outside.
 
     o = 1 always (h = tanh(c)); at a quote the forget gate closes (f = 0) and the input gate opens (i = 1), and the
     candidate g = tanh(5 - 10 h_{t-1}) is +1 if the unit was outside (h <= 0) and -1 if it was inside."""
-    model = CharModel(len(vocab), hidden, 1, "lstm", "float64", seed=3)
+    model = LanguageModelNetwork(len(vocab), RecurrentSpec("lstm", hidden, 1, "float64"), seed=3)
     model.flat_params[:] = np.random.default_rng(0).normal(0.0, 0.3, model.num_params)
     n, quote = hidden, vocab.index['"']
     W_x, W_h, b = model.params["l0.W_x"], model.params["l0.W_h"], model.params["l0.b"]
@@ -59,7 +60,9 @@ def test_a_cell_set_to_track_quotes_ranks_first_for_quotes():
 def test_random_weights_track_nothing_strongly(cell):
     text = (Path(__file__).parent.parent / "data" / "pond.txt").read_text(encoding="utf-8")[:3000] + QUOTED
     vocab = Vocab.from_text(text)
-    ranking = rank_cells(trace_language_model(CharModel(len(vocab), 64, 2, cell, seed=5), vocab, text))
+    ranking = rank_cells(
+        trace_language_model(LanguageModelNetwork(len(vocab), RecurrentSpec(cell, 64, 2), seed=5), vocab, text)
+    )
     strongest = max(abs(c["r"]) for cells in ranking.values() for c in cells)
     assert strongest < 0.7, {name: cells[0] for name, cells in ranking.items()}
 
@@ -67,7 +70,7 @@ def test_random_weights_track_nothing_strongly(cell):
 def test_a_page_of_5000_characters_of_a_2x512_lstm_stays_a_few_mb():
     text = (Path(__file__).parent.parent / "data" / "pond.txt").read_text(encoding="utf-8")[:5000]
     vocab = Vocab.from_text(text)
-    model = CharModel(len(vocab), 512, 2, "lstm")
+    model = LanguageModelNetwork(len(vocab), RecurrentSpec("lstm", 512, 2))
     model.flat_params[:] = np.random.default_rng(0).normal(0.0, 0.15, model.num_params)  # spread out, as trained
     trace = trace_language_model(model, vocab, text)
     page = write_page(trace, rank_cells(trace), "lstm", "test")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.nn.seq2seq import Seq2SeqNetwork
 from charrnn.training.config import Config
 from charrnn.training.trainer import Trainer
@@ -43,7 +43,7 @@ def run_bench(config: Config, data: Any, warmup: int = 5, steps: int = 50) -> di
     pass, "update" clipping and the optimizer; for an encoder-decoder, forward is split further into the encoder
     (and bridge), the decoder's recurrent layers, and attention with the output layer."""
     trainer = Trainer(config, data)
-    task, net = trainer.task, trainer.model
+    task, net = trainer.task, trainer.network
     network_step = _clocked(task, "loss_and_grads")
     backward = _clocked(net, "backward")
     parts = _time_parts(net) if isinstance(net, Seq2SeqNetwork) else {}
@@ -76,7 +76,7 @@ def run_bench(config: Config, data: Any, warmup: int = 5, steps: int = 50) -> di
     }
     if examples:
         result |= {"mean_length": chars / examples, "train_examples_per_sec": examples / seconds}
-    if isinstance(net, CharModel):
+    if isinstance(net, LanguageModelNetwork):
         flops = train_flops_per_char(config.cell, config.layers, config.hidden, len(data.vocab))
         result["gflops"] = flops * result["train_chars_per_sec"] / 1e9
     return result | task.time_inference() | {"peak_rss_mb": peak_rss_mb()}

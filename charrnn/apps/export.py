@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.nn.attention import Additive, General
+from charrnn.nn.attention import Additive, Dot, General
 from charrnn.nn.example_network import EXAMPLE, ExampleNetwork
 from charrnn.nn.functional import log_softmax, pad
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.nn.seq2seq import Seq2SeqNetwork
 from charrnn.version import __version__
 
@@ -148,7 +148,7 @@ def _one_hot(g: Graph, ids_tb: str, vocab_size: int) -> str:
     return g.op("Gather", [g.weight("one_hot", np.eye(vocab_size)), ids_tb])
 
 
-def _language_model(g: Graph, net: CharModel, cell: str) -> None:
+def _language_model(g: Graph, net: LanguageModelNetwork, cell: str) -> None:
     layers, H, V = len(net.layers), net.hidden_size, net.vocab_size
     ids = g.input("ids", g.onnx.TensorProto.INT64, ["batch", "time"])
     parts = ["h0", "c0"] if cell == "lstm" else ["h0"]
@@ -246,7 +246,7 @@ def _seq2seq_encoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
     g.output(
         "valid", g.op("Transpose", [_valid(g, x, lengths)], perm=[1, 0]), g.onnx.TensorProto.BOOL, ["batch", "source"]
     )
-    if isinstance(net.scorer, Additive):
+    if net.scorer is not None and net.scorer.projects_keys:
         keys = g.op(
             "Add",
             [g.op("MatMul", [memory, g.weight("W_k", net.params["att.W_k"])]), g.weight("b", net.params["att.b"])],
@@ -271,6 +271,25 @@ def _seq2seq_encoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
         g.output(part, g.op("Concat", layers, axis=0), g.float_type, [len(finals), "batch", net.hidden_size])
 
 
+def _dot_scores(g: Graph, p: dict, query: str, memory: str, keys: str | None) -> str:
+    return g.op("MatMul", [query, g.op("Transpose", [memory], perm=[0, 2, 1])])
+
+
+def _general_scores(g: Graph, p: dict, query: str, memory: str, keys: str | None) -> str:
+    projected = g.op("MatMul", [query, g.weight("W_a", p["att.W_a"])])
+    return g.op("MatMul", [projected, g.op("Transpose", [memory], perm=[0, 2, 1])])
+
+
+def _additive_scores(g: Graph, p: dict, query: str, memory: str, keys: str | None) -> str:
+    projected = g.op("Unsqueeze", [g.op("MatMul", [query, g.weight("W_q", p["att.W_q"])]), _axis(g, 2)])
+    energy = g.op("Tanh", [g.op("Add", [projected, g.op("Unsqueeze", [keys, _axis(g, 1)])])])
+    return g.op("Squeeze", [g.op("MatMul", [energy, g.weight("v", p["att.v"][:, None])]), _axis(g, 3)])
+
+
+# The scores (B, 1, Ts) of a decoder step's query (B, 1, H) against the memory (B, Ts, D), for each score function.
+SCORES = {Dot: _dot_scores, General: _general_scores, Additive: _additive_scores}
+
+
 def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
     """One decoder step: the previous token, the state (and the last attentional state, with input feeding), the
     encoder's outputs -> log P(next token), the new state, the attentional state and the attention weights."""
@@ -280,7 +299,8 @@ def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
     states = [g.input(part, floats, [layers, "batch", H]) for part in ("h", "c")[: net.parts]]
     feed = g.input("feed", floats, ["batch", H]) if net.input_feeding else None
     memory = g.input("memory", floats, ["batch", "source", D])
-    keys = g.input("keys", floats, ["batch", "source", H]) if isinstance(net.scorer, Additive) else None
+    projects_keys = net.scorer is not None and net.scorer.projects_keys
+    keys = g.input("keys", floats, ["batch", "source", H]) if projects_keys else None
     valid = g.input("valid", g.onnx.TensorProto.BOOL, ["batch", "source"])
     x = g.op("Gather", [g.weight("one_hot", np.eye(net.target_vocab)), ids])  # (B, V)
     params = dict(net.params)
@@ -302,15 +322,7 @@ def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
     out = query
     if net.scorer is not None:
         p = net.params
-        keys_t = g.op("Transpose", [memory], perm=[0, 2, 1])
-        if isinstance(net.scorer, Additive):
-            projected = g.op("Unsqueeze", [g.op("MatMul", [query, g.weight("W_q", p["att.W_q"])]), _axis(g, 2)])
-            energy = g.op("Tanh", [g.op("Add", [projected, g.op("Unsqueeze", [keys, _axis(g, 1)])])])
-            scores = g.op("Squeeze", [g.op("MatMul", [energy, g.weight("v", p["att.v"][:, None])]), _axis(g, 3)])
-        elif isinstance(net.scorer, General):
-            scores = g.op("MatMul", [g.op("MatMul", [query, g.weight("W_a", p["att.W_a"])]), keys_t])
-        else:
-            scores = g.op("MatMul", [query, keys_t])
+        scores = SCORES[type(net.scorer)](g, p, query, memory, keys)
         masked = g.op("Where", [g.op("Unsqueeze", [valid, _axis(g, 1)]), scores, g.weight("low", np.array(-np.inf))])
         alpha = g.op("Softmax", [masked], axis=-1)  # (B, 1, Ts)
         context = g.op("MatMul", [alpha, memory])
@@ -331,6 +343,34 @@ def _seq2seq_decoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
         g.output("feed_out", out, floats, ["batch", H])
 
 
+def _language_model_graphs(graphs: dict[str, Graph], net: LanguageModelNetwork, cell: str, model: Any) -> dict:
+    _language_model(graphs[""], net, cell)
+    return {}
+
+
+def _example_graphs(graphs: dict[str, Graph], net: ExampleNetwork, cell: str, model: Any) -> dict:
+    _example_network(graphs[""], net, cell)
+    return {"padding_id": "0", "labels" if net.head == EXAMPLE else "output_vocabulary": json.dumps(model.outputs)}
+
+
+def _seq2seq_graphs(graphs: dict[str, Graph], net: Seq2SeqNetwork, cell: str, model: Any) -> dict:
+    graphs[DECODER] = Graph(graphs[""].onnx, graphs[""].opset)
+    _seq2seq_encoder(graphs[""], net, cell)
+    _seq2seq_decoder(graphs[DECODER], net, cell)
+    return {"padding_id": "0", "output_vocabulary": json.dumps(model.outputs), "eos_id": "0"} | {
+        "target_units": model.config.target_units,
+        "max_output_length": "2 * source length + 10",
+    }
+
+
+# The graphs of each kind of network (filled in, with the model's metadata, into {"": main graph, ...}).
+GRAPHS = {
+    LanguageModelNetwork: _language_model_graphs,
+    ExampleNetwork: _example_graphs,
+    Seq2SeqNetwork: _seq2seq_graphs,
+}
+
+
 def build(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """The ONNX model(s) of a trained charrnn model (a `charrnn.Model`), checked by `onnx.checker`: {"": the model}
     or, for an encoder-decoder, {"": the encoder, ".decoder": one decoder step}."""
@@ -342,24 +382,14 @@ def build(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
             f"to {newest} (the newest this onnx package knows); choose one in between."
         )
     net, cell = model.network, model.config.cell
-    metadata = {"charrnn_task": model.task, MARK: __version__, "vocabulary": json.dumps(model.vocab.chars)}
-    graphs = {"": Graph(onnx, opset)}
-    if isinstance(net, CharModel):
-        _language_model(graphs[""], net, cell)
-    elif isinstance(net, ExampleNetwork):
-        _example_network(graphs[""], net, cell)
-        metadata["padding_id"] = "0"
-        metadata["labels" if net.head == EXAMPLE else "output_vocabulary"] = json.dumps(model.outputs)
-    elif isinstance(net, Seq2SeqNetwork):
-        graphs[DECODER] = Graph(onnx, opset)
-        _seq2seq_encoder(graphs[""], net, cell)
-        _seq2seq_decoder(graphs[DECODER], net, cell)
-        metadata |= {"padding_id": "0", "output_vocabulary": json.dumps(model.outputs), "eos_id": "0"}
-        metadata |= {"target_units": model.config.target_units, "max_output_length": "2 * source length + 10"}
-    else:
+    export_network = GRAPHS.get(type(net))
+    if export_network is None:
         raise CharRNNError(
             f"charrnn export cannot write {model.kind} (task {model.task}): its network is not one it knows."
         )
+    metadata = {"charrnn_task": model.task, MARK: __version__, "vocabulary": json.dumps(model.vocab.chars)}
+    graphs = {"": Graph(onnx, opset)}
+    metadata |= export_network(graphs, net, cell, model)
     exported = {}
     for suffix, g in graphs.items():
         exported[suffix] = g.model(metadata | ({"part": "decoder" if suffix else "encoder"} if len(graphs) > 1 else {}))
@@ -421,26 +451,35 @@ def check(model: Any, path: Path, seed: int = 0) -> float:
     session = runtime_session(onnxruntime, path)
     rng = np.random.default_rng(seed)
     net, V = model.network, len(model.vocab)
+    return CHECKS[type(net)](net, onnxruntime, path, session, rng, V)
+
+
+def _check_language_model(
+    net: LanguageModelNetwork, onnxruntime: Any, path: Path, session: Any, rng: np.random.Generator, V: int
+) -> float:
+    """Chunks of random text carried from one call to the next, the state fed back as the file returns it."""
     worst = 0.0
-    if isinstance(net, Seq2SeqNetwork):
-        return _check_seq2seq(
-            net, session, runtime_session(onnxruntime, paths(path, {"": 0, DECODER: 0})[DECODER]), rng, V
-        )
-    if isinstance(net, CharModel):
-        for batch, length in ((1, 1), (3, 17), (2, 64)):
-            ids = rng.integers(0, V, (batch, 2 * length))
-            state = net.initial_state(batch)
-            feeds = {s: np.zeros((len(net.layers), batch, net.hidden_size), np.float32) for s in _state_inputs(session)}
-            for chunk in (ids[:, :length], ids[:, length:]):
-                logits, state = net.forward(chunk.T, state)
-                expected = logits.reshape(length, batch, -1).transpose(1, 0, 2)
-                got = session.run(None, {"ids": chunk, **feeds})
-                worst = max(worst, float(np.abs(got[0] - expected).max()))
-                for k, name in enumerate(_state_inputs(session)):
-                    mine = np.stack([layer_state[k] for layer_state in state])
-                    worst = max(worst, float(np.abs(got[1 + k] - mine).max()))
-                    feeds[name] = got[1 + k]
-        return worst
+    for batch, length in ((1, 1), (3, 17), (2, 64)):
+        ids = rng.integers(0, V, (batch, 2 * length))
+        state = net.initial_state(batch)
+        feeds = {s: np.zeros((len(net.layers), batch, net.hidden_size), np.float32) for s in _state_inputs(session)}
+        for chunk in (ids[:, :length], ids[:, length:]):
+            logits, state = net.forward(chunk.T, state)
+            expected = logits.reshape(length, batch, -1).transpose(1, 0, 2)
+            got = session.run(None, {"ids": chunk, **feeds})
+            worst = max(worst, float(np.abs(got[0] - expected).max()))
+            for k, name in enumerate(_state_inputs(session)):
+                mine = np.stack([layer_state[k] for layer_state in state])
+                worst = max(worst, float(np.abs(got[1 + k] - mine).max()))
+                feeds[name] = got[1 + k]
+    return worst
+
+
+def _check_example_network(
+    net: ExampleNetwork, onnxruntime: Any, path: Path, session: Any, rng: np.random.Generator, V: int
+) -> float:
+    """Padded batches of random examples; the probabilities of every real position (or example)."""
+    worst = 0.0
     for x, lengths in _random_batches(rng, V):
         probs = np.exp(log_softmax(net.forward(x, lengths).astype(np.float64)))
         got = session.run(None, {"ids": x.T.copy(), "lengths": lengths})[0]
@@ -472,8 +511,12 @@ def runtime_session(onnxruntime: Any, path: Path) -> Any:
         ) from None
 
 
-def _check_seq2seq(net: Seq2SeqNetwork, encoder: Any, decoder: Any, rng: np.random.Generator, V: int) -> float:
-    """The encoder's outputs, then five decoder steps fed the same tokens, against charrnn's encode and step."""
+def _check_seq2seq(
+    net: Seq2SeqNetwork, onnxruntime: Any, path: Path, encoder: Any, rng: np.random.Generator, V: int
+) -> float:
+    """The encoder's outputs, then five decoder steps fed the same tokens, against charrnn's encode and step (the
+    decoder step is the second file, beside the first)."""
+    decoder = runtime_session(onnxruntime, paths(path, {"": 0, DECODER: 0})[DECODER])
     worst = 0.0
     for x_tb, lengths_array in _random_batches(rng, V):
         lengths, x = lengths_array.tolist(), x_tb.T.copy()
@@ -512,6 +555,14 @@ def _check_seq2seq(net: Seq2SeqNetwork, encoder: Any, decoder: Any, rng: np.rand
                 feeds["feed"] = step["feed_out"]
                 worst = max(worst, float(np.abs(step["feed_out"] - out).max()))
     return worst
+
+
+# How each kind of network checks its file(s) against ONNX Runtime: the largest difference it finds.
+CHECKS = {
+    LanguageModelNetwork: _check_language_model,
+    ExampleNetwork: _check_example_network,
+    Seq2SeqNetwork: _check_seq2seq,
+}
 
 
 def _state_inputs(session: Any) -> list[str]:

@@ -8,9 +8,11 @@ What follows the scores (the softmax over real positions, the context and the at
 all of them and lives in `Seq2SeqNetwork.attend`. Queries are (B, Tq, H), the encoder's outputs (memory) (B, Ts, D).
 """
 
+import math
+
 import numpy as np
 
-from charrnn.nn.functional import batched_outer
+from charrnn.nn.functional import batched_outer, linear_init
 
 Params = dict[str, np.ndarray]
 
@@ -19,11 +21,16 @@ class Attention:
     """A score function: its parameters (named att.*), the keys it computes once per source, the scores, and the
     gradient of the scores into the queries (returned), the memory (`d_outputs`), the keys and its parameters."""
 
+    projects_keys = False  # whether `keys` computes something once per source (else it is the memory itself)
+
     def __init__(self, hidden: int, memory: int) -> None:
         self.hidden, self.memory = hidden, memory
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {}
+
+    def init(self, rng: np.random.Generator, p: Params) -> None:
+        """Initialise its parameters (each matrix as PyTorch's nn.Linear)."""
 
     def keys(self, outputs: np.ndarray, p: Params) -> np.ndarray | None:
         """What the scores read of the memory, computed once per batch of sources (None: the memory itself)."""
@@ -59,6 +66,9 @@ class General(Attention):
     def shapes(self):
         return {"att.W_a": (self.hidden, self.memory)}
 
+    def init(self, rng, p):
+        linear_init(rng, p["att.W_a"])
+
     def scores(self, queries, memory, keys, p, cache):
         cache["q"] = queries @ p["att.W_a"]
         return cache["q"] @ memory.transpose(0, 2, 1)
@@ -72,9 +82,16 @@ class General(Attention):
 
 
 class Additive(Attention):
+    projects_keys = True
+
     def shapes(self):
         H = self.hidden
         return {"att.W_q": (H, H), "att.W_k": (self.memory, H), "att.b": (H,), "att.v": (H,)}
+
+    def init(self, rng, p):
+        linear_init(rng, p["att.W_q"])
+        linear_init(rng, p["att.W_k"], p["att.b"])
+        p["att.v"][...] = rng.uniform(-1.0, 1.0, self.hidden) / math.sqrt(self.hidden)
 
     def keys(self, outputs, p):
         return outputs @ p["att.W_k"] + p["att.b"]

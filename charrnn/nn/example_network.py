@@ -15,41 +15,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from charrnn.nn.encoder import Encoder
 from charrnn.nn.functional import dropout_mask, length_batches, linear_init, log_softmax, pad, softmax_cross_entropy
 from charrnn.nn.network import Network
+from charrnn.nn.stack import Encoder, RecurrentSpec
 
 EXAMPLE, POSITION = "example", "position"  # what the head predicts: one output per example, or per position
 
 
 class ExampleNetwork(Network):
+    """The `Encoder` over whole examples and a `head` (EXAMPLE or POSITION) over `num_outputs` labels or output
+    characters. Parameters: the encoder's l{i}.* and l{i}r.*, then W_y and b_y."""
+
     def __init__(
-        self,
-        head: str,
-        vocab_size: int,
-        num_outputs: int,
-        hidden_size: int = 256,
-        num_layers: int = 2,
-        cell: str = "lstm",
-        bidirectional: bool = False,
-        pool: str = "last",
-        dtype: str = "float32",
-        seed: int = 0,
-        forget_bias: float = 0.0,
-        output_dropout: bool = False,
-        embed: int = 0,
+        self, head: str, vocab_size: int, num_outputs: int, spec: RecurrentSpec, pool: str = "last", seed: int = 0
     ) -> None:
-        self.head, self.pool, self.num_outputs, self.output_dropout = head, pool, num_outputs, output_dropout
-        self.encoder = Encoder(
-            cell, vocab_size, hidden_size, num_layers, bidirectional, np.dtype(dtype), forget_bias, embed
-        )
+        self.head, self.pool, self.num_outputs, self.output_dropout = head, pool, num_outputs, spec.output_dropout
+        self.encoder = Encoder(spec, vocab_size)
         size = self.encoder.output_size
-        super().__init__(self.encoder.shapes() | {"W_y": (size, num_outputs), "b_y": (num_outputs,)}, dtype)
-        for prefix, layer in self.encoder.named_layers().items():
-            self.bind(layer, prefix)
+        super().__init__(self.encoder.shapes() | {"W_y": (size, num_outputs), "b_y": (num_outputs,)}, spec.dtype)
+        self.encoder.bind(self)
         rng = np.random.default_rng(seed)
-        for layer in self.encoder.named_layers().values():
-            layer.init(rng)
+        self.encoder.init(rng)
         linear_init(rng, self.params["W_y"], self.params["b_y"])
 
     def forward(

@@ -2,40 +2,27 @@
 
 import numpy as np
 
-from charrnn.nn.cells import CELLS, Layer, State
+from charrnn.nn.cells import Layer, State
 from charrnn.nn.functional import dropout_mask, linear_init, softmax_cross_entropy
 from charrnn.nn.network import Network
+from charrnn.nn.stack import RecurrentSpec, Stack
 
 
-class CharModel(Network):
-    def __init__(
-        self,
-        vocab_size: int,
-        hidden_size: int = 256,
-        num_layers: int = 2,
-        cell: str = "lstm",
-        dtype: str = "float32",
-        seed: int = 0,
-        forget_bias: float = 0.0,
-        output_dropout: bool = False,
-        embed: int = 0,
-    ) -> None:
-        self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
-        self.output_dropout = output_dropout
-        layer_cls = CELLS[cell]
-        self.layers: list[Layer] = [
-            layer_cls(vocab_size if i == 0 else hidden_size, hidden_size, i == 0, dtype, forget_bias, embed)
-            for i in range(num_layers)
-        ]
-        shapes = {f"l{i}.{k}": s for i, layer in enumerate(self.layers) for k, s in layer.shapes().items()}
-        super().__init__(shapes | {"W_y": (hidden_size, vocab_size), "b_y": (vocab_size,)}, dtype)
-        for i, layer in enumerate(self.layers):
-            self.bind(layer, f"l{i}.")
+class LanguageModelNetwork(Network):
+    """The network of a language model: a one-way `Stack` over the characters, then an output layer over the
+    vocabulary. Parameters: the stack's l{i}.*, then W_y and b_y."""
+
+    def __init__(self, vocab_size: int, spec: RecurrentSpec, seed: int = 0) -> None:
+        self.vocab_size, self.hidden_size, self.cell = vocab_size, spec.hidden, spec.cell
+        self.output_dropout = spec.output_dropout
+        self.stack = Stack(spec, vocab_size)
+        self.layers: list[Layer] = self.stack.left_to_right
+        super().__init__(self.stack.shapes() | {"W_y": (spec.hidden, vocab_size), "b_y": (vocab_size,)}, spec.dtype)
+        self.stack.bind(self)
         self.init(np.random.default_rng(seed))
 
     def init(self, rng: np.random.Generator) -> None:
-        for layer in self.layers:
-            layer.init(rng)
+        self.stack.init(rng)
         linear_init(rng, self.params["W_y"], self.params["b_y"])
 
     def initial_state(self, batch_size: int) -> list[State]:
@@ -43,8 +30,7 @@ class CharModel(Network):
 
     def prepare(self) -> None:
         """Make each layer's working copy of its weights; `forward` does it unless told they are current."""
-        for layer in self.layers:
-            layer.prepare()
+        self.stack.prepare()
 
     def forward(
         self,
@@ -140,7 +126,9 @@ class CharModel(Network):
         return total / x.size, state
 
 
-def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128) -> float:
+def evaluate(
+    network: LanguageModelNetwork, ids: np.ndarray, streams: int = 32, warmup: int = 256, chunk_len: int = 128
+) -> float:
     """Mean cross-entropy (nats/char) of ids[1:] given ids[:-1]: the whole text, as if read as one stream.
 
     Reading one stream is a batch of 1, which wastes the GEMMs. So the text is cut into `streams` contiguous
@@ -151,11 +139,11 @@ def evaluate(model: CharModel, ids: np.ndarray, streams: int = 32, warmup: int =
     n = len(ids) - 1
     position, counted = eval_layout(n, streams, warmup)
     x, y = ids[position], ids[position + 1]
-    state = model.initial_state(position.shape[1])
+    state = network.initial_state(position.shape[1])
     total = 0.0
     for start in range(0, len(position), chunk_len):
         part = slice(start, start + chunk_len)
-        loss, state = model.loss(x[part], y[part], state, counted[part])
+        loss, state = network.loss(x[part], y[part], state, counted[part])
         total += loss
     return total / n
 

@@ -16,14 +16,12 @@ Input feeding (Luong's section 3.3): the decoder reads [y_{t-1}; h~_{t-1}], so a
     for all steps at once with batched GEMMs.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from charrnn.nn.attention import SCORES
-from charrnn.nn.cells import CELLS, Layer
-from charrnn.nn.encoder import Encoder
+from charrnn.nn.cells import Layer
 from charrnn.nn.functional import (
     batched_outer,
     dropout_mask,
@@ -34,6 +32,7 @@ from charrnn.nn.functional import (
     softmax_cross_entropy,
 )
 from charrnn.nn.network import Network
+from charrnn.nn.stack import Encoder, RecurrentSpec, Stack
 
 
 def _softmax_masked(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -62,59 +61,60 @@ class Source:
 
 
 class Seq2SeqNetwork(Network):
+    """An `Encoder` over the source, a one-way `Stack` as the decoder, the bridge between them, attention and an
+    output layer over `target_vocab` tokens. Parameters: enc.l{i}.* (and enc.l{i}r.*), dec.l{i}.*, dec.W_feed with
+    input feeding, bridge.{layer}.{part}.W/b from a bidirectional encoder, att.*, W_y and b_y."""
+
     def __init__(
         self,
         source_vocab: int,
         target_vocab: int,
-        hidden_size: int = 256,
-        num_layers: int = 2,
-        cell: str = "lstm",
-        bidirectional: bool = False,
+        spec: RecurrentSpec,
         attention: str = "general",
         input_feeding: bool = False,
-        dtype: str = "float32",
         seed: int = 0,
-        forget_bias: float = 0.0,
-        output_dropout: bool = False,
-        embed: int = 0,
     ) -> None:
-        H = self.hidden_size = hidden_size
-        self.output_dropout = output_dropout
+        H = self.hidden_size = spec.hidden
+        self.output_dropout = spec.output_dropout
         self.attention, self.input_feeding, self.target_vocab = attention, input_feeding, target_vocab
-        self.encoder = Encoder(cell, source_vocab, H, num_layers, bidirectional, np.dtype(dtype), forget_bias, embed)
+        self.encoder = Encoder(spec, source_vocab)
         D = self.encoder.output_size
-        layer_cls = CELLS[cell]
-        self.decoder: list[Layer] = [
-            layer_cls(target_vocab if i == 0 else H, H, i == 0, dtype, forget_bias, embed) for i in range(num_layers)
+        self.decoder_stack = Stack(spec, target_vocab)
+        self.decoder: list[Layer] = self.decoder_stack.left_to_right
+        self.parts = 2 if spec.cell == "lstm" else 1  # h, c
+        self.bridged = spec.bidirectional
+        self.bridges = [
+            (f"bridge.{i}.{k}.W", f"bridge.{i}.{k}.b") for i in range(spec.layers) for k in range(self.parts)
         ]
-        self.parts = 2 if cell == "lstm" else 1  # h, c
-        self.bridged = bidirectional
         shapes = {"enc." + k: s for k, s in self.encoder.shapes().items()}
-        shapes |= {f"dec.l{i}.{k}": s for i, layer in enumerate(self.decoder) for k, s in layer.shapes().items()}
+        shapes |= {"dec." + k: s for k, s in self.decoder_stack.shapes().items()}
         if input_feeding:
-            shapes["dec.W_feed"] = (H, layer_cls.gates * H)
+            shapes["dec.W_feed"] = (H, self.decoder[0].gates * H)
         if self.bridged:
-            for i in range(num_layers):
-                for k in range(self.parts):
-                    shapes |= {f"bridge.{i}.{k}.W": (D, H), f"bridge.{i}.{k}.b": (H,)}
+            shapes |= {name: shape for W, b in self.bridges for name, shape in ((W, (D, H)), (b, (H,)))}
         self.scorer = SCORES[attention](H, D) if attention in SCORES else None  # None: --attention none
         if self.scorer is not None:
             shapes |= self.scorer.shapes() | {"att.W_c": (D + H, H), "att.b_c": (H,)}
         shapes |= {"W_y": (H, target_vocab), "b_y": (target_vocab,)}
-        super().__init__(shapes, dtype)
-        for prefix, layer in self.encoder.named_layers().items():
-            self.bind(layer, "enc." + prefix)
-        for i, layer in enumerate(self.decoder):
-            self.bind(layer, f"dec.l{i}.")
-        rng = np.random.default_rng(seed)
-        for layer in [*self.encoder.named_layers().values(), *self.decoder]:
-            layer.init(rng)
-        for name, w in self.params.items():  # the other layers as PyTorch's nn.Linear: U(-1/sqrt(in), 1/sqrt(in))
-            if w.ndim == 2 and not name.startswith(("enc.", "dec.l")):
-                bias = {"att.W_c": "att.b_c", "W_y": "b_y", "att.W_k": "att.b"}.get(name, name[:-1] + "b")
-                linear_init(rng, w, self.params.get(bias))
-            elif name == "att.v":
-                w[...] = rng.uniform(-1.0, 1.0, w.shape) / math.sqrt(w.shape[0])
+        super().__init__(shapes, spec.dtype)
+        self.encoder.bind(self, "enc.")
+        self.decoder_stack.bind(self, "dec.")
+        self.init(np.random.default_rng(seed))
+
+    def init(self, rng: np.random.Generator) -> None:
+        """The recurrent layers as PyTorch's; every other matrix as PyTorch's nn.Linear, in the parameters' order."""
+        p = self.params
+        self.encoder.init(rng)
+        self.decoder_stack.init(rng)
+        if self.input_feeding:
+            linear_init(rng, p["dec.W_feed"])
+        if self.bridged:
+            for W, b in self.bridges:
+                linear_init(rng, p[W], p[b])
+        if self.scorer is not None:
+            self.scorer.init(rng, p)
+            linear_init(rng, p["att.W_c"], p["att.b_c"])
+        linear_init(rng, p["W_y"], p["b_y"])
 
     # -- the pieces ------------------------------------------------------------------------------------------
 
@@ -123,8 +123,7 @@ class Seq2SeqNetwork(Network):
     ) -> Source:
         """Run the encoder and the bridge; prepare what every decoder step reads."""
         self.encoder.prepare()
-        for layer in self.decoder:
-            layer.prepare()
+        self.decoder_stack.prepare()
         self._w_feed = self.decoder[0].scaled(self.params["dec.W_feed"], "w_feed") if self.input_feeding else None
         out = self.encoder.forward(source, lengths, dropout, rng)
         finals = self.encoder.final_states(lengths)

@@ -44,7 +44,7 @@ class ExampleTask(registry.Task):
         self.config, self.data = config, data
         self.batches = ExampleBatches([len(s) for s in data.train.inputs], config.batch_size, config.seed)
         self.steps_per_epoch = self.batches.steps_per_epoch
-        self.model = self.build_network(config, len(data.vocab), len(data.outputs))
+        self.network = self.build_network(config, len(data.vocab), len(data.outputs))
         self.batch_chars = self.batch_examples = 0
 
     @classmethod
@@ -72,22 +72,8 @@ class ExampleTask(registry.Task):
 
     @classmethod
     def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
-        c = config
-        return ExampleNetwork(
-            cls.head,
-            vocab_size,
-            num_outputs,
-            c.hidden,
-            c.layers,
-            c.cell,
-            c.bidirectional,
-            c.pool,
-            c.dtype,
-            c.seed,
-            c.forget_bias,
-            c.output_dropout,
-            c.embed,
-        )
+        spec = registry.recurrent_spec(config)
+        return ExampleNetwork(cls.head, vocab_size, num_outputs, spec, config.pool, config.seed)
 
     @classmethod
     def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> ExampleData:
@@ -110,7 +96,7 @@ class ExampleTask(registry.Task):
         c, data = self.config, self.data
         direction = "bidirectional " if c.bidirectional else ""
         return (
-            f"{c.task} with a {direction}{c.cell} {c.layers}×{c.hidden} ({self.model.num_params:,} parameters) on "
+            f"{c.task} with a {direction}{c.cell} {c.layers}×{c.hidden} ({self.network.num_params:,} parameters) on "
             f"{data.name}: {len(data.train):,} training and {len(data.val):,} validation examples, "
             f"{len(data.vocab)} input characters, {len(data.outputs)} {self.outputs_name}"
         )
@@ -127,12 +113,12 @@ class ExampleTask(registry.Task):
         self.batch_chars, self.batch_examples = int(lengths.sum()), len(index)
         if self.config.input_dropout:
             x = blank(x, self.config.input_dropout, rng, len(self.data.vocab))
-        return self.model.loss_and_grads(x, lengths, y, self.config.dropout, rng, self.config.label_smoothing)
+        return self.network.loss_and_grads(x, lengths, y, self.config.dropout, rng, self.config.label_smoothing)
 
     def evaluate(self) -> dict[str, float] | None:
         if not len(self.data.val):
             return None
-        metrics = self.metrics([self.model], self.data.val, self.data.outputs)
+        metrics = self.metrics([self.network], self.data.val, self.data.outputs)
         return {k: metrics[k] for k in ("val_loss", *self.headline())}
 
     @classmethod
@@ -152,9 +138,9 @@ class ExampleTask(registry.Task):
         """Examples a second read by the trained network (a steady rate from `limit` of them, not a whole corpus,
         after one untimed batch has sized the buffers)."""
         sample = self.data.train.inputs[:limit]
-        log_probabilities([self.model], sample[:256])
+        log_probabilities([self.network], sample[:256])
         start = time.perf_counter()
-        log_probabilities([self.model], sample)
+        log_probabilities([self.network], sample)
         return {"read_examples_per_sec": len(sample) / (time.perf_counter() - start)}
 
 

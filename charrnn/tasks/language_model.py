@@ -13,7 +13,7 @@ import numpy as np
 from charrnn.data.text import Batches, Corpus, Vocab, id_dtype, load_corpus, read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.nn.functional import blank
-from charrnn.nn.language_model import CharModel, evaluate
+from charrnn.nn.language_model import LanguageModelNetwork, evaluate
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike, seed_of, texts_of, whole
 from charrnn.tasks.sampling import Sampler, check_prime, generate, sample_ids, sample_texts
@@ -186,8 +186,8 @@ class LanguageModelTask(registry.Task):
         self.config, self.corpus = config, corpus
         self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
         self.steps_per_epoch = self.batches.chunks_per_epoch
-        self.model = self.build_network(config, len(corpus.vocab))
-        self.state = self.model.initial_state(config.batch_size)
+        self.network = self.build_network(config, len(corpus.vocab))
+        self.state = self.network.initial_state(config.batch_size)
         self.batch_chars, self.batch_examples = config.batch_size * config.seq_len, 0
 
     @classmethod
@@ -198,11 +198,8 @@ class LanguageModelTask(registry.Task):
         return load_corpus(c.corpus, c.encoding, c.val_frac, cache_dir, vocab, c.newline, c.max_vocab)
 
     @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> CharModel:
-        c = config
-        return CharModel(
-            vocab_size, c.hidden, c.layers, c.cell, c.dtype, c.seed, c.forget_bias, c.output_dropout, c.embed
-        )
+    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> LanguageModelNetwork:
+        return LanguageModelNetwork(vocab_size, registry.recurrent_spec(config), config.seed)
 
     @classmethod
     def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> Corpus:
@@ -222,7 +219,7 @@ class LanguageModelTask(registry.Task):
     def describe(self) -> str:
         c, data = self.config, self.corpus
         return (
-            f"{c.cell} {c.layers}×{c.hidden} ({self.model.num_params:,} parameters) on {data.name}: "
+            f"{c.cell} {c.layers}×{c.hidden} ({self.network.num_params:,} parameters) on {data.name}: "
             f"{len(data.train):,} training and {len(data.val):,} validation characters, vocabulary {len(data.vocab)}"
         )
 
@@ -231,7 +228,7 @@ class LanguageModelTask(registry.Task):
         cfg = self.config
         chunk = step % self.steps_per_epoch
         if chunk == 0:  # the streams start again from the beginning of their text
-            self.state = self.model.initial_state(cfg.batch_size)
+            self.state = self.network.initial_state(cfg.batch_size)
         elif cfg.reset_every:
             # Without this, the zero state is only ever seen by an untrained model, and a trained one can fall
             # into a saturated state when it reads e.g. "\n\n" from zero (validation loss 5.5 instead of 2.1).
@@ -242,7 +239,7 @@ class LanguageModelTask(registry.Task):
         x, y = self.batches.chunk(chunk)
         if cfg.input_dropout:
             x = blank(x, cfg.input_dropout, rng, len(self.corpus.vocab))
-        loss, self._next_state = self.model.loss_and_grads(x, y, self.state, cfg.dropout, rng)
+        loss, self._next_state = self.network.loss_and_grads(x, y, self.state, cfg.dropout, rng)
         return loss
 
     def accept(self) -> None:
@@ -251,19 +248,19 @@ class LanguageModelTask(registry.Task):
 
     def reject(self) -> None:
         """The step was skipped (not finite): start the streams again from zero."""
-        self.state = self.model.initial_state(self.config.batch_size)
+        self.state = self.network.initial_state(self.config.batch_size)
 
     def evaluate(self) -> dict[str, float] | None:
         if len(self.corpus.val) < 2:
             return None
-        return {"val_loss": evaluate(self.model, self.corpus.val)}
+        return {"val_loss": evaluate(self.network, self.corpus.val)}
 
     def sample(self, seed: int) -> str:
-        return "".join(generate(self.model, self.corpus.vocab, 200, temperature=0.8, seed=seed))
+        return "".join(generate(self.network, self.corpus.vocab, 200, temperature=0.8, seed=seed))
 
     def time_inference(self, chars: int = 2000) -> dict[str, float]:
         """Characters a second sampled on one stream (after 50 untimed ones)."""
-        sampler = generate(self.model, self.corpus.vocab, chars + 50, seed=0)
+        sampler = generate(self.network, self.corpus.vocab, chars + 50, seed=0)
         for _ in range(50):
             next(sampler)
         start = time.perf_counter()

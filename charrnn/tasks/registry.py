@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.nn.stack import RecurrentSpec
 
 if TYPE_CHECKING:  # a type only: the config is made above the tasks
     from charrnn.training.config import Config
@@ -56,6 +57,7 @@ class Task:
     bench_batch: ClassVar[int] = 128  # `charrnn bench`'s batch size unless given
     model: ClassVar[type]  # the class of a trained model in the Python API (charrnn.load returns one)
 
+    network: Any  # the network being trained (what `build_network` made)
     steps_per_epoch: int
     batch_chars: int  # input characters the last step read (0: the same every step, batch_size x seq_len)
     batch_examples: int  # examples the last step read (0: not counted in examples)
@@ -154,6 +156,12 @@ class Task:
     def time_inference(self) -> dict[str, float]:
         """`charrnn bench`: the speed of the trained model's use (sampling, reading or decoding)."""
         return {}
+
+
+def recurrent_spec(config: "Config") -> RecurrentSpec:
+    """What defines the recurrent part of `config`'s network."""
+    c = config
+    return RecurrentSpec(c.cell, c.hidden, c.layers, c.dtype, c.forget_bias, c.embed, c.bidirectional, c.output_dropout)
 
 
 TASKS: dict[str, type[Task]] = {}

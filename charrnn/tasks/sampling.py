@@ -10,7 +10,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
 
 
 class Sampler:
@@ -91,7 +91,7 @@ def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "t
 
 
 def sample_ids(
-    model: CharModel,
+    network: LanguageModelNetwork,
     vocab: Vocab,
     length: int,
     num_samples: int = 1,
@@ -103,28 +103,28 @@ def sample_ids(
 ) -> Iterator[np.ndarray]:
     """Yield `length` arrays of `num_samples` ids: the samples that follow `prime`, one step at a time.
 
-    With no prime the model starts as after a line break (if its vocabulary has one), else uniformly.
+    With no prime the network starts as after a line break (if its vocabulary has one), else uniformly.
     The same seed gives the same samples; the samples differ from each other.
     """
     draw = Sampler(len(vocab), temperature, np.random.default_rng(seed), top_k, top_p)
     prime = check_prime(vocab, prime)
-    model.prepare()
-    state = model.initial_state(num_samples)
+    network.prepare()
+    state = network.initial_state(num_samples)
     context = prime or ("\n" if "\n" in vocab.index else "")
     if context:
         ids = np.repeat(vocab.encode(context)[:, None], num_samples, axis=1)
-        logits, state = model.forward(ids, state, prepare=False)
+        logits, state = network.forward(ids, state, prepare=False)
         last = logits[-num_samples:]
     else:
-        last = np.zeros((num_samples, len(vocab)), model.dtype)
+        last = np.zeros((num_samples, len(vocab)), network.dtype)
     for _ in range(length):
         ids = draw(last).astype(vocab.dtype)
         yield ids
-        last = model.step(ids, state)
+        last = network.step(ids, state)
 
 
 def generate(
-    model: CharModel,
+    network: LanguageModelNetwork,
     vocab: Vocab,
     length: int,
     temperature: float = 1.0,
@@ -134,12 +134,12 @@ def generate(
     top_p: float = 1.0,
 ) -> Iterator[str]:
     """Yield the `length` characters of one sample that follow `prime` (not repeated)."""
-    for ids in sample_ids(model, vocab, length, 1, temperature, prime, seed, top_k, top_p):
+    for ids in sample_ids(network, vocab, length, 1, temperature, prime, seed, top_k, top_p):
         yield vocab.chars[ids[0]]
 
 
 def sample_texts(
-    model: CharModel,
+    network: LanguageModelNetwork,
     vocab: Vocab,
     length: int,
     num_samples: int,
@@ -150,7 +150,7 @@ def sample_texts(
     writes it (the stop string included)."""
     texts: list[list[str]] = [[] for _ in range(num_samples)]
     done = np.zeros(num_samples, bool)
-    for ids in sample_ids(model, vocab, length, num_samples, **options):
+    for ids in sample_ids(network, vocab, length, num_samples, **options):
         for b in np.flatnonzero(~done):
             texts[b].append(vocab.chars[ids[b]])
             if stop and "".join(texts[b][-len(stop) :]) == stop:

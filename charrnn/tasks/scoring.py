@@ -9,7 +9,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.nn.functional import cross_entropy_rows
-from charrnn.nn.language_model import CharModel, evaluate
+from charrnn.nn.language_model import LanguageModelNetwork, evaluate
 from charrnn.nn.metrics import LOG2E
 
 
@@ -60,18 +60,18 @@ def known_ids(vocab: Vocab, text: str) -> tuple[np.ndarray, Counter]:
     return vocab.encode(text), unknown
 
 
-def score_text(model: CharModel, vocab: Vocab, text: str, name: str = "") -> Score:
+def score_text(network: LanguageModelNetwork, vocab: Vocab, text: str, name: str = "") -> Score:
     """Cross-entropy of text[1:] given what precedes it, read from the zero state with the state carried:
     the same computation as the validation loss in training."""
     ids, unknown = known_ids(vocab, text)
     if len(ids) < 2:
         return Score(name, 0.0, 0, unknown)
     n = len(ids) - 1
-    return Score(name, evaluate(model, ids) * n, n, unknown)
+    return Score(name, evaluate(network, ids) * n, n, unknown)
 
 
-def score_lines(model: CharModel, vocab: Vocab, lines: list[str], batch: int = 256) -> list[Score]:
-    """Each line on its own, as the model would write it after a line break: every character of the line and
+def score_lines(network: LanguageModelNetwork, vocab: Vocab, lines: list[str], batch: int = 256) -> list[Score]:
+    """Each line on its own, as the network would write it after a line break: every character of the line and
     the line break that ends it are predicted, from the zero state after reading one line break."""
     newline = "\n" if "\n" in vocab.index else ""
     scores = []
@@ -85,19 +85,19 @@ def score_lines(model: CharModel, vocab: Vocab, lines: list[str], batch: int = 2
         for b, (ids, _) in enumerate(encoded):
             x[: len(ids) - 1, b], y[: len(ids) - 1, b] = ids[:-1], ids[1:]
             counted[: len(ids) - 1, b] = True
-        logits, _ = model.forward(x, model.initial_state(len(group)))
+        logits, _ = network.forward(x, network.initial_state(len(group)))
         per_position = cross_entropy_rows(logits, y.reshape(-1))[0].reshape(x.shape)
         for b, (line, (ids, unknown)) in enumerate(zip(group, encoded, strict=True)):
             scores.append(Score(line, float(per_position[counted[:, b], b].sum()), len(ids) - 1, unknown))
     return scores
 
 
-def next_char_probs(model: CharModel, vocab: Vocab, text: str) -> np.ndarray:
+def next_char_probs(network: LanguageModelNetwork, vocab: Vocab, text: str) -> np.ndarray:
     """P(next character | text), read from the zero state (an empty text: as after a line break)."""
     context = text or ("\n" if "\n" in vocab.index else "")
     if not context:
         return np.full(len(vocab), 1.0 / len(vocab))
-    logits, _ = model.forward(vocab.encode(context).reshape(-1, 1), model.initial_state(1))
+    logits, _ = network.forward(vocab.encode(context).reshape(-1, 1), network.initial_state(1))
     z = logits[-1].astype(np.float64)
     p = np.exp(z - z.max())
     return p / p.sum()

@@ -160,22 +160,8 @@ class Seq2SeqTask(ExampleTask):
 
     @classmethod
     def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> Seq2SeqNetwork:
-        c = config
-        return Seq2SeqNetwork(
-            vocab_size,
-            num_outputs,
-            c.hidden,
-            c.layers,
-            c.cell,
-            c.bidirectional,
-            c.attention,
-            c.input_feeding,
-            c.dtype,
-            c.seed,
-            c.forget_bias,
-            c.output_dropout,
-            c.embed,
-        )
+        spec = registry.recurrent_spec(config)
+        return Seq2SeqNetwork(vocab_size, num_outputs, spec, config.attention, config.input_feeding, config.seed)
 
     @classmethod
     def describe_model(cls, config: Any) -> str:
@@ -199,10 +185,10 @@ class Seq2SeqTask(ExampleTask):
     def time_inference(self, limit: int = 2048) -> dict[str, float]:
         """Examples a second decoded greedily and with a beam of 5 (after one untimed batch)."""
         sample = self.data.train.inputs[:limit]
-        decode(self.model, sample[:64])
+        decode(self.network, sample[:64])
         result = {}
         for beam in (1, 5):
             start = time.perf_counter()
-            decode(self.model, sample, beam=beam)
+            decode(self.network, sample, beam=beam)
             result[f"decode_beam{beam}_examples_per_sec"] = len(sample) / (time.perf_counter() - start)
         return result

@@ -11,7 +11,7 @@ from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.example_network import ExampleNetwork
 from charrnn.nn.functional import log_softmax
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
 
 MAX_LEN = 20_000  # characters a page may hold: the embedded data grows with it (docs/viz.md: page sizes)
 STATES = ("h", "c")  # what the detectors rank; the gates are shown for the cells they rank highest
@@ -37,17 +37,17 @@ def _softmax_top(logits: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray
     return top, np.exp(np.take_along_axis(log_probs, top, axis=1)), log_probs
 
 
-def trace_language_model(model: CharModel, vocab: Vocab, text: str, chunk: int = 256) -> Trace:
-    """Run a language model over `text` as one stream from the zero state, keeping everything the page shows."""
+def trace_language_model(network: LanguageModelNetwork, vocab: Vocab, text: str, chunk: int = 256) -> Trace:
+    """Run a language network over `text` as one stream from the zero state, keeping everything the page shows."""
     ids = vocab.encode(text)
-    state = model.initial_state(1)
-    kept: dict[str, dict[str, list[np.ndarray]]] = {f"l{i}": {} for i in range(len(model.layers))}
+    state = network.initial_state(1)
+    kept: dict[str, dict[str, list[np.ndarray]]] = {f"l{i}": {} for i in range(len(network.layers))}
     tops, probs, losses = [], [], []
-    model.prepare()
+    network.prepare()
     for start in range(0, len(ids), chunk):
         x = ids[start : start + chunk, None]
-        logits, state = model.forward(x, state, prepare=False)
-        for i, layer in enumerate(model.layers):
+        logits, state = network.forward(x, state, prepare=False)
+        for i, layer in enumerate(network.layers):
             for kind, values in layer.activations().items():
                 kept[f"l{i}"].setdefault(kind, []).append(values[:, 0].astype(np.float32))
         top, p, log_probs = _softmax_top(logits)

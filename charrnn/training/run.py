@@ -295,7 +295,7 @@ def resume(target: Path | None, overrides: dict[str, Any]) -> Iterator[Trainer]:
         data = registry.get(cfg.task).load_data(cfg, folder.path, vocab, meta.get("outputs"))
         trainer = Trainer(cfg, data, folder)
         source = f"checkpoint {path}"
-        checkpoint.fill(trainer.model, arrays, saved, source)
+        checkpoint.fill(trainer.network, arrays, saved, source)
         trainer.load(meta, arrays, source)
         folder.write_config(cfg)
         yield trainer

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.nn.language_model import CharModel
+from charrnn.nn.language_model import LanguageModelNetwork
+from charrnn.nn.stack import RecurrentSpec
 
 CHARS_PER_PARAM = 1.5
 PARAMS_PER_CHAR = 3.0
@@ -63,7 +64,7 @@ MENU: list[Choice] = [  # smallest first
 MODEL_KEYS = tuple(dict.fromkeys(key for choice in MENU for key in choice.model))  # what --size auto sets itself
 
 
-def training_speed(model: CharModel, batch_size: int, seq_len: int, steps: int = 3) -> float:
+def training_speed(model: LanguageModelNetwork, batch_size: int, seq_len: int, steps: int = 3) -> float:
     """Characters per second of forward and backward passes (the bulk of a training step), after one warm-up."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, model.vocab_size, (seq_len, batch_size))
@@ -104,7 +105,8 @@ def pick_size(
     measured = []
     for choice in MENU:
         m = choice.model
-        model = CharModel(vocab_size, m["hidden"], m["layers"], m["cell"], embed=m["embed"])
+        spec = RecurrentSpec(m["cell"], m["hidden"], m["layers"], embed=m["embed"])
+        model = LanguageModelNetwork(vocab_size, spec)
         speed = training_speed(model, batch_size, seq_len)
         measured.append((choice, model.num_params, speed, speed * max_time))
     worth = [(c, p, s, n) for c, p, s, n in measured if not _too_large(c, p, n, train_chars)]

@@ -75,14 +75,14 @@ class Trainer:
         one, the trainer only steps (as `charrnn bench` uses it)."""
         self.config, self.data, self.folder = config, data, folder
         self.task = registry.get(config.task)(config, data)
-        self.model = self.task.model
+        self.network = self.task.network
         if init_params is not None:  # fine-tuning: trained weights, everything else new
-            self.model.flat_params[...] = init_params
+            self.network.flat_params[...] = init_params
         self.optimizer = make_optimizer(
-            config.optimizer, self.model.flat_params, config.lr, config.momentum, config.weight_decay
+            config.optimizer, self.network.flat_params, config.lr, config.momentum, config.weight_decay
         )
         self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
-        self.ema = self.model.flat_params.copy() if config.ema else None  # the averaged weights (--ema)
+        self.ema = self.network.flat_params.copy() if config.ema else None  # the averaged weights (--ema)
         self.step = 0
         self.train_seconds = 0.0
         self.val_loss: float | None = None
@@ -142,7 +142,7 @@ class Trainer:
         finite and the update was skipped (see `_guard`)."""
         cfg = self.config
         loss = self.task.loss_and_grads(self.step, self.rng)
-        self.grad_norm = clip_gradients(self.model.flat_grads, cfg.clip, cfg.clip_value)
+        self.grad_norm = clip_gradients(self.network.flat_grads, cfg.clip, cfg.clip_value)
         if not (math.isfinite(loss) and math.isfinite(self.grad_norm)):
             self.task.reject()
             self._guard(loss)
@@ -151,7 +151,7 @@ class Trainer:
         self.bad_steps = 0
         self.task.accept()
         self.optimizer.lr = self.last_lr = self.lr
-        self.optimizer.step(self.model.flat_grads)
+        self.optimizer.step(self.network.flat_grads)
         self.step += 1
         if self.ema is not None:
             self._average()
@@ -161,7 +161,7 @@ class Trainer:
         """ema += (1 - beta) (theta - ema), with beta = min(--ema, (1 + t) / (10 + t)) after t updates, so that the
         average does not lean on the untrained weights of the first steps."""
         beta = min(self.config.ema, (1 + self.optimizer.steps) / (10 + self.optimizer.steps))
-        step = np.subtract(self.model.flat_params, self.ema)
+        step = np.subtract(self.network.flat_params, self.ema)
         step *= 1.0 - beta
         self.ema += step
 
@@ -171,12 +171,12 @@ class Trainer:
         if self.ema is None:
             yield
             return
-        trained = self.model.flat_params.copy()
-        self.model.flat_params[...] = self.ema
+        trained = self.network.flat_params.copy()
+        self.network.flat_params[...] = self.ema
         try:
             yield
         finally:
-            self.model.flat_params[...] = trained
+            self.network.flat_params[...] = trained
 
     def _guard(self, loss: float) -> None:
         """A non-finite loss or gradient never reaches the weights. After `guard_skips` such steps in a row, go
@@ -204,14 +204,14 @@ class Trainer:
     def _snapshot(self) -> dict[str, Any]:
         return {
             "step": self.step,
-            "params": self.model.flat_params.copy(),
+            "params": self.network.flat_params.copy(),
             "ema": None if self.ema is None else self.ema.copy(),
             "optim": {k: v.copy() for k, v in self.optimizer.state.items()},
             "optimizer_steps": self.optimizer.steps,
         }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
-        self.model.flat_params[...] = snapshot["params"]
+        self.network.flat_params[...] = snapshot["params"]
         if self.ema is not None:
             self.ema[...] = snapshot["ema"]
         for k, v in snapshot["optim"].items():
@@ -230,13 +230,13 @@ class Trainer:
 
     def checkpoint_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything needed to use, inspect or continue this run exactly."""
-        kept = [self.model.flat_params, *self.optimizer.state.values(), *([] if self.ema is None else [self.ema])]
+        kept = [self.network.flat_params, *self.optimizer.state.values(), *([] if self.ema is None else [self.ema])]
         if not all(np.all(np.isfinite(v)) for v in kept):
             raise CharRNNError(f"step {self.step}: the weights are not finite, so no checkpoint was written.")
-        used = self.model.params if self.ema is None else self.model.views(self.ema)
+        used = self.network.params if self.ema is None else self.network.views(self.ema)
         arrays = {f"param/{k}": v for k, v in used.items()}
         if self.ema is not None:  # param/ is what every command uses, the average; training goes on from trained/
-            arrays |= {f"trained/{k}": v for k, v in self.model.params.items()}
+            arrays |= {f"trained/{k}": v for k, v in self.network.params.items()}
         arrays |= {f"optim/{k}": v for k, v in self.optimizer.state.items()}
         arrays |= self.task.arrays()
         meta = {
@@ -266,10 +266,10 @@ class Trainer:
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> None:
         """Continue from a checkpoint of this run (parameters already checked by checkpoint.load_model)."""
         if self.ema is not None:
-            for name, average in self.model.views(self.ema).items():
+            for name, average in self.network.views(self.ema).items():
                 average[...] = arrays[f"param/{name}"]
         trained = "param" if self.ema is None else "trained"
-        for name, param in self.model.params.items():
+        for name, param in self.network.params.items():
             saved = arrays.get(f"{trained}/{name}")
             if saved is None or saved.shape != param.shape:
                 raise CharRNNError(f"{source} has no usable weights '{trained}/{name}'; it cannot be resumed.")
