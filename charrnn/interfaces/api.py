@@ -6,12 +6,14 @@ results for the same options. The model classes live with their tasks (`charrnn.
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import signal
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike
+from charrnn.tasks.scoring import Score
 from charrnn.tasks.trace import Trace
 from charrnn.training import run
 from charrnn.training.checkpoint import checkpoint_of, find_checkpoint, open_model
@@ -56,6 +59,60 @@ def load_from(checkpoints: Sequence[PathLike] = (), run_dirs: Sequence[PathLike]
     paths = [find_checkpoint(checkpoint=Path(c)) for c in checkpoints]
     paths += [find_checkpoint(run_dir=Path(r)) for r in run_dirs]
     return open_model(*paths) if paths else open_model(find_checkpoint())
+
+
+def classify_records(model: Model, inputs: list[str], top_k: int = 1, unknown: str = "error") -> list[dict]:
+    """What `charrnn classify --json` prints (and `POST /v1/classify` returns): each input's likeliest labels."""
+    results = model.classify(inputs, top_k, unknown)
+    return [
+        {"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
+        for text, top in zip(inputs, results, strict=True)
+    ]
+
+
+def tag_records(model: Model, inputs: list[str], unknown: str = "error") -> list[dict]:
+    """What `charrnn tag --json` prints (and `POST /v1/tag` returns): each input's output."""
+    outputs = model.tag(inputs, unknown)
+    return [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
+
+
+def translate_records(
+    model: Model,
+    inputs: list[str],
+    beam: int = 1,
+    n_best: int = 1,
+    length_penalty: float = 1.0,
+    unknown: str = "error",
+) -> list[dict]:
+    """What `charrnn translate --json` prints (and `POST /v1/translate` returns): each input's output, or with
+    n_best > 1 its best outputs with their log-probabilities and scores."""
+    results = model.translate(inputs, beam, n_best, length_penalty, unknown)
+    if n_best == 1:
+        return [{"input": text, "output": r} for text, r in zip(inputs, results, strict=True)]
+    return [
+        {"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
+        for text, r in zip(inputs, results, strict=True)
+    ]
+
+
+def score_records(model: Model, texts: dict[str, str], per_line: bool = False, order: str = "none") -> list[dict]:
+    """What `charrnn score --json` prints (and `POST /v1/score` returns): the score of each text (named by its key)
+    or, per_line, of each line (sorted by `order`: none, asc or desc), and their total when there are several."""
+    if order not in ("none", "asc", "desc"):
+        raise CharRNNError(f"--sort must be none, asc or desc (got {order!r}).")
+    scores = model.scores(list(texts.values()), per_line)
+    if per_line:
+        if order != "none":
+            scores.sort(key=lambda s: s.nats, reverse=order == "desc")
+    else:
+        scores = [dataclasses.replace(s, name=name) for s, name in zip(scores, texts, strict=True)]
+    total = Score(
+        "total",
+        sum(s.total_nats for s in scores),
+        sum(s.chars for s in scores),
+        sum((s.unknown for s in scores), Counter()),
+    )
+    return [s.record() for s in ([*scores, total] if len(scores) > 1 else scores)]
 
 
 def viz_page(model: Model, trace: Trace, ranking: dict[str, list[dict]]) -> str:

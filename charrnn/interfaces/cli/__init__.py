@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.cli import data, tasks, tools, train, use
+from charrnn.interfaces.cli import data, serve, tasks, tools, train, use
 from charrnn.interfaces.cli.common import err
 from charrnn.version import __version__
 
@@ -59,6 +59,7 @@ COMMANDS = {
     "export": tools.export_model,
     "plot": tools.plot,
     "bench": tools.bench,
+    "serve": serve.serve_command,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)

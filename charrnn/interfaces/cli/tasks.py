@@ -44,14 +44,10 @@ def classify(
     """The label of each input, with its probability (a classifier: many-to-one)."""
     inputs = read_inputs(texts, file)
     model = api.load_from(checkpoint or [], run_dir or []).able("classify", "classifying")
-    results = model.classify(inputs, top_k, unknown)
     if json_output:
-        records = [
-            {"input": text, "labels": [{"label": label, "p": p} for label, p in top]}
-            for text, top in zip(inputs, results, strict=True)
-        ]
-        print_json(records)
+        print_json(api.classify_records(model, inputs, top_k, unknown))
         return
+    results = model.classify(inputs, top_k, unknown)
     table = Table(caption=model.name)
     table.add_column("input")
     table.add_column("label")
@@ -75,11 +71,11 @@ def tag(
 ) -> None:
     """The output of each input, one character per input character, one line each on stdout (a tagger)."""
     inputs = read_inputs(texts, file)
-    outputs = api.load_from(checkpoint or [], run_dir or []).able("tag", "tagging").tag(inputs, unknown)
+    model = api.load_from(checkpoint or [], run_dir or []).able("tag", "tagging")
     if json_output:
-        records = [{"input": text, "output": out} for text, out in zip(inputs, outputs, strict=True)]
-        print_json(records)
+        print_json(api.tag_records(model, inputs, unknown))
         return
+    outputs = model.tag(inputs, unknown)
     for out in outputs:
         print(out)
 
@@ -153,17 +149,10 @@ def translate(
         if out is not None:
             err.print(f"charrnn: wrote {plot_attention(tokens, chars, weights, out)}")
         return
-    results = model.translate(inputs, beam, n_best, length_penalty, unknown)
     if json_output:
-        if n_best == 1:
-            records = [{"input": text, "output": r} for text, r in zip(inputs, results, strict=True)]
-        else:
-            records = [
-                {"input": text, "outputs": [{"output": o, "log_prob": lp, "score": sc} for o, lp, sc in r]}
-                for text, r in zip(inputs, results, strict=True)
-            ]
-        print_json(records)
+        print_json(api.translate_records(model, inputs, beam, n_best, length_penalty, unknown))
         return
+    results = model.translate(inputs, beam, n_best, length_penalty, unknown)
     if n_best == 1:
         for output in results:
             print(output)

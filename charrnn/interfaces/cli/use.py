@@ -1,6 +1,5 @@
 """The commands that use a language model (`sample`, `score`, `predict`) and `info`, which reads any checkpoint."""
 
-import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from charrnn.data.text import char_name, printable, read_text
 from charrnn.errors import CharRNNError
+from charrnn.interfaces import api
 from charrnn.interfaces.cli.common import (
     CheckpointOption,
     RunDirOption,
@@ -21,7 +21,6 @@ from charrnn.interfaces.cli.common import (
 )
 from charrnn.nn.metrics import LOG2E
 from charrnn.tasks import registry
-from charrnn.tasks.scoring import Score
 
 
 def sample(
@@ -97,44 +96,30 @@ def score(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Cross-entropy of whole texts under the model (many-to-one): nats/char, bits/char, perplexity."""
-    if sort not in ("none", "asc", "desc"):
-        raise CharRNNError(f"--sort must be none, asc or desc (got {sort!r}).")
     model = load_model(checkpoint, run_dir).able("scores", "scoring text")
-    texts = {str(f): read_text(f) for f in files}
-    scores = model.scores(list(texts.values()), per_line)
-    if per_line:
-        if sort != "none":
-            scores.sort(key=lambda s: s.nats, reverse=sort == "desc")
-    else:
-        scores = [dataclasses.replace(s, name=name) for s, name in zip(scores, texts, strict=True)]
-    total = Score(
-        "total",
-        sum(s.total_nats for s in scores),
-        sum(s.chars for s in scores),
-        sum((s.unknown for s in scores), Counter()),
-    )
-    rows = [*scores, total] if len(scores) > 1 else scores
+    records = api.score_records(model, {str(f): read_text(f) for f in files}, per_line, sort)
     if json_output:
-        print_json([s.record() for s in rows])
+        print_json(records)
         return
     table = Table(title=f"charrnn score: {model.path}")
     for column in ("line" if per_line else "file", "chars", "nats/char", "bits/char", "perplexity", "total nats"):
         table.add_column(column, justify="left" if column in ("file", "line") else "right")
-    for s in rows:
-        label = printable(s.name) if per_line and s is not total else s.name
+    for i, r in enumerate(records):
+        total = len(records) > 1 and i == len(records) - 1
         table.add_row(
-            label,
-            f"{s.chars:,}",
-            f"{s.nats:.4f}",
-            f"{s.bits:.4f}",
-            f"{s.perplexity:.3f}",
-            f"{s.total_nats:,.2f}",
-            style="bold" if s is total else None,
+            printable(r["name"]) if per_line and not total else r["name"],
+            f"{r['chars']:,}",
+            f"{r['nats_per_char']:.4f}",
+            f"{r['bits_per_char']:.4f}",
+            f"{r['perplexity']:.3f}",
+            f"{r['total_nats']:,.2f}",
+            style="bold" if total else None,
         )
     print_table(table)
-    if total.unknown:
-        listed = ", ".join(f"{c!r} ({n})" for c, n in total.unknown.most_common(20))
-        err.print(f"charrnn: {total.unknown.total()} characters outside the vocabulary were left out: {listed}")
+    unknown = Counter(records[-1]["unknown"])
+    if unknown:
+        listed = ", ".join(f"{c!r} ({n})" for c, n in unknown.most_common(20))
+        err.print(f"charrnn: {unknown.total()} characters outside the vocabulary were left out: {listed}")
 
 
 def predict(

@@ -1,0 +1,358 @@
+"""`charrnn serve` as a user runs it: a real server process on a free 127.0.0.1 port, spoken to over HTTP, stopped
+whatever happens. Every endpoint against the command line's --json, streaming, every class of bad request, the
+token, concurrent clients, shutdown, and the page in Chromium."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import POND, REPO
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "8", "--max-steps", "12", "--eval-every", "12"]
+
+
+def charrnn(*args: object, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`charrnn serve ARGS` in a process of its own; `url` once /health answers."""
+
+    def __init__(self, cwd: Path, *args: object, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "charrnn", "serve", *map(str, args), "--port", str(self.port)]
+        environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        self.process = subprocess.Popen(command, cwd=cwd, env=environment, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.process.stderr.read()}")
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # it answers (a token server refuses /health without the token)
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the server did not answer within 60 s")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def call(url: str, body: object = None, raw: bytes | None = None, headers: dict | None = None) -> tuple[int, object]:
+    """(status, parsed JSON) of a GET (body None) or a POST of `body` as JSON (or of `raw` bytes)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """A small model of every task, trained in a folder of their own."""
+    folder = tmp_path_factory.mktemp("serve")
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcde"), rng.integers(3, 9))) for _ in range(300)]
+    tsv(folder / "labels.tsv", [(w, "long" if len(w) > 5 else "short") for w in words])
+    tsv(folder / "upper.tsv", [(w, w.upper()[0] + w[1:]) for w in words])
+    tsv(folder / "reverse.tsv", [(w, w[::-1]) for w in words])
+    (folder / "pond.txt").write_text(POND.read_text(encoding="utf-8")[:20000], encoding="utf-8")
+    charrnn("train", "pond.txt", *SMALL, "--run-dir", "runs/pond", cwd=folder)
+    charrnn("train", "labels.tsv", "--task", "classify", *SMALL, "--run-dir", "runs/labels", cwd=folder)
+    charrnn("train", "upper.tsv", "--task", "tag", *SMALL, "--run-dir", "runs/upper", cwd=folder)
+    charrnn("train", "reverse.tsv", "--task", "seq2seq", *SMALL, "--run-dir", "runs/reverse", cwd=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    names = ("pond", "labels", "upper", "reverse")
+    running = Server(runs, *[f"--run-dir=runs/{name}" for name in names], "--max-length", 100_000)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_health_and_the_models(server):
+    assert call(server.url + "/health") == (
+        200,
+        {"status": "ok", "models": 4, "version": call(server.url + "/health")[1]["version"]},
+    )
+    status, body = call(server.url + "/v1/models")
+    assert status == 200
+    listed = {m["name"]: m for m in body["models"]}
+    assert {name: m["task"] for name, m in listed.items()} == {
+        "pond": "lm",
+        "labels": "classify",
+        "upper": "tag",
+        "reverse": "seq2seq",
+    }
+    assert listed["labels"]["outputs"] == ["long", "short"] and listed["pond"]["hidden"] == 16
+
+
+def test_a_sample_is_what_charrnn_sample_prints(server, runs):
+    options = {"prime": "MILLER:", "length": 150, "temperature": 0.8, "top_k": 10, "seed": 7}
+    printed = charrnn(
+        "sample",
+        "--run-dir",
+        "runs/pond",
+        "--prime",
+        "MILLER:",
+        "--len",
+        150,
+        "--temperature",
+        0.8,
+        "--top-k",
+        10,
+        "--seed",
+        7,
+        cwd=runs,
+    ).stdout
+    assert call(server.url + "/v1/sample", {"model": "pond", **options}) == (200, {"model": "pond", "text": printed})
+
+
+def test_a_streamed_sample_arrives_in_pieces_that_make_the_same_text(server):
+    body = {"model": "pond", "prime": "PIP:", "length": 200, "seed": 3, "stream": True}
+    request = urllib.request.Request(server.url + "/v1/sample", data=json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = response.read().decode().split("\n\n")
+    pieces = [json.loads(e[len("data: ") :])["text"] for e in events if e.startswith("data: ")]
+    assert events[-2] == "event: end\ndata: {}" and len(pieces) > 5
+    assert "".join(pieces) == call(server.url + "/v1/sample", {**body, "stream": False})[1]["text"]
+
+
+def test_classify_tag_translate_and_score_answer_what_the_json_flags_print(server, runs):
+    inputs = ["abcdeab", "abc", "ddd"]
+    for endpoint, command, model, extra, flags in [
+        ("classify", "classify", "labels", {"top_k": 2}, ["--top-k", 2]),
+        ("tag", "tag", "upper", {}, []),
+        ("translate", "translate", "reverse", {"beam": 3, "n_best": 2}, ["--beam", 3, "--n-best", 2]),
+    ]:
+        printed = charrnn(command, *inputs, "--run-dir", f"runs/{model}", *flags, "--json", cwd=runs).stdout
+        assert call(server.url + f"/v1/{endpoint}", {"model": model, "inputs": inputs, **extra}) == (
+            200,
+            json.loads(printed),
+        )
+    (runs / "a.txt").write_text("The pond is green.", encoding="utf-8")
+    printed = json.loads(charrnn("score", "a.txt", "--run-dir", "runs/pond", "--json", cwd=runs).stdout)
+    status, body = call(server.url + "/v1/score", {"model": "pond", "texts": ["The pond is green."]})
+    assert status == 200 and [{**r, "name": "a.txt"} for r in body] == printed
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "raw", "status", "says"),
+    [
+        ("/v1/sample", None, b"{not json", 400, "not valid JSON"),
+        ("/v1/sample", None, b"[1, 2]", 400, "must be a JSON object"),
+        ("/v1/sample", {"model": "pond", "length": "long"}, None, 400, '`length` must be a whole number (got "long")'),
+        ("/v1/sample", {"model": "pond", "temperature": True}, None, 400, "`temperature` must be a number"),
+        ("/v1/sample", {"model": "pond", "top_k": -1}, None, 400, "`top_k` must be >= 0"),
+        ("/v1/sample", {"model": "nobody"}, None, 404, 'no model is served as "nobody"'),
+        ("/v1/sample", {"model": "labels"}, None, 400, "sampling needs another kind of model"),
+        ("/v1/sample", {"model": "pond", "prime": "Жж"}, None, 400, "never saw"),
+        ("/v1/sample", {"model": "pond", "length": 10**6}, None, 400, "more than this server draws (100000)"),
+        ("/v1/classify", {"model": "labels", "inputs": []}, None, 400, "a non-empty list of strings"),
+        ("/v1/classify", {"model": "labels", "inputs": ["abc", 3]}, None, 400, "a string or a non-empty list"),
+        ("/v1/classify", {"model": "labels", "inputs": ["xyz"]}, None, 400, "never saw"),
+        ("/v1/classify", {"model": "labels", "inputs": ["a"] * 1000}, None, 413, "more than this server takes"),
+        ("/v1/translate", {"model": "reverse", "inputs": ["abc"], "beam": 99}, None, 400, "at most 16"),
+        ("/v1/tag", None, b'{"model": "upper", "inputs": ["' + b"a" * 70_000 + b'"]}', 413, "over this server's limit"),
+        ("/v1/nothing", {}, None, 404, "there is no /v1/nothing"),
+    ],
+)
+def test_a_bad_request_is_a_json_sentence_and_the_server_stays_up(server, path, body, raw, status, says):
+    got, answer = call(server.url + path, body, raw)
+    assert got == status and says in answer["error"], answer
+    assert "\n" not in answer["error"]
+    assert call(server.url + "/health")[0] == 200
+
+
+def test_a_get_where_a_post_is_wanted_is_405_in_json(server):
+    try:
+        urllib.request.urlopen(server.url + "/v1/classify", timeout=10)
+    except urllib.error.HTTPError as e:
+        assert e.code == 405 and "GET is not what /v1/classify takes" in json.loads(e.read())["error"]
+    else:
+        raise AssertionError("GET /v1/classify was accepted")
+
+
+def test_32_concurrent_clients_are_all_answered(runs):
+    running = Server(runs, "--run-dir", "runs/pond", "--run-dir", "runs/labels", "--workers", "2", "--queue", "8")
+    try:
+        answers: list[int] = []
+        retry_after = []
+
+        def client(n: int) -> None:
+            for _ in range(3):
+                body = (
+                    {"model": "pond", "length": 200, "seed": n}
+                    if n % 2
+                    else {"model": "labels", "inputs": ["abc"] * 50}
+                )
+                data = b'{"model": "labels", "inputs": [' if n % 4 == 0 else json.dumps(body).encode()  # malformed
+                request = urllib.request.Request(running.url + ("/v1/sample" if n % 2 else "/v1/classify"), data=data)
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        answers.append(response.status)
+                except urllib.error.HTTPError as e:
+                    answers.append(e.code)
+                    if e.code == 503:
+                        retry_after.append(e.headers.get("Retry-After"))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert len(answers) == 96 and set(answers) <= {200, 400, 503}, answers
+        assert 0 < answers.count(400) <= 24  # the malformed ones: refused in a sentence (or told to retry)
+        assert answers.count(200) >= 10  # two workers and eight queue places: some wait, the rest are told to retry
+        assert all(r == "1" for r in retry_after)
+        assert call(running.url + "/health")[0] == 200
+    finally:
+        assert running.stop() == 0
+
+
+def test_a_long_sample_does_not_stall_the_other_models(server):
+    result = {}
+
+    def slow() -> None:
+        result["sample"] = call(server.url + "/v1/sample", {"model": "pond", "length": 100_000, "seed": 2})
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.2)
+    answered = [call(server.url + "/v1/classify", {"model": "labels", "inputs": ["abc"]})[0] for _ in range(5)]
+    answered.append(call(server.url + "/health")[0])
+    still_drawing = worker.is_alive()
+    worker.join(timeout=60)
+    assert answered == [200] * 6 and result["sample"][0] == 200
+    assert still_drawing  # the classifier and /health answered while the sample was being drawn
+
+
+def test_the_token_is_needed_and_an_open_address_refuses_to_start_without_one(runs):
+    running = Server(runs, "--run-dir", "runs/labels", env={"CHARRNN_TOKEN": "s3cret"})
+    try:
+        assert call(running.url + "/v1/models")[0] == 401
+        assert call(running.url + "/v1/models", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert call(running.url + "/v1/models", headers={"Authorization": "Bearer s3cret"})[0] == 200
+    finally:
+        running.stop()
+    refused = charrnn("serve", "--run-dir", "runs/labels", "--host", "0.0.0.0", cwd=runs, check=False)
+    assert refused.returncode == 2 and "--host 0.0.0.0 lets other machines reach the server" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_sigterm_lets_a_request_in_flight_finish_then_stops(runs):
+    running = Server(runs, "--run-dir", "runs/pond")
+    result = {}
+
+    def slow() -> None:
+        result["answer"] = call(running.url + "/v1/sample", {"length": 5000, "seed": 1})
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.3)
+    assert running.stop() == 0
+    worker.join(timeout=30)
+    status, body = result["answer"]
+    assert status == 200 and len(body["text"]) == 5000
+
+
+def test_nothing_to_serve_and_a_taken_port_are_one_sentence(runs):
+    nothing = charrnn("serve", cwd=runs, check=False)
+    assert nothing.returncode == 2 and "give the models to serve with --run-dir" in nothing.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = charrnn("serve", "--run-dir", "runs/pond", "--port", port, cwd=runs, check=False)
+    assert busy.returncode == 2 and f"could not listen on 127.0.0.1:{port}" in busy.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_the_page_streams_a_sample_in_a_real_browser(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert CHROMIUM, "the browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        try:
+            page = browser.new_page()
+            outside = []
+            page.on("request", lambda r: None if r.url.startswith(server.url) else outside.append(r.url))
+            page.goto(server.url + "/")
+            page.wait_for_selector("#model option[value=pond]", state="attached")
+            page.select_option("#model", "pond")
+            page.fill("#prime", "MILLER:")
+            page.fill("#length", "120")
+            page.fill("#seed", "5")
+            page.click("#sample")
+            page.wait_for_selector("#output[data-done=yes]", timeout=30_000)
+            shown = page.inner_text("#output")
+            expected = call(
+                server.url + "/v1/sample",
+                {"model": "pond", "prime": "MILLER:", "length": 120, "seed": 5, "temperature": 0.8},
+            )[1]["text"]
+            assert shown.strip() == expected.strip() and shown.startswith("MILLER:")
+            page.select_option("#model", "labels")
+            page.fill("#inputs", "abcdeab\nabc")
+            page.click("#run")
+            page.wait_for_selector("#table td")
+            assert "abcdeab" in page.inner_text("#table")
+            assert outside == []
+        finally:
+            browser.close()
