@@ -1,4 +1,8 @@
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,26 @@ def stand_in(folder: Path, name: str, files: dict[str, str]) -> Path:
     record = {"name": name, "inputs": "a test's stand-in", "pinned": False, "sha256": {}, "summary": ""}
     (target / datasets.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
     return target
+
+
+def charrnn(*args: object, cwd: Path, check: bool = False, **env: str) -> subprocess.CompletedProcess:
+    """`charrnn ARGS` in a process of its own, in `cwd`, with `env` added; with check, it must exit 0."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **env}
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

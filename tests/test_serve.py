@@ -17,33 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import POND, REPO
+from conftest import POND, REPO, charrnn, free_port
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "8", "--max-steps", "12", "--eval-every", "12"]
-
-
-def charrnn(*args: object, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, "-m", "charrnn", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -106,10 +85,10 @@ def runs(tmp_path_factory) -> Path:
     tsv(folder / "upper.tsv", [(w, w.upper()[0] + w[1:]) for w in words])
     tsv(folder / "reverse.tsv", [(w, w[::-1]) for w in words])
     (folder / "pond.txt").write_text(POND.read_text(encoding="utf-8")[:20000], encoding="utf-8")
-    charrnn("train", "pond.txt", *SMALL, "--run-dir", "runs/pond", cwd=folder)
-    charrnn("train", "labels.tsv", "--task", "classify", *SMALL, "--run-dir", "runs/labels", cwd=folder)
-    charrnn("train", "upper.tsv", "--task", "tag", *SMALL, "--run-dir", "runs/upper", cwd=folder)
-    charrnn("train", "reverse.tsv", "--task", "seq2seq", *SMALL, "--run-dir", "runs/reverse", cwd=folder)
+    charrnn("train", "pond.txt", *SMALL, "--run-dir", "runs/pond", cwd=folder, check=True)
+    charrnn("train", "labels.tsv", "--task", "classify", *SMALL, "--run-dir", "runs/labels", cwd=folder, check=True)
+    charrnn("train", "upper.tsv", "--task", "tag", *SMALL, "--run-dir", "runs/upper", cwd=folder, check=True)
+    charrnn("train", "reverse.tsv", "--task", "seq2seq", *SMALL, "--run-dir", "runs/reverse", cwd=folder, check=True)
     return folder
 
 
@@ -157,6 +136,7 @@ def test_a_sample_is_what_charrnn_sample_prints(server, runs):
         "--seed",
         7,
         cwd=runs,
+        check=True,
     ).stdout
     assert call(server.url + "/v1/sample", {"model": "pond", **options}) == (200, {"model": "pond", "text": printed})
 
@@ -179,13 +159,13 @@ def test_classify_tag_translate_and_score_answer_what_the_json_flags_print(serve
         ("tag", "tag", "upper", {}, []),
         ("translate", "translate", "reverse", {"beam": 3, "n_best": 2}, ["--beam", 3, "--n-best", 2]),
     ]:
-        printed = charrnn(command, *inputs, "--run-dir", f"runs/{model}", *flags, "--json", cwd=runs).stdout
+        printed = charrnn(command, *inputs, "--run-dir", f"runs/{model}", *flags, "--json", cwd=runs, check=True).stdout
         assert call(server.url + f"/v1/{endpoint}", {"model": model, "inputs": inputs, **extra}) == (
             200,
             json.loads(printed),
         )
     (runs / "a.txt").write_text("The pond is green.", encoding="utf-8")
-    printed = json.loads(charrnn("score", "a.txt", "--run-dir", "runs/pond", "--json", cwd=runs).stdout)
+    printed = json.loads(charrnn("score", "a.txt", "--run-dir", "runs/pond", "--json", cwd=runs, check=True).stdout)
     status, body = call(server.url + "/v1/score", {"model": "pond", "texts": ["The pond is green."]})
     assert status == 200 and [{**r, "name": "a.txt"} for r in body] == printed
 
@@ -289,7 +269,7 @@ def test_the_token_is_needed_and_an_open_address_refuses_to_start_without_one(ru
         assert call(running.url + "/v1/models", headers={"Authorization": "Bearer s3cret"})[0] == 200
     finally:
         running.stop()
-    refused = charrnn("serve", "--run-dir", "runs/labels", "--host", "0.0.0.0", cwd=runs, check=False)
+    refused = charrnn("serve", "--run-dir", "runs/labels", "--host", "0.0.0.0", cwd=runs)
     assert refused.returncode == 2 and "--host 0.0.0.0 lets other machines reach the server" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -311,13 +291,13 @@ def test_sigterm_lets_a_request_in_flight_finish_then_stops(runs):
 
 
 def test_nothing_to_serve_and_a_taken_port_are_one_sentence(runs):
-    nothing = charrnn("serve", cwd=runs, check=False)
+    nothing = charrnn("serve", cwd=runs)
     assert nothing.returncode == 2 and "give the models to serve with --run-dir" in nothing.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = charrnn("serve", "--run-dir", "runs/pond", "--port", port, cwd=runs, check=False)
+        busy = charrnn("serve", "--run-dir", "runs/pond", "--port", port, cwd=runs)
     assert busy.returncode == 2 and f"could not listen on 127.0.0.1:{port}" in busy.stderr
 
 

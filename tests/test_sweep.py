@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, charrnn, free_port
 
 from charrnn.interfaces.sweep_file import read_sweep
 from charrnn.training.config import Config
 
-REPO = Path(__file__).resolve().parent.parent
 ray = pytest.importorskip("ray", reason="charrnn[sweep] is not installed")
 
 BASE = """corpus: {corpus}
@@ -48,18 +47,6 @@ trials: {trials}
         encoding="utf-8",
     )
     return path
-
-
-def charrnn(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "charrnn", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.parametrize(
@@ -191,12 +178,6 @@ def test_ctrl_c_stops_a_sweep_and_resume_finishes_it_without_rerunning(small_cor
         lines = (folder / trial / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(x)["step"] for x in lines] == sorted({json.loads(x)["step"] for x in lines})
         assert text.splitlines()[0] == lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

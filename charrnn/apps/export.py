@@ -264,7 +264,7 @@ def _seq2seq_encoder(g: Graph, net: Seq2SeqNetwork, cell: str) -> None:
                         g.weight("shape", np.array([0, -1], np.int64), np.int64),
                     ],
                 )
-                W, b = net.params[f"bridge.{i}.{k}.W"], net.params[f"bridge.{i}.{k}.b"]
+                W, b = (net.params[name] for name in net.bridges[i, k])
                 bridged = g.op("Tanh", [g.op("Add", [g.op("MatMul", [joined, g.weight("W", W)]), g.weight("b", b)])])
                 state = g.op("Unsqueeze", [bridged, _axis(g, 0)])
             layers.append(state)

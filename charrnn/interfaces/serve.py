@@ -94,25 +94,14 @@ def load_models(run_dirs: list[Path], checkpoints: list[Path]) -> dict[str, Mode
     return models
 
 
+LISTED = ("task", "cell", "layers", "hidden", "parameters", "vocab_size", "outputs", "step", "val_loss")
+
+
 def describe(name: str, model: Model) -> dict[str, Any]:
-    """A model as GET /v1/models lists it."""
-    c = model.config
-    return {
-        "name": name,
-        "task": c.task,
-        "kind": model.kind,
-        "cell": c.cell,
-        "layers": c.layers,
-        "hidden": c.hidden,
-        "bidirectional": c.bidirectional,
-        "embed": c.embed,
-        "parameters": model.network.num_params,
-        "vocab_size": len(model.vocab),
-        "outputs_name": model.outputs_name,
-        "outputs": model.outputs,
-        "step": model.meta.get("step"),
-        "val_loss": model.meta.get("val_loss"),
-    }
+    """A model as GET /v1/models lists it: part of what `charrnn info --json` prints, and what it is in words."""
+    info = model.info
+    listed = {key: info[key] for key in LISTED} | {key: info["config"][key] for key in ("bidirectional", "embed")}
+    return {"name": name, "kind": model.kind, "outputs_name": model.outputs_name, **listed}
 
 
 # -- reading a request ------------------------------------------------------------------------------------------
@@ -145,6 +134,11 @@ def _texts(body: dict, key: str, limits: Limits) -> list[str]:
     if longest > limits.max_chars:
         raise RequestError(413, f"an item of `{key}` has {longest} characters, more than {limits.max_chars}.")
     return value
+
+
+def _unknown(body: dict) -> str:
+    """What to do with characters a model never saw (`unknown`, as --unknown)."""
+    return _value(body, "unknown", str, "error", '"error" or "skip"')
 
 
 def _flags_to_keys(message: str) -> str:
@@ -197,7 +191,7 @@ class Server:
             "top_p": _value(body, "top_p", (int, float), 1.0, "a number"),
             "seed": _value(body, "seed", int, None, "a whole number"),
             "stop": _value(body, "stop", str, "", "a string"),
-            "unknown": _value(body, "unknown", str, "error", '"error" or "skip"'),
+            "unknown": _unknown(body),
         }
         try:
             model.generate(**options)  # checks the options; it draws nothing until iterated
@@ -221,13 +215,13 @@ class Server:
         name, model = self.model(body, "classify", "classifying")
         inputs = _texts(body, "inputs", self.limits)
         top_k = _value(body, "top_k", int, 1, "a whole number")
-        unknown = _value(body, "unknown", str, "error", '"error" or "skip"')
+        unknown = _unknown(body)
         return name, lambda: api.classify_records(model, inputs, top_k, unknown)
 
     def tag(self, body: dict) -> tuple[str, Callable[[], Any]]:
         name, model = self.model(body, "tag", "tagging")
         inputs = _texts(body, "inputs", self.limits)
-        unknown = _value(body, "unknown", str, "error", '"error" or "skip"')
+        unknown = _unknown(body)
         return name, lambda: api.tag_records(model, inputs, unknown)
 
     def translate(self, body: dict) -> tuple[str, Callable[[], Any]]:
@@ -238,19 +232,23 @@ class Server:
         if max(beam, n_best) > self.limits.max_beam:
             raise RequestError(400, f"`beam` and `n_best` may be at most {self.limits.max_beam} on this server.")
         penalty = _value(body, "length_penalty", (int, float), 1.0, "a number")
-        unknown = _value(body, "unknown", str, "error", '"error" or "skip"')
+        unknown = _unknown(body)
         return name, lambda: api.translate_records(model, inputs, beam, n_best, penalty, unknown)
 
     # -- running them ----------------------------------------------------------------------------------------
 
-    def admit(self) -> None:
-        """Count a request in, or refuse it at once when the workers and the queue are full."""
+    def refuse_if_full(self) -> None:
+        """A 503 at once when every worker and queue place is taken."""
         if self.admitted >= self.limits.workers + self.limits.queue:
             raise RequestError(
                 503,
                 "the server is busy (every worker and queue place is taken); retry in a moment.",
                 {"Retry-After": "1"},
             )
+
+    def admit(self) -> None:
+        """Count a request in, or refuse it when the server is full."""
+        self.refuse_if_full()
         self.admitted += 1
 
     async def compute(self, name: str, work: Callable[[], Any]) -> Any:
@@ -322,18 +320,17 @@ class Server:
             return JSONResponse(json_safe(value), status, headers)
 
         async def read_body(request: Request) -> dict:
+            too_large = RequestError(
+                413, f"the request body is over this server's limit of {self.limits.max_body} bytes."
+            )
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.limits.max_body:
-                raise RequestError(
-                    413, f"the request body is over this server's limit of {self.limits.max_body} bytes."
-                )
+                raise too_large  # before reading any of it
             raw = b""
             async for chunk in request.stream():
                 raw += chunk
                 if len(raw) > self.limits.max_body:
-                    raise RequestError(
-                        413, f"the request body is over this server's limit of {self.limits.max_body} bytes."
-                    )
+                    raise too_large
             try:
                 body = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -356,8 +353,7 @@ class Server:
                 name, work = self.sample(body)
                 return answer(await self.compute(name, work))
             name, model, options = self.sample_options(body)
-            if self.admitted >= self.limits.workers + self.limits.queue:
-                self.admit()  # refuses with 503 now, before the stream's 200
+            self.refuse_if_full()  # now, before the stream's 200 (the stream counts itself in when it starts)
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             return StreamingResponse(self.stream(name, model, options), media_type="text/event-stream", headers=headers)
 

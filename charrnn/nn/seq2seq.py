@@ -83,15 +83,16 @@ class Seq2SeqNetwork(Network):
         self.decoder: list[Layer] = self.decoder_stack.left_to_right
         self.parts = 2 if spec.cell == "lstm" else 1  # h, c
         self.bridged = spec.bidirectional
-        self.bridges = [
-            (f"bridge.{i}.{k}.W", f"bridge.{i}.{k}.b") for i in range(spec.layers) for k in range(self.parts)
-        ]
+        # (layer, part) -> the names of its bridge's weight and bias
+        self.bridges = {
+            (i, k): (f"bridge.{i}.{k}.W", f"bridge.{i}.{k}.b") for i in range(spec.layers) for k in range(self.parts)
+        }
         shapes = {"enc." + k: s for k, s in self.encoder.shapes().items()}
         shapes |= {"dec." + k: s for k, s in self.decoder_stack.shapes().items()}
         if input_feeding:
             shapes["dec.W_feed"] = (H, self.decoder[0].gates * H)
         if self.bridged:
-            shapes |= {name: shape for W, b in self.bridges for name, shape in ((W, (D, H)), (b, (H,)))}
+            shapes |= {name: shape for W, b in self.bridges.values() for name, shape in ((W, (D, H)), (b, (H,)))}
         self.scorer = SCORES[attention](H, D) if attention in SCORES else None  # None: --attention none
         if self.scorer is not None:
             shapes |= self.scorer.shapes() | {"att.W_c": (D + H, H), "att.b_c": (H,)}
@@ -109,7 +110,7 @@ class Seq2SeqNetwork(Network):
         if self.input_feeding:
             linear_init(rng, p["dec.W_feed"])
         if self.bridged:
-            for W, b in self.bridges:
+            for W, b in self.bridges.values():
                 linear_init(rng, p[W], p[b])
         if self.scorer is not None:
             self.scorer.init(rng, p)
@@ -129,16 +130,9 @@ class Seq2SeqNetwork(Network):
         finals = self.encoder.final_states(lengths)
         if self.bridged:
             p = self.params
-            state = [
-                [
-                    np.tanh(
-                        np.concatenate([finals[i][0][k], finals[i][1][k]], axis=1) @ p[f"bridge.{i}.{k}.W"]
-                        + p[f"bridge.{i}.{k}.b"]
-                    )
-                    for k in range(self.parts)
-                ]
-                for i in range(len(self.decoder))
-            ]
+            state = [[None] * self.parts for _ in self.decoder]
+            for (i, k), (W, b) in self.bridges.items():
+                state[i][k] = np.tanh(np.concatenate([finals[i][0][k], finals[i][1][k]], axis=1) @ p[W] + p[b])
             self._bridge_inputs = finals
         else:
             state = [[s.copy() for s in finals[i][0]] for i in range(len(self.decoder))]
@@ -299,19 +293,16 @@ class Seq2SeqNetwork(Network):
         if not self.bridged:
             return grads
         p, g, H = self.params, self.grads, self.hidden_size
-        out = []
-        for i, layer in enumerate(self.decoder):
-            fwd, bwd = [], []
-            for k in range(self.parts):
-                x = np.concatenate([self._bridge_inputs[i][0][k], self._bridge_inputs[i][1][k]], axis=1)
-                s = self._src.state[i][k]
-                d_pre = layer.initial_grad[k] * (1.0 - s**2)
-                g[f"bridge.{i}.{k}.W"] += x.T @ d_pre
-                g[f"bridge.{i}.{k}.b"] += d_pre.sum(axis=0)
-                d_x = d_pre @ p[f"bridge.{i}.{k}.W"].T
-                fwd.append(d_x[:, :H])
-                bwd.append(d_x[:, H:])
-            out.append([fwd, bwd])
+        out = [[[], []] for _ in self.decoder]  # [layer][direction][part]
+        for (i, k), (W, b) in self.bridges.items():
+            x = np.concatenate([self._bridge_inputs[i][0][k], self._bridge_inputs[i][1][k]], axis=1)
+            s = self._src.state[i][k]
+            d_pre = self.decoder[i].initial_grad[k] * (1.0 - s**2)
+            g[W] += x.T @ d_pre
+            g[b] += d_pre.sum(axis=0)
+            d_x = d_pre @ p[W].T
+            out[i][0].append(d_x[:, :H])
+            out[i][1].append(d_x[:, H:])
         return out
 
     def loss_and_grads(

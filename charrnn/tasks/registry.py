@@ -71,15 +71,9 @@ class Task:
         return tuple(m.name for m in cls.figures if m.headline)
 
     @classmethod
-    def metric(cls, name: str) -> Metric | None:
-        """The figure called `name` (None for the loss, or a figure the task does not report)."""
-        return next((m for m in cls.figures if m.name == name), None)
-
-    @classmethod
     def maximised(cls, name: str) -> bool:
         """Whether a higher `name` is better (never for the loss)."""
-        metric = cls.metric(name)
-        return metric is not None and metric.higher_is_better
+        return any(m.name == name and m.higher_is_better for m in cls.figures)
 
     @classmethod
     def format_figures(cls, figures: dict[str, float]) -> list[str]:

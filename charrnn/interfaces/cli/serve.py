@@ -45,7 +45,15 @@ def serve_command(
 ) -> None:
     """Serve trained models over HTTP: a JSON API (sample, with streaming; score; classify; tag; translate) and a page
     to try them at /. Ctrl-C or SIGTERM stops it after the requests in flight."""
-    limits = Limits(max_body, max_length, max_inputs, max_chars, max_beam, workers, queue)
+    limits = Limits(
+        max_body=max_body,
+        max_length=max_length,
+        max_inputs=max_inputs,
+        max_chars=max_chars,
+        max_beam=max_beam,
+        workers=workers,
+        queue=queue,
+    )
     models = load_models(run_dir or [], checkpoint or [])
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     serve(models, host, port, token, limits, announce=lambda text: err.print(f"charrnn: {text}", markup=False))
