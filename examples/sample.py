@@ -57,7 +57,8 @@ def main() -> None:
             row += 1
         drawn.append(vocab[i])
         logits = read([i])
-    print(args.prime + "".join(drawn), end="\n" if sys.stdout.isatty() else "")
+    text = args.prime + "".join(drawn)
+    print(text, end="" if text.endswith("\n") else "\n")  # the line ends, as charrnn sample ends it
 
 
 if __name__ == "__main__":

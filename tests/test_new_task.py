@@ -20,8 +20,8 @@ from charrnn.tasks.registry import Metric
 from charrnn.tasks.seq2seq import seq2seq_metrics
 
 
-def lines_of(path: Path) -> list[str]:
-    return [line for line in text_lines(read_text(path)) if line]
+def lines_of(path: Path, encoding: str = "utf-8") -> list[str]:
+    return [line for line in text_lines(read_text(path, encoding)) if line]
 
 
 def encoded(lines: list[str], vocab: Vocab) -> Encoded:
@@ -39,8 +39,10 @@ class Reverser(Model):
         ids, _ = self.encode_inputs(texts_of(texts), unknown)
         return ["".join(self.outputs[t] for t in h[0].tokens) for h in decode(self.network, ids, beam)]
 
-    def evaluate(self, path: Any, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0) -> dict:
-        lines = lines_of(Path(path))
+    def evaluate(
+        self, path: Any, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0, encoding: Any = None
+    ) -> dict:
+        lines = lines_of(Path(path), encoding or self.config.encoding)
         metrics = ReverseTask.metrics([self.network], encoded(lines, self.vocab), self.outputs)
         return {"file": str(path), "examples": len(lines), "loss": metrics.pop("val_loss"), **metrics}
 

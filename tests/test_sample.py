@@ -89,7 +89,7 @@ def test_stop_string_ends_each_sample_after_it(model):
 
 
 def test_prime_with_unknown_characters_lists_them_or_skips_them():
-    with pytest.raises(CharRNNError, match=r"'X', 'Z'"):
+    with pytest.raises(CharRNNError, match=r"'X' \(2\), 'Z' \(1\); remove them or pass --unknown skip"):
         check_prime(VOCAB, "abXcZX")
     assert check_prime(VOCAB, "abXcZX", "skip") == "abc"
 

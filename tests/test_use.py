@@ -43,11 +43,13 @@ def test_per_line_scores_sum_to_the_total_and_sort(run_cli, trained, tmp_path):
     assert [r["name"] for r in json.loads(out)[:-1]] == [r["name"] for r in rows][::-1]
 
 
-def test_unknown_characters_are_counted_not_silently_dropped(run_cli, trained, tmp_path):
+def test_unknown_characters_are_refused_or_skipped_and_counted_never_silently_dropped(run_cli, trained, tmp_path):
     odd = tmp_path / "odd.txt"
     odd.write_text("The pond € is cold €€ tonight.")
     code, _, err = run_cli("score", odd)
-    assert code == 0 and "3 characters outside the vocabulary were left out: '€' (3)" in err
+    assert code == 2 and f"{odd} has 1 character the model never saw in training, 3 times in all: '€' (3)" in err
+    code, _, err = run_cli("score", odd, "--unknown", "skip")
+    assert code == 0 and "'€' (3); left out (--unknown skip)" in err
 
 
 def test_predict_shows_the_likeliest_next_characters(run_cli, trained):
@@ -88,12 +90,13 @@ def test_sample_options_from_the_command_line(run_cli, trained, tmp_path):
     prime = tmp_path / "prime.txt"
     prime.write_text("MILLER:\n")
     code, out, _ = run_cli("sample", "--prime-file", prime, "--len", "300", "--stop", ".", "--seed", "1")
-    assert code == 0 and out.startswith("MILLER:\n") and out.endswith(".") and out.count(".") == 1
+    assert code == 0 and out.startswith("MILLER:\n") and out.endswith(".\n") and out.count(".") == 1
     code, out, _ = run_cli("sample", "--num-samples", "4", "--len", "50", "--seed", "2", "--top-k", "3")
     assert code == 0 and out.count("─── sample ") == 4
     assert run_cli("sample", "--num-samples", "4", "--len", "50", "--seed", "2", "--top-k", "3")[1] == out
-    code, _, err = run_cli("sample", "--len", "20", "--output", "out.txt", "--temperature", "0")
-    assert code == 0 and len((tmp_path / "out.txt").read_text()) == 20
+    code, _, err = run_cli("sample", "--len", "20", "--out", "out.txt", "--temperature", "0")
+    written = (tmp_path / "out.txt").read_text()
+    assert code == 0 and written.endswith("\n") and len(written) == 20 + (written[19] != "\n")  # a line ends it
     code, out, err = run_cli("sample", "--prime", "€ MILLER", "--len", "5", "--unknown", "skip")
     assert code == 0 and out.startswith(" MILLER")
     code, _, err = run_cli("sample", "--top-p", "1.5")

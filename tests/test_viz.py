@@ -102,7 +102,7 @@ def trained(run_cli, small_corpus, tmp_path):
 
 
 def test_viz_writes_a_page_and_a_terminal_view(run_cli, trained, tmp_path):
-    code, _, err = run_cli("viz", "--out", "page.html", "--len", "1500")
+    code, _, err = run_cli("viz", "--out", "page.html", "--max-len", "1500")
     assert code == 0 and "wrote page.html" in err, err
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
     assert "<script" in page and "http" not in page.split("<script>")[1]  # nothing fetched
@@ -110,8 +110,8 @@ def test_viz_writes_a_page_and_a_terminal_view(run_cli, trained, tmp_path):
     assert len(data["text"]) == 1500 and data["series"] and data["ranking"]
     code, out, _ = run_cli("viz", 'He said "hi" to me.', "--terminal", "--cell-index", "1:3")
     assert code == 0 and "l1 unit 3" in out and "cells that track something" in out
-    code, _, err = run_cli("viz", "x" * 50, "--len", "20")
-    assert code == 2 and "more than --len 20" in err
+    code, _, err = run_cli("viz", "x" * 50, "--max-len", "20")
+    assert code == 2 and "more than --max-len 20" in err
     (tmp_path / "mine.html").write_text("<html>my own page</html>")
     code, _, err = run_cli("viz", "--out", "mine.html")
     assert code == 2 and "is not a charrnn viz page" in err
@@ -136,7 +136,7 @@ def test_viz_of_a_tagger_shows_its_input(run_cli, tmp_path):
         )[0]
         == 0
     )
-    code, out, err = run_cli("viz", "--terminal", "--len", "200")
+    code, out, err = run_cli("viz", "--terminal", "--max-len", "200")
     assert code == 0 and ("l0r" in out or "l0 " in out), err
 
 
@@ -148,7 +148,7 @@ def test_the_page_works_in_a_real_browser(run_cli, trained, tmp_path):
     detector links select their cell."""
     sync_api = pytest.importorskip("playwright.sync_api")
     assert CHROMIUM, "the browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
-    assert run_cli("viz", "--out", "page.html", "--len", "1200")[0] == 0
+    assert run_cli("viz", "--out", "page.html", "--max-len", "1200")[0] == 0
     flags = [
         "--headless",
         "--no-sandbox",

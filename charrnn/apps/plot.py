@@ -49,7 +49,10 @@ def plot_attention(tokens: list[str], chars: list[str], weights: np.ndarray, out
 
 def _runs_in(folder: Path) -> list[Path]:
     """A run's folder, or the trials of a sweep's folder (its subfolders that have metrics)."""
-    if (folder / METRICS).is_file() or not folder.is_dir():
+    if not folder.is_dir():
+        what = f"{folder} is a file, not a run folder" if folder.exists() else f"run folder {folder} does not exist"
+        raise CharRNNError(f"{what}; give the folder of a run (it holds {METRICS}).")
+    if (folder / METRICS).is_file():
         return [folder]
     return sorted(p.parent for p in folder.glob(f"*/{METRICS}")) or [folder]
 
@@ -70,11 +73,11 @@ def plot_runs(run_dirs: list[Path], out: Path, x_axis: str = "step") -> Path:
         if val:
             axes.plot(*zip(*val, strict=True), "o-", color=colour, markersize=3, label=f"{run_dir.name} validation")
     axes.set_xlabel(x_axis)
-    axes.set_ylabel("cross-entropy (nats per character, example or token)")
+    axes.set_ylabel("cross-entropy, in nats\nper character, example or token")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
+    figure.savefig(out, bbox_inches="tight")  # every label whole, whatever its length
     plt.close(figure)
     return out

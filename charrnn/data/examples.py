@@ -90,10 +90,8 @@ def unknown_report(counts: Counter, what: str, where: str) -> str:
     listed = ", ".join(f"{printable(s)!r} ({n})" for s, n in counts.most_common(10))
     more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
     what = what if len(counts) > 1 else what.removesuffix("s")
-    return (
-        f"{where} has {len(counts)} {what} the model never saw in training, {counts.total()} times in all: "
-        f"{listed}{more}"
-    )
+    times = "once" if counts.total() == 1 else f"{counts.total()} times in all"
+    return f"{where} has {len(counts)} {what} the model never saw in training, {times}: {listed}{more}"
 
 
 SKIP_ADVICE = "remove them or pass --unknown skip to leave them out"

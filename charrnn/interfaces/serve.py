@@ -208,8 +208,9 @@ class Server:
         texts = _texts(body, "texts", self.limits)
         per_line = _value(body, "per_line", bool, False, "true or false")
         order = _value(body, "sort", str, "none", '"none", "asc" or "desc"')
+        unknown = _unknown(body)
         named = {f"text {i}": text for i, text in enumerate(texts, 1)}
-        return name, lambda: api.score_records(model, named, per_line, order)
+        return name, lambda: api.score_records(model, named, per_line, order, unknown)
 
     def classify(self, body: dict) -> tuple[str, Callable[[], Any]]:
         name, model = self.model(body, "classify", "classifying")

@@ -121,6 +121,9 @@ class ExampleTask(registry.Task):
         metrics = self.metrics([self.network], self.data.val, self.data.outputs)
         return {k: metrics[k] for k in ("val_loss", *self.headline())}
 
+    def validation_size(self) -> int:
+        return len(self.data.val)
+
     @classmethod
     def metrics(cls, nets: Sequence[Any], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
         """The loss and the task's figures on labelled examples, of one network or several voting together."""
@@ -154,30 +157,41 @@ class ExampleModel(Model):
         return registry.get(self.task)
 
     def evaluate(
-        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+        self,
+        path: PathLike,
+        unknown: str = "error",
+        beam: int = 1,
+        length_penalty: float = 1.0,
+        encoding: str | None = None,
     ) -> dict[str, Any]:
-        """How well the model does on a labelled file (input<TAB>target lines): the loss and the task's figures."""
+        """How well the model does on a labelled file (input<TAB>target lines, read in `encoding`, by default the
+        training file's): the loss, the task's figures, and the input characters left out as unknown."""
         self.no_decoding(beam, length_penalty)
-        if unknown not in ("error", "skip"):
-            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
         path = Path(path)
         kind = self.task_class.targets
-        examples = read_examples(path, kind)
-        examples = check_known(examples, self.vocab, self.outputs, kind, str(path), unknown, self.config.target_units)
+        read = read_examples(path, kind, encoding or self.config.encoding)
+        examples = check_known(read, self.vocab, self.outputs, kind, str(path), unknown, self.config.target_units)
+        unseen = self.unseen(read.inputs, unknown)  # what --unknown skip left out (check_known refuses them else)
         encoded, _ = encode(examples, self.vocab, self.outputs, kind, self.config.max_len)
         metrics = self.task_class.metrics(self.networks, encoded, self.outputs)
-        return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
+        loss = metrics.pop("val_loss")
+        return {"file": str(path), "examples": len(examples), "loss": loss, **metrics, "unknown": dict(unseen)}
 
     def trace(
-        self, text: str | None = None, file: PathLike | None = None, length: int = 2000, unknown: str = "error"
+        self,
+        text: str | None = None,
+        file: PathLike | None = None,
+        max_len: int = 2000,
+        unknown: str = "error",
+        encoding: str | None = None,
     ) -> tuple[Trace, dict[str, list[dict]]]:
-        """Run the encoder over each line of `text` (or a file's, or by default the run's validation inputs, up to
-        `length` characters) keeping every cell's activations, and rank the cells against simple detectors of the
-        text: what `charrnn viz` shows."""
+        """Run the encoder over each line of `text` (or a file's, read in `encoding`, or by default the run's
+        validation inputs), at most `max_len` characters, keeping every cell's activations, and rank the cells
+        against simple detectors of the text: what `charrnn viz` shows."""
         if len(self.networks) > 1:
             raise CharRNNError("charrnn viz shows one model at a time; give one checkpoint.")
-        text = self.text_to_trace(text, file, length)
-        lines = [line for line in text_lines(check_length(text, length)) if line.strip()]
+        text = self.text_to_trace(text, file, max_len, encoding)
+        lines = [line for line in text_lines(check_length(text, max_len)) if line.strip()]
         ids, _ = self.encode_inputs(lines, unknown)
         lines = [self.vocab.decode(i) for i in ids]
         trace = trace_examples(self.network, self.vocab, lines, self.outputs, self.traced)

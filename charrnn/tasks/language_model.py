@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from charrnn.data.text import Batches, Corpus, Vocab, id_dtype, load_corpus, read_text, text_lines
+from charrnn.data.text import Batches, Corpus, Vocab, id_dtype, load_corpus, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.nn.functional import blank
 from charrnn.nn.language_model import LanguageModelNetwork, evaluate
@@ -85,32 +85,40 @@ class LanguageModel(Model):
         texts = [prime + text for text in sample_texts(self.network, self.vocab, length, num_samples, stop, **options)]
         return texts[0] if num_samples == 1 else texts
 
-    def scores(self, texts: str | Sequence[str], per_line: bool = False) -> list[Score]:
+    def scores(self, texts: str | Sequence[str], per_line: bool = False, unknown: str = "error") -> list[Score]:
         """A `Score` (nats and characters counted, characters left out as unknown) of each text, or of each line
-        of them with per_line=True; `charrnn score` prints these."""
+        of them with per_line=True; `charrnn score` prints these. Characters the model never saw are an error, or
+        with unknown="skip" left out and counted in each score's `unknown`."""
         texts = texts_of(texts)
+        for number, text in enumerate(texts, 1):
+            self.unseen([text], unknown, "the text" if len(texts) == 1 else f"text {number}")
         if per_line:
             return score_lines(self.network, self.vocab, [line for text in texts for line in text_lines(text)])
         return [score_text(self.network, self.vocab, text) for text in texts]
 
-    def score(self, text: str) -> float:
+    def score(self, text: str, unknown: str = "error") -> float:
         """Cross-entropy of `text` under the model, in nats per character (many-to-one): each character predicted
-        from those before it, as the validation loss is. Characters the model never saw are left out.
+        from those before it, as the validation loss is. Characters the model never saw are an error, or with
+        unknown="skip" left out.
 
             >>> model.score("To be, or not to be")
             1.93
         """
         if not isinstance(text, str):
             raise CharRNNError(f"the text to score must be a string (got {type(text).__name__}).")
-        return self.scores([text])[0].nats
+        return self.scores([text], unknown=unknown)[0].nats
 
-    def score_lines(self, lines: str | Sequence[str]) -> list[float]:
-        """Nats per character of each line on its own, as the model would write it after a line break.
+    def score_lines(self, lines: str | Sequence[str], unknown: str = "error") -> list[float]:
+        """Nats per character of each line on its own, as the model would write it after a line break (characters
+        it never saw: as in `score`).
 
         >>> model.score_lines(["ROMEO:", "xqzv kpt"])
         [0.9, 4.1]
         """
-        return [s.nats for s in score_lines(self.network, self.vocab, texts_of(lines, "lines"))]
+        lines = texts_of(lines, "lines")
+        for number, line in enumerate(lines, 1):
+            self.unseen([line], unknown, f"line {number}")
+        return [s.nats for s in score_lines(self.network, self.vocab, lines)]
 
     def predict(self, text: str, top_k: int = 10, unknown: str = "error") -> list[tuple[str, float]]:
         """The `top_k` likeliest next characters after `text`, with their probabilities, likeliest first.
@@ -124,17 +132,19 @@ class LanguageModel(Model):
         return [(self.vocab.chars[i], float(probs[i])) for i in top]
 
     def evaluate(
-        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+        self,
+        path: PathLike,
+        unknown: str = "error",
+        beam: int = 1,
+        length_penalty: float = 1.0,
+        encoding: str | None = None,
     ) -> dict[str, Any]:
         """The model's score of a text file, as `score` gives it (name, chars, nats_per_char, bits_per_char,
-        perplexity, total_nats, unknown)."""
+        perplexity, total_nats, unknown), read in `encoding` (default: the training text's)."""
         self.no_decoding(beam, length_penalty)
-        if unknown != "error":
-            raise CharRNNError(
-                "--unknown is for classify, tag and seq2seq models; a language model's score leaves out the "
-                "characters it never saw and counts them (`unknown`), so leave --unknown out."
-            )
-        [s] = self.scores([read_text(Path(path))])
+        text = self.read(path, encoding)
+        self.unseen([text], unknown, str(path))  # named here; `scores` would call it "the text"
+        [s] = self.scores([text], unknown=unknown)
         return dataclasses.replace(s, name=str(path)).record()
 
     def readable(self, text: str, unknown: str = "error") -> str:
@@ -143,18 +153,23 @@ class LanguageModel(Model):
         return check_prime(self.vocab, text, unknown)
 
     def trace(
-        self, text: str | None = None, file: PathLike | None = None, length: int = 2000, unknown: str = "error"
+        self,
+        text: str | None = None,
+        file: PathLike | None = None,
+        max_len: int = 2000,
+        unknown: str = "error",
+        encoding: str | None = None,
     ) -> tuple[Trace, dict[str, list[dict]]]:
-        """Run the model over `text` (or a file's, or by default the start of the run's validation text, `length`
-        characters) keeping every cell's activations, and rank the cells against simple detectors of the text:
-        what `charrnn viz` shows.
+        """Run the model over `text` (or a file's, read in `encoding`, or by default the start of the run's
+        validation text) of at most `max_len` characters, keeping every cell's activations, and rank the cells
+        against simple detectors of the text: what `charrnn viz` shows.
 
-            >>> trace, ranking = model.trace(length=3000)
+            >>> trace, ranking = model.trace(max_len=3000)
             >>> ranking["inside double quotes"][0]
             {'layer': 'l1', 'kind': 'c', 'unit': 121, 'r': 0.87}
         """
-        text = self.text_to_trace(text, file, length)
-        text = check_prime(self.vocab, check_length(text, length), unknown, "the text")
+        text = self.text_to_trace(text, file, max_len, encoding)
+        text = check_prime(self.vocab, check_length(text, max_len), unknown, "the text")
         trace = trace_language_model(self.network, self.vocab, text)
         return trace, rank_cells(trace)
 
@@ -254,6 +269,9 @@ class LanguageModelTask(registry.Task):
         if len(self.corpus.val) < 2:
             return None
         return {"val_loss": evaluate(self.network, self.corpus.val)}
+
+    def validation_size(self) -> int:
+        return len(self.corpus.val)
 
     def sample(self, seed: int) -> str:
         return "".join(generate(self.network, self.corpus.vocab, 200, temperature=0.8, seed=seed))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from charrnn.data.examples import unknown_report
+from charrnn.data.examples import SKIP_ADVICE, unknown_report
 from charrnn.data.text import read_text
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
@@ -157,15 +157,20 @@ class Model:
         """What `outputs` are, in words: "labels" (its task's)."""
         return registry.get(self.task).outputs_name
 
-    def encode_inputs(self, texts: list[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
-        """The ids of each text, and where each had characters the model never saw (left out with "skip")."""
+    def unseen(self, texts: Sequence[str], unknown: str = "error", where: str = "the input") -> Counter:
+        """The characters of `texts` (`where`, in a message) the model never saw in training, counted. The policy of
+        every verb: with unknown="error" any is a CharRNNError that names them; with "skip" the verb leaves them out
+        and the command line says which (from this count)."""
         if unknown not in ("error", "skip"):
             raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
         unseen = Counter(c for text in texts for c in text if c not in self.vocab.index)
         if unseen and unknown == "error":
-            raise CharRNNError(
-                unknown_report(unseen, "characters", "the input") + "; remove them or pass --unknown skip."
-            )
+            raise CharRNNError(f"{unknown_report(unseen, 'characters', where)}; {SKIP_ADVICE}.")
+        return unseen
+
+    def encode_inputs(self, texts: list[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
+        """The ids of each text, and where each had characters the model never saw (left out with "skip")."""
+        self.unseen(texts, unknown)
         ids, skipped = [], []
         for number, text in enumerate(texts, 1):
             known = "".join(c for c in text if c in self.vocab.index)
@@ -176,25 +181,36 @@ class Model:
         return ids, skipped
 
     def evaluate(
-        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+        self,
+        path: PathLike,
+        unknown: str = "error",
+        beam: int = 1,
+        length_penalty: float = 1.0,
+        encoding: str | None = None,
     ) -> dict[str, Any]:
-        """How well the model does on a file (see each task's model)."""
+        """How well the model does on a file (see each task's model), read in `encoding` (default: the model's
+        training text's)."""
         raise NotImplementedError
 
-    def text_to_trace(self, text: str | None, file: PathLike | None, length: int) -> str:
+    def read(self, path: PathLike, encoding: str | None = None) -> str:
+        """A user's text file, read in `encoding`, by default the one the model's training text was read in (a model
+        trained on a latin-1 file reads its own kind of file without being told)."""
+        return read_text(Path(path), encoding or self.config.encoding)
+
+    def text_to_trace(self, text: str | None, file: PathLike | None, max_len: int, encoding: str | None = None) -> str:
         """What `trace` reads: TEXT, the text of a file, or by default the start of the run's own validation data,
-        about `length` characters of it (`validation_text`)."""
+        about `max_len` characters of it (`validation_text`)."""
         if text is not None and file is not None:
             raise CharRNNError("give the text as TEXT or with --file, not both.")
         if file is not None:
-            return read_text(Path(file))
+            return self.read(file, encoding)
         if text is not None:
             return text
         try:
             data = registry.get(self.task).load_data(self.config, None, self.vocab, self.outputs or None)
         except CharRNNError as e:
             raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
-        return self.validation_text(data, length)
+        return self.validation_text(data, max_len)
 
     def validation_text(self, data: Any, length: int) -> str:
         """The start of the run's validation data (its task's `load_data`), as text to trace."""

@@ -132,6 +132,11 @@ class Task:
         """The validation loss ("val_loss") and the headline figures; None without validation data."""
         raise NotImplementedError
 
+    def validation_size(self) -> int:
+        """What a validation pass reads, in the units training speed is counted in (`counts`): the trainer keeps
+        time for the last pass within --max-time from it before it has timed one."""
+        raise NotImplementedError
+
     def sample(self, seed: int) -> str | None:
         """A short sample shown while training (--sample-every); None if the task has none."""
         return None

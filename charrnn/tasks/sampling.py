@@ -4,10 +4,12 @@ Several samples are drawn side by side, as one batch: a step costs about the sam
 """
 
 import math
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 
+from charrnn.data.examples import SKIP_ADVICE, unknown_report
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.language_model import LanguageModelNetwork
@@ -79,15 +81,12 @@ def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "t
         raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     if not isinstance(prime, str):
         raise CharRNNError(f"{what} must be a string (got {type(prime).__name__}).")
-    missing = vocab.unknown(prime)
+    missing = Counter(c for c in prime if c not in vocab.index)
     if not missing:
         return prime
     if unknown == "skip":
         return "".join(c for c in prime if c in vocab.index)
-    listed = ", ".join(repr(c) for c in missing)
-    raise CharRNNError(
-        f"{what} has characters the model never saw in training: {listed}; remove them or pass --unknown skip."
-    )
+    raise CharRNNError(f"{unknown_report(missing, 'characters', what)}; {SKIP_ADVICE}.")
 
 
 def sample_ids(

@@ -95,19 +95,25 @@ class Translator(Model):
         return detokenize(ids, self.outputs, self.config.target_units)
 
     def evaluate(
-        self, path: PathLike, unknown: str = "error", beam: int = 1, length_penalty: float = 1.0
+        self,
+        path: PathLike,
+        unknown: str = "error",
+        beam: int = 1,
+        length_penalty: float = 1.0,
+        encoding: str | None = None,
     ) -> dict[str, Any]:
-        """How well the model does on a labelled file: the loss per token, exact match, WER and TER of the outputs
-        decoded with `beam` (several lines may give references of one source)."""
-        if unknown not in ("error", "skip"):
-            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+        """How well the model does on a labelled file (read in `encoding`, by default the training file's): the loss
+        per token, exact match, WER and TER of the outputs decoded with `beam` (several lines may give references of
+        one source), and the input characters left out as unknown."""
         path, units = Path(path), self.config.target_units
-        examples = read_examples(path, TARGET)
-        examples = check_known(examples, self.vocab, self.outputs, TARGET, str(path), unknown, units)
+        read = read_examples(path, TARGET, encoding or self.config.encoding)
+        examples = check_known(read, self.vocab, self.outputs, TARGET, str(path), unknown, units)
+        unseen = self.unseen(read.inputs, unknown)  # what --unknown skip left out (check_known refuses them else)
         beam, length_penalty = decoding(beam, length_penalty)
         encoded, _ = encode(examples, self.vocab, self.outputs, TARGET, 0, units, str(path))
         metrics = seq2seq_metrics(self.network, encoded, beam, length_penalty)
-        return {"file": str(path), "examples": len(examples), "loss": metrics.pop("val_loss"), **metrics}
+        loss = metrics.pop("val_loss")
+        return {"file": str(path), "examples": len(examples), "loss": loss, **metrics, "unknown": dict(unseen)}
 
 
 def seq2seq_metrics(

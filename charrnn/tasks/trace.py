@@ -194,8 +194,12 @@ def rank_cells(trace: Trace, top: int = 5) -> dict[str, list[dict]]:
 
 
 def check_length(text: str, limit: int) -> str:
+    """`text`, if there is some and it is at most `limit` (--max-len) characters long: a page is not cut silently."""
     if not text:
         raise CharRNNError("there is no text to show; give TEXT, --file FILE, or a run with validation text.")
     if len(text) > limit:
-        raise CharRNNError(f"the text has {len(text):,} characters, more than --len {limit:,}; shorten it.")
+        raise CharRNNError(
+            f"the text has {len(text):,} characters, more than --max-len {limit:,}; shorten it or raise --max-len "
+            f"(up to {MAX_LEN:,})."
+        )
     return text

@@ -55,7 +55,7 @@ def save(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Non
 def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a checkpoint's metadata and arrays; every failure is one clear sentence."""
     if not path.is_file():
-        raise CharRNNError(f"checkpoint {path} does not exist; check the path given to --checkpoint.")
+        raise CharRNNError(f"checkpoint {path} does not exist; check the path.")
     if not zipfile.is_zipfile(path):
         raise CharRNNError(f"{path} is not a charrnn checkpoint (it is not an .npz archive).")
     try:
@@ -149,31 +149,51 @@ def load_model(path: Path) -> tuple[Network, Vocab, Config, dict[str, Any], dict
     return network, vocab, config, meta, arrays
 
 
+def _run_folder(run_dir: Path) -> Path:
+    """`run_dir`, checked to be a folder; each way it is not is a sentence that says so."""
+    if not run_dir.exists():
+        raise CharRNNError(f"run folder {run_dir} does not exist; check the path.")
+    if not run_dir.is_dir():
+        fix = f"give it as --checkpoint {run_dir}" if run_dir.suffix == ".npz" else "give the folder a run trained in"
+        raise CharRNNError(f"{run_dir} is a file, not a run folder; {fix}.")
+    return run_dir
+
+
 def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None, root: Path = Path("runs")) -> Path:
-    """--checkpoint, else --run-dir's last.npz, else the most recently written runs/**/last.npz."""
+    """--checkpoint, else --run-dir's last.npz, else the most recently written runs/**/last.npz; a path that is not
+    what it is given as is an error that says what it is instead."""
     if checkpoint is not None:
+        if checkpoint.is_dir():
+            raise CharRNNError(
+                f"{checkpoint} is a folder, not a checkpoint file; give it as --run-dir {checkpoint}, or give a "
+                f"checkpoint in it such as {checkpoint / LAST}."
+            )
+        if not checkpoint.exists():
+            raise CharRNNError(f"checkpoint {checkpoint} does not exist; check the path.")
         return checkpoint
     if run_dir is not None:
-        path = run_dir / LAST
+        path = _run_folder(run_dir) / LAST
         if (run_dir / REPLACED / LAST).is_file() and not path.is_file():
             raise CharRNNError(
-                f"run directory {run_dir} holds no {LAST}: an --overwrite run there stopped before its first "
+                f"run folder {run_dir} holds no {LAST}: an --overwrite run there stopped before its first "
                 f"checkpoint; put the run it was to replace back with: charrnn train --resume {run_dir}"
             )
         if not path.is_file():
-            raise CharRNNError(f"run directory {run_dir} holds no {LAST}; train into it first or pass --checkpoint.")
+            others = sorted(p.name for p in run_dir.glob("*.npz"))
+            fix = f"give the path of one of its checkpoints: {', '.join(others)}" if others else "train a model into it"
+            raise CharRNNError(f"run folder {run_dir} holds no {LAST}; {fix}.")
         return path
     found = sorted(root.glob(f"**/{LAST}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
     if not found:
-        raise CharRNNError(
-            f"no checkpoint found under {root}/; train a model first (`charrnn train CORPUS`) or pass --checkpoint."
-        )
+        raise CharRNNError(f"no checkpoint found under {root}/; train a model first: charrnn train CORPUS")
     return found[-1]
 
 
 def checkpoint_of(path: Path) -> Path:
-    """A run folder's last.npz, or the checkpoint file itself."""
-    return find_checkpoint(run_dir=path) if path.is_dir() else find_checkpoint(checkpoint=path)
+    """The checkpoint a path names: a run folder's last.npz, or the checkpoint file itself. A path that does not
+    exist is taken for a checkpoint if its name ends in .npz, else for a run folder, and said to be missing as such."""
+    is_file = path.is_file() or (not path.exists() and path.suffix == ".npz")
+    return find_checkpoint(checkpoint=path) if is_file else find_checkpoint(run_dir=path)
 
 
 def open_model(path: Path, *more: Path) -> Model:

@@ -2,6 +2,7 @@
 loading the model they name."""
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,12 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from charrnn.data.examples import unknown_report
 from charrnn.data.text import read_text, text_lines
 from charrnn.errors import CharRNNError
 from charrnn.interfaces import api
+from charrnn.training.checkpoint import find_checkpoint
 from charrnn.training.run import json_safe
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+err.soft_wrap = not err.is_terminal  # a terminal's messages wrap between words; a log keeps each one on a line
 
 
 def print_table(table: Table) -> None:
@@ -42,9 +46,7 @@ RunDirOption = Annotated[
 
 
 def _voters_option(flag: str, what: str) -> Any:
-    return typer.Option(
-        flag, help=f"{what}; give several to let the models vote.", metavar="<path>", show_default=False
-    )
+    return typer.Option(flag, help=f"{what}; give several to let the models vote.", metavar="PATH", show_default=False)
 
 
 CheckpointsOption = Annotated[
@@ -56,8 +58,25 @@ RunDirsOption = Annotated[
 
 
 def load_model(checkpoint: Path | None, run_dir: Path | None) -> api.Model:
-    """The model --checkpoint (else --run-dir) names, else the most recent run's."""
-    return api.load_from([checkpoint] if checkpoint else [], [run_dir] if run_dir and not checkpoint else [])
+    """The one model --checkpoint or --run-dir names, else the most recent run's (see `load_models`)."""
+    if checkpoint is not None and run_dir is not None:
+        raise CharRNNError("give the model with --run-dir or with --checkpoint, not both.")
+    return load_models([checkpoint] if checkpoint else [], [run_dir] if run_dir else [])
+
+
+def load_models(checkpoints: list[Path] | None, run_dirs: list[Path] | None) -> api.Model:
+    """The models --checkpoint and --run-dir name (several vote together), else the most recent run's."""
+    if checkpoints or run_dirs:
+        return api.load_from(checkpoints or [], run_dirs or [])
+    return api.load(most_recent_checkpoint())
+
+
+def most_recent_checkpoint() -> Path:
+    """The last.npz of the most recent run under runs/, named on stderr before anything else is printed: a user
+    who trained two runs sees which one answers."""
+    path = find_checkpoint()
+    err.print(f"charrnn: using {path.parent} (the most recent run; pass --run-dir to choose)", markup=False)
+    return path
 
 
 def file_to_write(path: Path, flag: str = "--out") -> Path:
@@ -68,13 +87,19 @@ def file_to_write(path: Path, flag: str = "--out") -> Path:
     return path
 
 
-def read_inputs(texts: list[str] | None, file: Path | None) -> list[str]:
-    """TEXT arguments, or the lines of --file (the part before a tab, so a labelled file can be read too)."""
+def check_inputs(texts: list[str] | None, file: Path | None) -> None:
+    """Refuse, before a model is loaded, inputs given both as TEXT and --file, or not at all."""
     if bool(texts) == (file is not None):
         raise CharRNNError("give the inputs as TEXT arguments or with --file FILE, one of the two.")
+
+
+def read_inputs(texts: list[str] | None, file: Path | None, encoding: str) -> list[str]:
+    """TEXT arguments, or the lines of --file read in `encoding` (the part before a tab, so a labelled file can be
+    read too)."""
+    check_inputs(texts, file)
     if file is None:
         return list(texts)
-    lines = [line.split("\t")[0] for line in text_lines(read_text(file)) if line.strip()]
+    lines = [line.split("\t")[0] for line in text_lines(read_text(file, encoding)) if line.strip()]
     if not lines:
         raise CharRNNError(f"{file} holds no inputs; write one per line.")
     return lines
@@ -89,6 +114,29 @@ FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Read the inputs from this file, one per line.", show_default=False)
 ]
 UnknownOption = Annotated[
-    str, typer.Option(help="Input characters the model never saw: error (name them) or skip them.")
+    str, typer.Option(help="Input characters the model never saw: error (name them) or skip them (and say which).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Text encoding of the files read (default: that of the model's training text).", show_default=False
+    ),
+]
+
+
+def note_skipped(unseen: Counter, where: str) -> None:
+    """Say on stderr which characters --unknown skip left out, and how many: never silently."""
+    if unseen:
+        err.print(f"charrnn: {unknown_report(unseen, 'characters', where)}; left out (--unknown skip).", markup=False)
+
+
+def renamed(old: str, new: str, why: str) -> Any:
+    """A hidden option under a flag's former name: giving it is one sentence naming the new one and `why`, rather
+    than "no such option" (and rather than an alias, which would leave two names for one thing)."""
+
+    def refuse(value: str | None) -> None:
+        if value is not None:
+            raise CharRNNError(f"{old} is now {new} ({why}); give {new} {value}.")
+
+    return typer.Option(old, hidden=True, callback=refuse, expose_value=False)

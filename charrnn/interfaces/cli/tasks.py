@@ -1,10 +1,10 @@
 """The commands of the other tasks: `classify`, `tag`, `translate`, and `eval` of any model on labelled examples."""
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from charrnn.apps.plot import plot_attention
@@ -15,6 +15,7 @@ from charrnn.interfaces.cli.common import (
     BeamOption,
     CheckpointOption,
     CheckpointsOption,
+    EncodingOption,
     FileOption,
     InputsArgument,
     JsonOption,
@@ -22,9 +23,12 @@ from charrnn.interfaces.cli.common import (
     RunDirOption,
     RunDirsOption,
     UnknownOption,
+    check_inputs,
     err,
     file_to_write,
     load_model,
+    load_models,
+    note_skipped,
     print_json,
     print_table,
     read_inputs,
@@ -35,6 +39,7 @@ from charrnn.tasks import registry
 def classify(
     texts: InputsArgument = None,
     file: FileOption = None,
+    encoding: EncodingOption = None,
     checkpoint: CheckpointsOption = None,
     run_dir: RunDirsOption = None,
     top_k: Annotated[int, typer.Option(min=1, help="How many of the likeliest labels to show.")] = 1,
@@ -42,8 +47,10 @@ def classify(
     json_output: JsonOption = False,
 ) -> None:
     """The label of each input, with its probability (a classifier: many-to-one)."""
-    inputs = read_inputs(texts, file)
-    model = api.load_from(checkpoint or [], run_dir or []).able("classify", "classifying")
+    check_inputs(texts, file)
+    model = load_models(checkpoint, run_dir).able("classify", "classifying")
+    inputs = read_inputs(texts, file, encoding or model.config.encoding)
+    note_skipped(model.unseen(inputs, unknown), "the input")
     if json_output:
         print_json(api.classify_records(model, inputs, top_k, unknown))
         return
@@ -64,14 +71,17 @@ def classify(
 def tag(
     texts: InputsArgument = None,
     file: FileOption = None,
+    encoding: EncodingOption = None,
     checkpoint: CheckpointsOption = None,
     run_dir: RunDirsOption = None,
     unknown: UnknownOption = "error",
     json_output: JsonOption = False,
 ) -> None:
     """The output of each input, one character per input character, one line each on stdout (a tagger)."""
-    inputs = read_inputs(texts, file)
-    model = api.load_from(checkpoint or [], run_dir or []).able("tag", "tagging")
+    check_inputs(texts, file)
+    model = load_models(checkpoint, run_dir).able("tag", "tagging")
+    inputs = read_inputs(texts, file, encoding or model.config.encoding)
+    note_skipped(model.unseen(inputs, unknown), "the input")
     if json_output:
         print_json(api.tag_records(model, inputs, unknown))
         return
@@ -84,6 +94,7 @@ def evaluate(
     file: Annotated[Path, typer.Argument(help="Labelled examples (input<TAB>target lines); for an lm, any text.")],
     checkpoint: CheckpointsOption = None,
     run_dir: RunDirsOption = None,
+    encoding: EncodingOption = None,
     unknown: UnknownOption = "error",
     beam: BeamOption = 1,
     length_penalty: LengthPenaltyOption = 1.0,
@@ -91,13 +102,14 @@ def evaluate(
 ) -> None:
     """How well the model does on FILE: accuracy and F1 (classify), character accuracy and exact match (tag),
     exact match, word and token error rates (seq2seq), the loss per character (lm, as `score`)."""
-    model = api.load_from(checkpoint or [], run_dir or [])
-    result = model.evaluate(file, unknown, beam, length_penalty)
+    model = load_models(checkpoint, run_dir)
+    result = model.evaluate(file, unknown, beam, length_penalty, encoding)
+    note_skipped(Counter(result.get("unknown", {})), str(file))  # a task of one's own may count none
     if json_output:
         print_json(result)
         return
     if "nats_per_char" in result:  # a language model's evaluation is its score
-        Console().print(
+        print(  # one line, whatever the width: a script reads it
             f"{file}: {result['nats_per_char']:.4f} nats/char ({result['bits_per_char']:.4f} bits/char), "
             f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters"
         )
@@ -121,6 +133,7 @@ def evaluate(
 def translate(
     texts: InputsArgument = None,
     file: FileOption = None,
+    encoding: EncodingOption = None,
     checkpoint: CheckpointOption = None,
     run_dir: RunDirOption = None,
     beam: BeamOption = 1,
@@ -136,13 +149,15 @@ def translate(
     json_output: JsonOption = False,
 ) -> None:
     """The output sequence of each input, one line each on stdout (a seq2seq model: many-to-many, Tx != Ty)."""
-    inputs = read_inputs(texts, file)
-    verb, action = ("attention", "showing attention") if show_attention else ("translate", "translating")
-    model = load_model(checkpoint, run_dir).able(verb, action)
+    check_inputs(texts, file)
     if out is not None and not show_attention:
         raise CharRNNError("--out draws the attention; add --show-attention.")
     if out is not None:
         file_to_write(out)
+    verb, action = ("attention", "showing attention") if show_attention else ("translate", "translating")
+    model = load_model(checkpoint, run_dir).able(verb, action)
+    inputs = read_inputs(texts, file, encoding or model.config.encoding)
+    note_skipped(model.unseen(inputs[:1] if show_attention else inputs, unknown), "the input")
     if show_attention:
         tokens, chars, weights = model.attention(inputs[0], beam, unknown)
         _print_attention(tokens, chars, weights)

@@ -17,13 +17,16 @@ from charrnn.errors import CharRNNError
 from charrnn.interfaces import api
 from charrnn.interfaces.cli.common import (
     CheckpointOption,
+    EncodingOption,
     RunDirOption,
     UnknownOption,
     err,
     file_to_write,
     load_model,
+    most_recent_checkpoint,
     print_json,
     print_table,
+    renamed,
 )
 from charrnn.tasks.trace import MAX_LEN
 from charrnn.training.config import Config, describe
@@ -32,12 +35,22 @@ from charrnn.training.config import Config, describe
 def viz(
     text: Annotated[str | None, typer.Argument(help="Text to run the model over.", show_default=False)] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")] = None,
+    encoding: EncodingOption = None,
     checkpoint: CheckpointOption = None,
     run_dir: RunDirOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML page to write.")] = Path("viz.html"),
-    length: Annotated[
-        int, typer.Option("--len", min=1, max=MAX_LEN, help="Characters to show (a longer text is an error).")
+    max_len: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_LEN,
+            help="The most characters to show: the run's validation text is cut to it, a longer TEXT or file is an "
+            "error.",
+        ),
     ] = 2000,
+    length: Annotated[
+        str | None, renamed("--len", "--max-len", "a limit, not a length to draw as sample's --len")
+    ] = None,
     terminal: Annotated[bool, typer.Option("--terminal", help="Colour the text in the terminal instead.")] = False,
     cell_index: Annotated[
         str | None,
@@ -52,7 +65,7 @@ def viz(
     model = load_model(checkpoint, run_dir)
     if not terminal and out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
         raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
-    trace, ranking = model.trace(text, file, length, unknown)
+    trace, ranking = model.trace(text, file, max_len, unknown, encoding)
     if not ranking:
         err.print("charrnn: no detector changes over this text (no quotes, brackets, line breaks...)", style="yellow")
     if terminal:
@@ -125,14 +138,26 @@ CHECK_TOLERANCE = 1e-4
 
 
 def plot(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders (with metrics.jsonl) to draw on one chart.")],
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Run folders, as --run-dir (a sweep's folder: all its trials).", show_default=False),
+    ] = None,
+    run_dir: Annotated[
+        list[Path] | None,
+        typer.Option(help="Run folder to draw; give several to draw them on one chart.", show_default=False),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("loss.png"),
     x_axis: Annotated[str, typer.Option("--x", help="step or epoch.")] = "step",
 ) -> None:
-    """Draw the training and validation loss curves of one or more runs to a PNG (needs charrnn[plot])."""
+    """Draw the training and validation loss curves of one or more runs on one chart, a PNG (needs charrnn[plot]);
+    with no run given, the most recent run's."""
     if x_axis not in ("step", "epoch"):
         raise CharRNNError(f"--x must be step or epoch (got {x_axis!r}).")
-    err.print(f"charrnn: wrote {plot_runs(run_dirs, file_to_write(out), x_axis)}")
+    file_to_write(out)
+    run_dirs = [*(folders or []), *(run_dir or [])]
+    if not run_dirs:
+        run_dirs = [most_recent_checkpoint().parent]
+    err.print(f"charrnn: wrote {plot_runs(run_dirs, out, x_axis)}", markup=False)
 
 
 def _key_option(key: str, *names: str, **limits: Any) -> Any:
