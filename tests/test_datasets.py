@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -323,6 +324,24 @@ def test_data_references_resolve_or_name_the_command_to_run(data_folder, run_cli
     assert code == 2 and "charrnn data get g2p" in err and "Traceback" not in err
     code, out, _ = run_cli("data", "list")
     assert code == 0 and "wordlang" in out and "tinyshakespeare" in out
+
+
+def test_data_list_is_readable_at_80_columns_and_long_keeps_source_and_licence(data_folder, run_cli, monkeypatch):
+    stand_in(data_folder, "wordlang", {"train.tsv": "hallo\tgerman\n", "dev.tsv": "", "test.tsv": ""})
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws for a terminal of that width
+    for flags, most in ([], 20), (["--long"], 60):
+        code, out, _ = run_cli("data", "list", *flags)
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()
+        text = " ".join(" ".join(lines).split())  # wrapped values joined again
+        assert code == 0 and max(map(len, lines)) <= 80 and len(lines) < most
+        assert re.match(r"name +for +size +here", lines[0]) or re.match(r"tinyshakespeare +for +language", lines[0])
+        if flags:
+            assert "here yes, checksum not pinned" in text
+            assert all(ds.licence in text and ds.source in text for ds in SETS.values())
+        else:
+            assert re.search(r"^wordlang +classify: .* 1\.2 MB +yes, checksum", "\n".join(lines), flags=re.M)
+            assert "sources and licences: charrnn data list --long" in text and SETS["wordlang"].licence not in text
 
 
 def test_data_dir_flag_and_variable(tmp_path, run_cli, monkeypatch):

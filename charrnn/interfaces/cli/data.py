@@ -30,17 +30,40 @@ DataDirOption = Annotated[
 
 
 @app.command("list")
-def data_list(data_dir: DataDirOption = None) -> None:
-    """Each data set: what it is for, where it comes from, its licence and size, and whether it is here."""
+def data_list(
+    long: Annotated[bool, typer.Option("--long", help="Also where each comes from and its licence.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Each data set: what it is for, its size and whether it is here; with --long, its source and licence too."""
     registry = datasets.Registry(datasets.data_dir(data_dir))
-    table = Table(title=f"charrnn data sets in {registry.root}")
-    for column in ("name", "for", "source", "licence", "size", "here"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for ds in registry.sets.values():
         record = registry.manifest(ds.name)
         here = "no" if record is None else "yes" if record["pinned"] else "yes, checksum not pinned"
         source = ds.source + (f" (its checksum depends on {ds.varies})" if ds.varies else "")
-        table.add_row(ds.name, ds.purpose, source, ds.licence, ds.size, here)
+        rows.append((ds, here, source))
+    if long:  # a block per set: the source and licence are too long for a column at 80
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for ds, here, source in rows:
+            if table.row_count:
+                table.add_row()
+            fields = {"for": ds.purpose, "source": source, "licence": ds.licence, "size": ds.size, "here": here}
+            for i, (field, value) in enumerate(fields.items()):
+                table.add_row("" if i else ds.name, field, value)
+    else:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("name", no_wrap=True)
+        table.add_column("for")
+        table.add_column("size", no_wrap=True)
+        table.add_column("here", max_width=len("yes, checksum"))  # "not pinned" on a second line
+        for ds, here, _ in rows:
+            table.add_row(ds.name, ds.purpose, ds.size, here)
+    more = "" if long else "; sources and licences: charrnn data list --long"
+    table.caption = f"in {registry.root}{more}"
+    table.caption_justify = "left"
     print_table(table)
 
 
