@@ -10,7 +10,7 @@ Everything public is listed in `__all__`; the modules behind it may change.
 """
 
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.api import Run, check_export, export, load, train
+from charrnn.interfaces.api import Run, check_export, export, load, runs, train
 from charrnn.tasks.classify import Classifier
 from charrnn.tasks.language_model import LanguageModel
 from charrnn.tasks.model import Model
@@ -36,5 +36,6 @@ __all__ = [
     "check_export",
     "export",
     "load",
+    "runs",
     "train",
 ]

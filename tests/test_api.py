@@ -38,6 +38,7 @@ def test_the_public_names_are_exactly_all():
             "TrainEvent",
             "__version__",
             "load",
+            "runs",
             "train",
             "export",
             "check_export",
@@ -62,6 +63,7 @@ def test_the_public_names_are_exactly_all():
         "TrainEvent",
         "CharRNNError",
         "load",
+        "runs",
         "train",
     ],
 )
@@ -95,14 +97,17 @@ def test_every_public_name_has_a_docstring_with_an_example_and_type_hints(name):
     ],
 )
 def test_sample_gives_what_the_command_line_prints(run_cli, trained, options, flags):
+    def ended(text: str) -> str:  # the command line ends the line a sample leaves open
+        return text if text.endswith("\n") else text + "\n"
+
     model = charrnn.load(trained)
     code, out, _ = run_cli("sample", "--len", "120", *flags)
     assert code == 0
-    assert model.sample(120, **options) == out
-    assert options.get("prime", "") + "".join(model.generate(120, **options)) == out
+    assert ended(model.sample(120, **options)) == out
+    assert ended(options.get("prime", "") + "".join(model.generate(120, **options))) == out
     three = model.sample(60, num_samples=3, **options)
     code, out, _ = run_cli("sample", "--len", "60", "--num-samples", "3", *flags)
-    assert out == "".join(f"─── sample {i} of 3 ───\n{text}\n" for i, text in enumerate(three, 1))
+    assert out == "".join(f"─── sample {i} of 3 ───\n{ended(text)}" for i, text in enumerate(three, 1))
 
 
 def test_score_predict_and_info_agree_with_the_command_line(run_cli, trained, tmp_path):
@@ -110,11 +115,13 @@ def test_score_predict_and_info_agree_with_the_command_line(run_cli, trained, tm
     lines = ["MILLER:", "The pond is cold tonight.", "zzzz"]
     path = tmp_path / "lines.txt"
     path.write_text("\n".join(lines) + "\n")
-    out = run_cli("score", path, "--json")[1]
-    assert model.score(path.read_text()) == pytest.approx(json.loads(out)[0]["nats_per_char"], rel=1e-12)
-    out = run_cli("score", path, "--per-line", "--json")[1]
-    assert model.score_lines(lines) == pytest.approx([r["nats_per_char"] for r in json.loads(out)[:-1]], rel=1e-12)
-    assert model.score_lines(lines)[2] > model.score_lines(lines)[1]  # gibberish is less likely than prose
+    out = run_cli("score", path, "--json", "--unknown", "skip")[1]  # the corpus has no z
+    nats = model.score(path.read_text(), unknown="skip")
+    assert nats == pytest.approx(json.loads(out)[0]["nats_per_char"], rel=1e-12)
+    out = run_cli("score", path, "--per-line", "--json", "--unknown", "skip")[1]
+    per_line = model.score_lines(lines, unknown="skip")
+    assert per_line == pytest.approx([r["nats_per_char"] for r in json.loads(out)[:-1]], rel=1e-12)
+    assert per_line[2] > per_line[1]  # gibberish is less likely than prose
     out = run_cli("predict", "The pond is col", "--top-k", "4", "--json")[1]
     top = model.predict("The pond is col", top_k=4)
     assert [(r["char"], r["p"]) for r in json.loads(out)] == top
@@ -211,7 +218,7 @@ def test_load_and_config_errors_are_charrnnerrors(run_cli, tmp_path):
 
 def test_sampling_methods_check_their_options(trained):
     model = charrnn.load(trained)
-    with pytest.raises(charrnn.CharRNNError, match="characters the model never saw"):
+    with pytest.raises(charrnn.CharRNNError, match="1 character the model never saw"):
         model.sample(10, prime="€")
     assert model.sample(10, prime="a€", unknown="skip", seed=1).startswith("a")
     with pytest.raises(charrnn.CharRNNError, match="--top-p must be in"):
@@ -299,9 +306,13 @@ def test_sampling_refuses_a_temperature_that_is_not_a_number(trained, run_cli):
     assert code == 2 and "--temperature" in err and "Traceback" not in err
 
 
-def test_eval_of_a_language_model_refuses_unknown_which_its_score_does_not_use(trained, small_corpus):
-    with pytest.raises(charrnn.CharRNNError, match=r"^--unknown is for classify, tag and seq2seq models"):
-        charrnn.load(trained).evaluate(small_corpus, unknown="skip")
+def test_eval_of_a_language_model_refuses_or_skips_unknown_characters_as_score_does(trained, tmp_path):
+    odd = tmp_path / "odd.txt"
+    odd.write_text("The pond € is cold.", encoding="utf-8")
+    model = charrnn.load(trained)
+    with pytest.raises(charrnn.CharRNNError, match=rf"^{odd} has 1 character the model never saw .*--unknown skip"):
+        model.evaluate(odd)
+    assert model.evaluate(odd, unknown="skip")["unknown"] == {"€": 1}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from charrnn import __version__
-from charrnn.training.config import FIELDS, Config, choices, flag
+from charrnn.training.config import FIELDS, Config, choices, flag, metavar, written
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,12 +28,13 @@ def test_train_then_sample(run_cli, small_corpus, tmp_path):
 
     code, out, err = run_cli("sample", "--len", "500", "--seed", "3")
     assert code == 0, err
-    assert len(out) == 500
+    assert out.endswith("\n") and len(out) == 500 + (out[499] != "\n")  # 500 drawn, then the line ended
     code, again, _ = run_cli("sample", "--len", "500", "--seed", "3")
     assert again == out
 
     code, out, _ = run_cli("sample", "--len", "40", "--prime", "MILLER:\n", "--seed", "3")
-    assert code == 0 and out.startswith("MILLER:\n") and len(out) == len("MILLER:\n") + 40
+    drawn = len("MILLER:\n") + 40
+    assert code == 0 and out.startswith("MILLER:\n") and len(out) == drawn + (out[drawn - 1] != "\n")
 
 
 def test_config_file_run_and_flags_override_it(run_cli, small_corpus, tmp_path):
@@ -112,15 +113,15 @@ def test_project_corpus_is_there():
 
 def config_row(key: str) -> str:
     """The row of docs/configuration.md's table for a config key, made from its definition in config.py."""
-    f, default = FIELDS[key], Config().to_dict()[key]
+    f = FIELDS[key]
     allowed = f": {', '.join(f'`{c}`' for c in choices(key))}" if choices(key) else ""
     if key == "corpus":
         where = "positional `CORPUS...`"
     elif f.type is bool:
         where = f"`{flag(key)}` / `--no-{flag(key)[2:]}`"
     else:
-        where = f"`{flag(key)}`"
-    shown = "runs/<corpus name>" if key == "run_dir" else ('""' if default == "" else default)
+        where = f"`{flag(key)}`" if choices(key) else f"`{flag(key)} {metavar(key)}`"  # a table cell holds no |
+    shown = f.metadata.get("shown") or written(key, Config().to_dict()[key])
     return f"| `{key}` | {where} | `{shown}` | {f.metadata['help']}{allowed} |"
 
 

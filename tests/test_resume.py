@@ -149,10 +149,11 @@ def test_best_keep_and_patience(small_corpus, tmp_path):
     assert best["step"] == end.step - 2 * 2
 
 
-def test_max_time_counts_training_time(small_corpus, tmp_path):
-    trainer = make_trainer(small_corpus, tmp_path, max_time=0.2, eval_every=0)
+def test_max_time_counts_the_whole_run(small_corpus, tmp_path):
+    trainer = make_trainer(small_corpus, tmp_path, max_time=0.5, eval_every=0)
     end = trainer.run()
-    assert "--max-time" in end.text and trainer.train_seconds >= 0.2
+    assert "--max-time" in end.text and end.stopping == "max_time" and trainer.step > 1
+    assert trainer.train_seconds == end.elapsed and load_model(tmp_path / "last.npz")[3]["stop_reason"] == "max_time"
 
 
 def test_divergence_guard_skips_rolls_back_and_gives_up(small_corpus, tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ def measured_speeds(monkeypatch):
 )
 def test_the_rule_picks_what_was_measured_best(measured_speeds, train_chars, seconds, picked):
     settings, why = sizing.pick_size(65, train_chars, seconds, 32, 64)
-    assert why.startswith(f"--size auto picked {picked} ")
+    assert why.startswith(f"--size auto picked {picked} ") and len(why.splitlines()) == 2
     choice = next(c for c in sizing.MENU if c.name == picked)
     assert {k: v for k, v in settings.items() if k != "dropout"} == {
         **{k: v for k, v in choice.model.items() if k != "dropout"},

@@ -26,6 +26,7 @@ from charrnn.apps.export import DEFAULT_OPSET, build, check, paths, write
 from charrnn.apps.viz import write_page
 from charrnn.data.datasets import resolve
 from charrnn.errors import CharRNNError
+from charrnn.interfaces.progress import TrainDisplay
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike
 from charrnn.tasks.scoring import Score
@@ -33,12 +34,14 @@ from charrnn.tasks.trace import Trace
 from charrnn.training import run
 from charrnn.training.checkpoint import checkpoint_of, find_checkpoint, open_model
 from charrnn.training.config import Config, build_config
+from charrnn.training.runs import RunSummary, list_runs
 from charrnn.training.trainer import Trainer, TrainEvent
 
 
 def load(path: PathLike | None = None, *more: PathLike) -> Model:
     """The model in a run directory (its last.npz) or a checkpoint file; with no path, the most recent run under
-    runs/. Classifiers or taggers trained on the same file can be given together (`more`): they then vote, each
+    runs/, without a word (a library prints nothing; `model.path` says which, where the command line names it on
+    stderr). Classifiers or taggers trained on the same file can be given together (`more`): they then vote, each
     input's probabilities being the mean of theirs (an ensemble).
 
         >>> model = charrnn.load("runs/shakespeare")
@@ -51,6 +54,21 @@ def load(path: PathLike | None = None, *more: PathLike) -> Model:
         if not isinstance(p, str | os.PathLike):
             raise CharRNNError(f"a model to load is a run folder or a checkpoint file, given as a path (got {p!r}).")
     return open_model(*(checkpoint_of(Path(p)) for p in (path, *more)))
+
+
+def runs(root: PathLike | None = None) -> list[RunSummary]:
+    """The run folders under `root` (default runs/, where none is no runs), the most recently changed last, as
+    `charrnn runs` lists them: task, model, step, best validation loss and figure, last change, and whether each is
+    training, finished (it reached its limit) or stopped. Only checkpoints' metadata is read, never their weights.
+
+        >>> [(r.name, r.state, r.best_val_loss) for r in charrnn.runs()]
+        [('shakespeare', 'finished', 1.4415), ('wordlang', 'training', 0.4275)]
+    """
+    if root is None:
+        return list_runs(Path("runs")) if Path("runs").exists() else []
+    if not Path(root).exists():
+        raise CharRNNError(f"{root} does not exist; give the folder that holds your runs (default runs/).")
+    return list_runs(Path(root))
 
 
 def load_from(checkpoints: Sequence[PathLike] = (), run_dirs: Sequence[PathLike] = ()) -> Model:
@@ -95,12 +113,17 @@ def translate_records(
     ]
 
 
-def score_records(model: Model, texts: dict[str, str], per_line: bool = False, order: str = "none") -> list[dict]:
+def score_records(
+    model: Model, texts: dict[str, str], per_line: bool = False, order: str = "none", unknown: str = "error"
+) -> list[dict]:
     """What `charrnn score --json` prints (and `POST /v1/score` returns): the score of each text (named by its key)
-    or, per_line, of each line (sorted by `order`: none, asc or desc), and their total when there are several."""
+    or, per_line, of each line (sorted by `order`: none, asc or desc), and their total when there are several.
+    Characters the model never saw are an error that names the text, or with unknown="skip" left out and counted."""
     if order not in ("none", "asc", "desc"):
         raise CharRNNError(f"--sort must be none, asc or desc (got {order!r}).")
-    scores = model.scores(list(texts.values()), per_line)
+    for name, text in texts.items():
+        model.unseen([text], unknown, name)
+    scores = model.scores(list(texts.values()), per_line, unknown)
     if per_line:
         if order != "none":
             scores.sort(key=lambda s: s.nats, reverse=order == "desc")
@@ -255,6 +278,9 @@ def train(
     resume: bool = False,
     init_from: PathLike | None = None,
     overwrite: bool = False,
+    more: int | str | None = None,
+    restart_schedule: bool = False,
+    progress: bool = True,
     callback: Callable[[TrainEvent], None] | None = None,
     stop: threading.Event | None = None,
     **overrides: Any,
@@ -263,16 +289,44 @@ def train(
 
     `corpus_or_config` is a text file (or a list of them), a YAML config file (.yaml or .yml) or a `Config`; with
     resume=True, the run to continue (its folder or a checkpoint; default: the most recent). `overrides` are config
-    keys, as command-line flags are (`max_steps=200`, `dropout=0.1`). `callback` receives every `TrainEvent` the
-    command line draws. Ctrl-C (or a notebook's interrupt), or setting `stop` from another thread, lets the current
-    step finish, saves, and returns a run whose `interrupted` is True; continue it with
-    `train(run.run_dir, resume=True)`.
+    keys, as command-line flags are (`max_steps=200`, `dropout=0.1`). With resume=True, `more` extends the run by a
+    number of steps (2000) or a duration ("10m"), its learning rate going on from where it was (`restart_schedule`:
+    the whole schedule anew). It shows its progress as `charrnn train` does (a bar on stderr, in a terminal or a
+    notebook, and a line per validation pass) unless progress=False; `callback` receives every `TrainEvent`.
+    Ctrl-C (or a notebook's interrupt), or setting `stop` from another thread, lets the current step finish, saves,
+    and returns a run whose `interrupted` is True; continue it with `train(run.run_dir, resume=True)`.
 
         >>> run = charrnn.train("data/pond.txt", max_steps=200, dropout=0.1, run_dir="runs/d0.1")
         >>> run.val_loss
         2.05
     """
-    emit = callback or (lambda event: None)
+    if more is not None and not resume:
+        raise CharRNNError("--more extends a run you already have; add --resume (and the run's folder).")
+    display = TrainDisplay() if progress else None
+    hooks = [h for h in (display and display.on_event, callback) if h]
+
+    def emit(event: TrainEvent) -> None:
+        for hook in hooks:
+            hook(event)
+
+    with display or contextlib.nullcontext():
+        return _train(
+            corpus_or_config, config, resume, init_from, overwrite, more, restart_schedule, emit, stop, overrides
+        )
+
+
+def _train(
+    corpus_or_config: Any,
+    config: PathLike | Config | None,
+    resume: bool,
+    init_from: PathLike | None,
+    overwrite: bool,
+    more: int | str | None,
+    restart_schedule: bool,
+    emit: Callable[[TrainEvent], None],
+    stop: threading.Event | None,
+    overrides: dict[str, Any],
+) -> Run:
     names_config = isinstance(corpus_or_config, Config) or (
         isinstance(corpus_or_config, str | Path) and Path(corpus_or_config).suffix in (".yaml", ".yml")
     )
@@ -295,7 +349,9 @@ def train(
             )
         if len(targets) > 1:
             raise CharRNNError("--resume takes one run: its folder or a checkpoint file.")
-        opened = run.resume(targets[0] if targets else None, overrides)
+        opened = run.resume(
+            targets[0] if targets else None, overrides, None if more is None else str(more), restart_schedule
+        )
     else:
         config = config if config is None or isinstance(config, Config) else Path(config)
         init_from = None if init_from is None else Path(init_from)
@@ -304,10 +360,9 @@ def train(
         )
     with opened as trainer:
         cfg = trainer.config
-        text = (
-            f"{'resuming' if resume else 'training'} {trainer.task.describe()}; steps {trainer.step:,} to "
-            f"{trainer.total_steps:,} of {trainer.task.batch(cfg)}, run directory {trainer.run_dir}"
-        )
+        length = trainer.length.describe(trainer.step, trainer.task.batch(cfg), trainer.train_seconds)
+        verb = "resuming" if resume else "training"
+        text = f"{verb} {trainer.task.describe()}; {length}; run directory {trainer.run_dir}"
         emit(TrainEvent("start", cfg.task, trainer.step, trainer.total_steps, text=text))
         cut = getattr(trainer.data, "cut", 0)
         if cut:

@@ -95,7 +95,7 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
         figures = {"val_loss": event.val_loss, **event.metrics}
         best.append(figures[metric])
         pick = max if registry.get(config.task).maximised(metric) else min
-        finished = event.step >= event.total_steps or bool(config.max_time and event.elapsed >= config.max_time)
+        finished = bool(event.stopping)
         tune.report(
             {
                 **figures,

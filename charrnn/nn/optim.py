@@ -161,7 +161,7 @@ def learning_rate(
     lr: float,
     schedule: str = "constant",
     steps_per_epoch: int = 1,
-    total_steps: int = 1,
+    total_steps: int | None = 1,
     warmup_steps: int = 0,
     decay: float = 0.5,
     decay_every: float = 1.0,
@@ -173,9 +173,9 @@ def learning_rate(
 
     cosine decays from the end of the warm-up; wsd (warm-up, stable, decay) stays at `lr` and decays linearly over
     the last `decay_frac` of the run, so it learns as fast as a constant rate in a short run and ends annealed like
-    a cosine in a long one. Both run over the steps after the warm-up or, given `time_progress` (the fraction of a
-    time budget spent), over the budget, whichever ends first: a run ends at its lowest learning rate however it
-    is bounded.
+    a cosine in a long one. Both run over the steps after the warm-up (total_steps None: no step limit) or, given
+    `time_progress` (the fraction of a time budget spent), over the budget, whichever ends first: a run ends at its
+    lowest learning rate however it is bounded.
     """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
@@ -183,7 +183,7 @@ def learning_rate(
         return lr * decay ** math.floor(step / steps_per_epoch / decay_every)
     if schedule not in ("cosine", "wsd"):
         return lr
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    progress = 0.0 if total_steps is None else (step - warmup_steps) / max(1, total_steps - warmup_steps)
     if time_progress is not None:
         progress = max(progress, time_progress)
     progress = min(1.0, progress)

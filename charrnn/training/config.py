@@ -24,7 +24,8 @@ def _key(default: Any, help: str, **rule: Any) -> Any:
     - model=True: the key defines the trained network itself (what it computes, the shapes of its parameters), so
       --init-from takes it from the checkpoint;
     - resume=True: a resumed run may change it (when and how long it goes on, not what it learns);
-    - sweep=True: a sweep may vary it between trials (how the model is made and trained)."""
+    - sweep=True: a sweep may vary it between trials (how the model is made and trained);
+    - path=True: its value is a file or folder; shown: how help shows its default."""
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     return field(**factory, metadata={"help": help, **rule})
 
@@ -52,7 +53,12 @@ class Config:
         choices=registry.names,
         model=True,
     )
-    val_file: str = _key("", "other tasks: a file of validation examples (default: hold out --val-frac of the file)")
+    val_file: str = _key(
+        "",
+        "other tasks: a file of validation examples (default: hold out --val-frac of the file)",
+        path=True,
+        shown="none",
+    )
     max_len: int = _key(
         0,
         "classify, tag: cut inputs longer than this (seq2seq: refuse sources or targets longer than this)",
@@ -98,7 +104,7 @@ class Config:
         choices=("keep", "lf"),
     )
     max_vocab: int = _key(1000, "refuse a corpus with more distinct characters (a sign of the wrong --encoding)", ge=1)
-    run_dir: str = _key("", "folder for checkpoints and the effective config (default runs/<corpus name>)")
+    run_dir: str = _key("", "folder for checkpoints and the effective config", path=True, shown="runs/<corpus name>")
     size: str = _key(
         "manual",
         "auto: with --max-time, pick cell, layers, hidden, embed, dropout and forget_bias for the corpus and the "
@@ -183,11 +189,22 @@ class Config:
     warmup_steps: int = _key(0, "steps of linear warm-up from 0 to --lr, before any schedule", ge=0, sweep=True)
     clip: float = _key(5.0, "clip the global gradient norm to this (0 disables)", ge=0.0, sweep=True)
     clip_value: float = _key(0.0, "clip each gradient element to [-v, v] (0 disables)", ge=0.0, sweep=True)
-    max_steps: int = _key(0, "stop after this many steps in all (0: no limit, --epochs decides)", ge=0, resume=True)
-    epochs: float = _key(10.0, "stop after this many passes over the training text in all", gt=0.0, resume=True)
+    max_steps: int = _key(
+        0,
+        "stop after this many steps in all (0: no step limit); with --epochs or --max-time, the first reached stops",
+        ge=0,
+        resume=True,
+    )
+    epochs: float = _key(
+        0.0,
+        "stop after this many passes over the training data in all (0: no epoch limit); a run given no "
+        "--max-steps, --epochs or --max-time stops after 10",
+        ge=0.0,
+        resume=True,
+    )
     max_time: float = _key(
         0.0,
-        "stop after this much training time in all, e.g. 90s, 10m, 1h30m (0: no limit)",
+        "the run's wall-clock budget in all, its last validation and save included, e.g. 90s, 10m, 1h30m (0: no limit)",
         ge=0.0,
         duration=True,
         resume=True,
@@ -260,11 +277,55 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def describe(key: str) -> str:
-    """Help text with the default, for `--help` and docs/configuration.md."""
-    default = Config().to_dict()[key]
-    allowed = f" ({'|'.join(choices(key))})" if choices(key) else ""
-    return f"{FIELDS[key].metadata['help']}{allowed} [default: {default!r}]"
+def describe(key: str, with_choices: bool = True) -> str:
+    """Help text with the default, for `--help` (`with_choices`: and the values allowed, unless the value's name in
+    the help lists them)."""
+    allowed = f" ({'|'.join(choices(key))})" if choices(key) and with_choices else ""
+    shown = FIELDS[key].metadata.get("shown") or written(key, Config().to_dict()[key])
+    return f"{FIELDS[key].metadata['help']}{allowed} [default: {shown}]"
+
+
+def metavar(key: str) -> str:
+    """How `--help` names a key's value: its choices (lstm|gru|rnn), PATH, DURATION, N, NUMBER or TEXT."""
+    rule, kind = FIELDS[key].metadata, FIELDS[key].type
+    if choices(key):
+        return "|".join(choices(key))
+    if rule.get("path") or kind == list[str]:
+        return "PATH"
+    if rule.get("duration"):
+        return "DURATION"
+    return {int: "N", float: "NUMBER"}.get(kind, "TEXT")
+
+
+def written(key: str, value: Any) -> str:
+    """A value as a user would write it on the command line: 0.004, 10m, off, none."""
+    if value in ("", []) or (FIELDS[key].metadata.get("duration") and not value):
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if FIELDS[key].metadata.get("duration"):
+        return format_duration(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+GROUPS = {
+    "data": ("corpus", "task", "encoding", "val_frac", "val_file", "newline", "max_vocab", "max_len"),
+    "model": ("size", "cell", "layers", "hidden", "embed", "dtype", "forget_bias", "bidirectional"),
+    "length": ("max_steps", "epochs", "max_time", "patience"),
+    "output": ("run_dir", "eval_every", "save_every", "keep", "log_every", "sample_every"),
+}
+"""The keys' groups in `train --help` and docs/configuration.md, besides "training" (how the model learns: every key
+not listed here) and the keys of one task (their task's own group)."""
+
+
+def group(key: str) -> str:
+    """The group of a config key: a task's name for a key only some tasks use, else one of GROUPS or "training"."""
+    users = tasks_using(key)
+    if len(users) < len(registry.names()) and key not in GROUPS["data"]:
+        return "lm" if users == ("lm",) else "+".join(users)
+    return next((name for name, keys in GROUPS.items() if key in keys), "training")
 
 
 def check_value(key: str, value: Any) -> Any:
@@ -322,6 +383,14 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"must be a duration like 90s, 10m or 1h30m (got {text!r})")
     hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
     return 3600 * hours + 60 * minutes + seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a user writes a duration (parse_duration reads it back): 90 -> 1m30s, 3600 -> 1h, 0.4 -> 0.4s."""
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, whole = divmod(rest, 60)
+    parts = ((hours, "h"), (minutes, "m"), (whole, "s"))
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or f"{seconds:.1g}s"
 
 
 def from_mapping(mapping: Any, source: str) -> dict[str, Any]:

@@ -19,7 +19,9 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,16 @@ from charrnn.data.datasets import reference_name
 from charrnn.errors import CharRNNError
 from charrnn.tasks import registry
 from charrnn.training import checkpoint
-from charrnn.training.checkpoint import find_checkpoint
-from charrnn.training.config import NETWORK_KEYS, RESUMABLE, Config, build_config, flag, read_yaml
+from charrnn.training.checkpoint import checkpoint_of, find_checkpoint
+from charrnn.training.config import (
+    NETWORK_KEYS,
+    RESUMABLE,
+    Config,
+    build_config,
+    flag,
+    parse_duration,
+    read_yaml,
+)
 from charrnn.training.sizing import MODEL_KEYS, pick_size
 from charrnn.training.trainer import Trainer
 
@@ -81,12 +91,14 @@ class RunFolder:
     @contextlib.contextmanager
     def lock(self) -> Iterator["RunFolder"]:
         """Only one `charrnn train` at a time here. The lock is an flock on .lock, so the system drops it when its
-        process dies. A folder this creates is removed again if the run fails before its first checkpoint (a bad
-        corpus, say), so a mistake leaves nothing behind; a run that --overwrite set aside comes back if the new
+        process dies. A folder (or lock file) this creates is removed again if the run fails before its first
+        checkpoint (a bad corpus, or a file that is not a checkpoint given to --resume), so a mistake leaves nothing
+        behind; a run that --overwrite set aside comes back if the new
         run fails (or was killed) before its first checkpoint."""
         if self.path.exists() and not self.path.is_dir():
             raise CharRNNError(f"--run-dir {self.path} is a file, not a folder; choose another --run-dir.")
         created = [d for d in (self.path, *self.path.parents) if not d.exists()]  # innermost first
+        new_lock = not (self.path / LOCK).exists()
         self.path.mkdir(parents=True, exist_ok=True)
         with (self.path / LOCK).open("a+") as lock:
             try:
@@ -107,8 +119,11 @@ class RunFolder:
                 yield self
             except BaseException:
                 self.put_back()
-                if created and not any(self.path.glob("*.npz")):  # failed before its first checkpoint: no trace
-                    shutil.rmtree(created[-1])
+                if not any(self.path.glob("*.npz")):  # failed before its first checkpoint: no trace
+                    if created:
+                        shutil.rmtree(created[-1])
+                    elif new_lock:
+                        (self.path / LOCK).unlink()
                 raise
 
     def refuse_to_replace(self, overwrite: bool) -> None:
@@ -212,6 +227,7 @@ def start(
     """A new run, locked for as long as the block lasts: the config (defaults <- `config` <- `overrides`, and
     from `init_from`'s checkpoint the network's shape, vocabularies and weights), its data, and its folder, checked
     and, with `overwrite`, its previous run set aside. `notice` hears what --size auto chose."""
+    started = time.perf_counter()  # --max-time is the command's budget: loading the data and sizing count
     flags = {**overrides, "corpus": [str(p) for p in corpus] if corpus else overrides.get("corpus")}
     vocab, outputs, init_params = None, None, None
     if init_from is not None:  # the network's shape and vocabularies come from the checkpoint
@@ -249,12 +265,13 @@ def start(
             if sized or init_from is not None:
                 what = "--init-from" if init_from is not None else given[sized[0]]
                 raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
-            settings, why = pick_size(
-                len(data.vocab), len(data.train), cfg.max_time, cfg.batch_size, cfg.seq_len, given, cfg.max_steps
-            )
+            left = cfg.max_time - (time.perf_counter() - started)
+            sizes = len(data.vocab), len(data.train), left, cfg.batch_size, cfg.seq_len
+            settings, why = pick_size(*sizes, given, cfg.max_steps, len(data.val) if cfg.val_frac else 0)
             cfg = dataclasses.replace(cfg, **settings)
             notice(why)
         trainer = Trainer(cfg, data, folder, init_params)
+        trainer.started = started
         if overwrite:
             folder.set_aside()
         folder.write_config(cfg)
@@ -273,11 +290,22 @@ def _user_keys(config: Path | Config | None, flags: dict[str, Any]) -> dict[str,
     return named | {key: flag(key) for key, value in flags.items() if value is not None}
 
 
+LIMITS = ("max_steps", "epochs", "max_time")
+
+
 @contextlib.contextmanager
-def resume(target: Path | None, overrides: dict[str, Any]) -> Iterator[Trainer]:
+def resume(
+    target: Path | None, overrides: dict[str, Any], more: str | None = None, restart_schedule: bool = False
+) -> Iterator[Trainer]:
     """The run in `target` (its folder or a checkpoint; None: the most recent), locked for as long as the block
-    lasts, exactly where its checkpoint left it; `overrides` may change only the keys marked resume=True."""
-    path = None if target is not None and target.is_dir() else find_checkpoint(checkpoint=target)
+    lasts, exactly where its checkpoint left it; `overrides` may change only the keys marked resume=True.
+
+    `more` extends it by a number of steps ("2000") or a duration ("10m") from where it is. A run whose limits grow
+    (by `more` or a raised limit) goes on at the learning rate it had reached, with the schedule's decay over what
+    was added (`Trainer.extend`); `restart_schedule` runs the config's schedule anew over it instead."""
+    started = time.perf_counter()
+    # A folder is looked into once it is locked; a missing path is said to be missing as what it looks like.
+    path = find_checkpoint() if target is None else None if target.is_dir() else checkpoint_of(target)
     folder = RunFolder(target if path is None else path.parent)
     with folder.lock():  # before the checkpoint is looked for: it puts back a run a killed --overwrite set aside
         path = path or find_checkpoint(run_dir=folder.path)
@@ -291,11 +319,40 @@ def resume(target: Path | None, overrides: dict[str, Any]) -> Iterator[Trainer]:
                 f"{flag(fixed[0])} cannot change when resuming (the run goes on with its own settings); only "
                 f"{', '.join(flag(k) for k in RESUMABLE)} can. To train anew from these weights, use --init-from."
             )
+        if more is not None:
+            changes |= _more(more, changes, meta)
         cfg = saved.replace(run_dir=str(folder.path), **changes)
         data = registry.get(cfg.task).load_data(cfg, folder.path, vocab, meta.get("outputs"))
         trainer = Trainer(cfg, data, folder)
+        trainer.started = started
         source = f"checkpoint {path}"
         checkpoint.fill(trainer.network, arrays, saved, source)
         trainer.load(meta, arrays, source)
+        if restart_schedule or any(getattr(cfg, key) != getattr(saved, key) for key in LIMITS):
+            trainer.extend(restart_schedule)
         folder.write_config(cfg)
         yield trainer
+
+
+def _more(more: str, changes: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The limits that --more sets: N steps or a duration more than the run has had, and no other limit."""
+    given = [key for key in LIMITS if key in changes]
+    if given:
+        raise CharRNNError(f"--more sets how much longer the run goes on; leave out {flag(given[0])}.")
+    if re.fullmatch(r"\s*\d+\s*", more):
+        steps = int(more)
+        if steps < 1:
+            raise CharRNNError(
+                "--more 0 adds nothing; give a number of steps (--more 1000) or a duration (--more 10m)."
+            )
+        return {"max_steps": int(meta.get("step", 0)) + steps, "epochs": 0.0, "max_time": 0.0}
+    try:
+        seconds = parse_duration(more)
+    except ValueError:
+        raise CharRNNError(
+            f"--more takes a number of steps (--more 1000) or a duration (--more 10m), not {more!r}."
+        ) from None
+    spent = float(meta.get("train_seconds", 0.0))
+    if seconds <= 0:
+        raise CharRNNError(f"--more {more} adds no time; give a duration such as --more 10m.")
+    return {"max_steps": 0, "epochs": 0.0, "max_time": round(spent + seconds, 3)}

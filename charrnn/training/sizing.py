@@ -10,7 +10,7 @@ shakespeare where 10 minutes read it 4 to 6 times, and charrnn's there) is for a
 Peace, read under 3 times, is GRU 2x384's. The wider GRU 2x512 (its dropout 0.25, cosine at 3e-3) is for a text
 read 6 times or more: it beat GRU 2x384 on tiny shakespeare read 6.5 and 10 times (PyTorch's LSTM recipe, reading
 it 13 times, overfitted there), and lost to LSTM 2x384 where it read it 5.2 times. Speeds are measured here, on
-this machine, before training.
+this machine, before training, as whole training steps, over the time the budget leaves for training.
 """
 
 import time
@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from charrnn.nn.language_model import LanguageModelNetwork
+from charrnn.nn.optim import clip_gradients, make_optimizer
 from charrnn.nn.stack import RecurrentSpec
+from charrnn.training.config import format_duration
+from charrnn.training.trainer import EVAL_MARGIN
 
 CHARS_PER_PARAM = 1.5
 PARAMS_PER_CHAR = 3.0
@@ -65,15 +68,23 @@ MODEL_KEYS = tuple(dict.fromkeys(key for choice in MENU for key in choice.model)
 
 
 def training_speed(model: LanguageModelNetwork, batch_size: int, seq_len: int, steps: int = 3) -> float:
-    """Characters per second of forward and backward passes (the bulk of a training step), after one warm-up."""
+    """Characters per second of whole training steps, as the run takes them (forward and backward with dropout,
+    the gradient clipped, an Adam update), after one untimed step."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, model.vocab_size, (seq_len, batch_size))
     y = rng.integers(0, model.vocab_size, (seq_len, batch_size))
     state = model.initial_state(batch_size)
-    model.loss_and_grads(x, y, state)
+    optimizer = make_optimizer("adam", model.flat_params, 1e-9, 0.9, 0.0)
+
+    def step() -> None:
+        model.loss_and_grads(x, y, state, 0.2, rng)
+        clip_gradients(model.flat_grads, 5.0, 0.0)
+        optimizer.step(model.flat_grads)
+
+    step()
     started = time.perf_counter()
     for _ in range(steps):
-        model.loss_and_grads(x, y, state)
+        step()
     return steps * batch_size * seq_len / (time.perf_counter() - started)
 
 
@@ -96,51 +107,48 @@ def pick_size(
     seq_len: int,
     given: Collection[str] = (),
     max_steps: int = 0,
+    val_chars: int = 0,
 ) -> tuple[dict[str, Any], str]:
-    """The settings of the model to train and its recipe, and one sentence that says why it was picked.
+    """The settings of the model to train and its recipe, and two lines that say what was picked and why.
 
-    `given`: the config keys the user set (flags or a config file), which a menu entry's recipe leaves alone.
-    `max_steps`: the run's step limit, if any; a recipe's warm-up that would fill it is cut to a tenth of it.
+    `max_time`: the seconds left of the budget; the time the measurements take and the validation passes (of
+    `val_chars`) come off it, so a model is judged by what its run will read. `given`: the config keys the user set
+    (flags or a config file), which a menu entry's recipe leaves alone. `max_steps`: the run's step limit, if any; a
+    recipe's warm-up that would fill it is cut to a tenth of it.
     """
-    measured = []
+    started = time.perf_counter()
+    speeds = []
     for choice in MENU:
         m = choice.model
         spec = RecurrentSpec(m["cell"], m["hidden"], m["layers"], embed=m["embed"])
         model = LanguageModelNetwork(vocab_size, spec)
-        speed = training_speed(model, batch_size, seq_len)
-        measured.append((choice, model.num_params, speed, speed * max_time))
+        speeds.append((choice, model.num_params, training_speed(model, batch_size, seq_len)))
+    seconds = max(0.0, max_time - (time.perf_counter() - started))
+    measured = [(c, p, s, max(0.0, s * seconds - EVAL_MARGIN * val_chars)) for c, p, s in speeds]
     worth = [(c, p, s, n) for c, p, s, n in measured if not _too_large(c, p, n, train_chars)]
     chosen = worth[-1] if worth else measured[0]  # the menu is smallest first
     choice, params, speed, chars = chosen
     settings = dict(choice.model)
-    embedding = f" with a {settings['embed']}-wide embedding" if settings["embed"] else ""
     epochs = chars / train_chars
-    why = (
-        f"--size auto picked {choice.name}{embedding} ({params:,} parameters): at {speed:,.0f} chars/s it reads "
-        f"{chars / 1e6:.1f}M characters in {max_time:.0f} s, {chars / params:.1f} per parameter, the training text "
-        f"{epochs:.1f} times, and it has {params / train_chars:.2f} parameters per training character"
-    )
+    why = [
+        f"at {speed:,.0f} chars/s measured here, its {format_duration(seconds)} read the training text "
+        f"{epochs:.1f} times, {chars / params:.1f} characters per parameter"
+    ]
     larger = measured[measured.index(chosen) + 1 :]
     if larger:
         other, other_params, _, other_chars = larger[0]
-        why += f"; {other.name} would have {_too_large(other, other_params, other_chars, train_chars)}"
-    rare = "".join(f"; {c.name} only for a text read {c.min_epochs:g} times or more" for c in MENU if c.min_epochs)
-    why += (
-        f" (the rule, from benchmarks/sweep.md and docs/quality.md: the largest model that reads at least "
-        f"{CHARS_PER_PARAM:g} characters per parameter, with at most {PARAMS_PER_CHAR:g} parameters per training "
-        f"character{rare})"
-    )
+        why.append(f"{other.name} would have {_too_large(other, other_params, other_chars, train_chars)}")
     if settings["dropout"] and epochs < choice.dropout_epochs:
         settings["dropout"] = 0.0
-        why += f"; no dropout: it reads the training text under {choice.dropout_epochs:g} times"
-    elif settings["dropout"]:
-        why += f"; dropout {settings['dropout']:g}"
+        why.append(f"no dropout: it reads the training text under {choice.dropout_epochs:g} times")
     recipe = {key: value for key, value in choice.recipe.items() if key not in given}
     if max_steps and recipe.get("warmup_steps", 0) >= max_steps:
         recipe["warmup_steps"] = max_steps // 10
-        why += f"; warm-up cut to a tenth of --max-steps {max_steps}, the recipe's would fill it"
+        why.append(f"warm-up cut to a tenth of --max-steps {max_steps}, the recipe's would fill it")
+    embedding = f" with a {settings['embed']}-wide embedding" if settings["embed"] else ""
+    picked = f"--size auto picked {choice.name}{embedding} ({params:,} parameters), dropout {settings['dropout']:g}"
     if recipe:
-        why += "; its recipe: " + ", ".join(
+        picked += "; its recipe: " + ", ".join(
             f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in recipe.items()
         )
-    return {**settings, **recipe}, why + "."
+    return {**settings, **recipe}, f"{picked}\n{'; '.join(why)} (the rule: docs/language-model.md)."

@@ -24,7 +24,11 @@ from charrnn.errors import CharRNNError
 from charrnn.nn.metrics import LOG2E
 from charrnn.nn.optim import clip_gradients, learning_rate, make_optimizer
 from charrnn.tasks import registry
-from charrnn.training.config import Config
+from charrnn.training.config import Config, format_duration
+from charrnn.training.limits import RunLength
+
+EVAL_MARGIN = 0.6  # seconds of a validation pass per unit, in training steps' seconds per unit, before it is timed
+SAVE_SECONDS, SAVE_BYTES_SECONDS = 0.05, 1e-8  # a save, before one is timed: 50 ms and 10 ms per MB written
 
 if TYPE_CHECKING:  # run.py makes trainers in folders; a trainer only writes into the one it is given
     from charrnn.training.run import RunFolder
@@ -45,13 +49,17 @@ class TrainEvent:
     kind: str
     task: str = Config.task
     step: int = 0
-    total_steps: int = 0
+    total_steps: int | None = None  # the step the run stops at (None: only --max-time bounds it)
     epoch: float = 0.0
     train_loss: float = math.nan  # smoothed, nats/char
     val_loss: float | None = None  # last validation loss, nats/char
     chars_per_sec: float = 0.0  # input characters read per second of training
     examples_per_sec: float = 0.0  # classify, tag: examples per second of training
-    elapsed: float = 0.0  # seconds of training in the whole run, evaluation excluded
+    elapsed: float = 0.0  # seconds of the whole run (resumes included), validation and saves included
+    progress: float = 0.0  # the share of the binding limit (steps or time) done, 0 to 1
+    remaining: float | None = None  # seconds to the run's end, as far as the speed so far tells
+    time_bound: bool = False  # the time budget, not a step limit, is expected to end the run
+    stopping: str = ""  # on the last eval and the end event: what stopped the run (see Trainer.stop_reason)
     lr: float = 0.0
     saved: Path | None = None
     evaluated: bool = False  # a validation pass ran at this step (val_loss is new)
@@ -84,7 +92,15 @@ class Trainer:
         self.rng = np.random.default_rng([config.seed, 1])  # dropout masks
         self.ema = self.network.flat_params.copy() if config.ema else None  # the averaged weights (--ema)
         self.step = 0
-        self.train_seconds = 0.0
+        self.length = RunLength.of(config, self.task.steps_per_epoch)
+        self.clock: Callable[[], float] = time.perf_counter  # a test may drive the run by a clock of its own
+        self.started: float | None = None  # when the command began (run.py sets it): the budget counts from there
+        self.train_seconds = 0.0  # of the whole run, validation, saves and start-up included
+        self.step_seconds = 0.0  # of this session's steps alone (its speed)
+        self.eval_seconds: float | None = None  # the longest validation pass and save so far, measured
+        self.schedule_start: dict[str, Any] | None = None  # where an extended run's learning rate goes on from
+        self.session_steps = self.session_chars = self.session_examples = 0
+        self.stopped = ""  # what stopped the run (stop_reason's code), once it has
         self.val_loss: float | None = None
         self.metrics: dict[str, float] = {}  # of the last evaluation, besides the loss
         self.best_val: float | None = None
@@ -109,9 +125,9 @@ class Trainer:
         return self.folder
 
     @property
-    def total_steps(self) -> int:
-        total = math.ceil(self.config.epochs * self.task.steps_per_epoch)
-        return min(total, self.config.max_steps) if self.config.max_steps else total
+    def total_steps(self) -> int | None:
+        """The step the run stops at (None: only its time budget bounds it)."""
+        return self.length.steps
 
     @property
     def epoch(self) -> float:
@@ -119,23 +135,41 @@ class Trainer:
 
     @property
     def lr(self) -> float:
+        """The scheduled rate of the next update. With --max-time the schedule follows the time spent as well as the
+        steps, and ends where the run stops stepping. An extended run (`extend`) runs the schedule again over what
+        was added, from the rate it had reached instead of the peak (with no new warm-up), unless it restarts it."""
         cfg = self.config
-        # With --max-time, the run's length is the time budget: the cosine follows the time spent, not the steps.
-        time_progress = self.train_seconds / cfg.max_time if cfg.max_time else None
+        start = self.schedule_start or {"step": 0, "seconds": 0.0, "lr": cfg.lr, "restart": True}
+        budget = self.training_budget()
+        spent = self.train_seconds - start["seconds"]
+        time_progress = spent / max(1e-9, budget - start["seconds"]) if budget else None
         scheduled = learning_rate(
-            self.step,
-            cfg.lr,
+            self.step - start["step"],
+            start["lr"],
             cfg.lr_schedule,
             self.task.steps_per_epoch,
-            self.total_steps,
-            cfg.warmup_steps,
+            None if self.total_steps is None else self.total_steps - start["step"],
+            cfg.warmup_steps if start["restart"] else 0,
             cfg.lr_decay,
             cfg.lr_decay_every,
-            cfg.min_lr,
+            min(cfg.min_lr, start["lr"]),
             time_progress,
             cfg.decay_frac,
         )
         return scheduled * self.lr_scale
+
+    def extend(self, restart_schedule: bool = False) -> None:
+        """The run's limits were raised on resume: its learning rate goes on from where it was (or, with
+        `restart_schedule`, runs the config's whole schedule, warm-up included) over the steps or time added."""
+        if not restart_schedule and self.step < self.config.warmup_steps:
+            return  # still warming up: the warm-up goes on, then the schedule over the new length
+        rate = self.config.lr if restart_schedule else self.last_lr / self.lr_scale
+        self.schedule_start = {
+            "step": self.step,
+            "seconds": self.train_seconds,
+            "lr": rate,
+            "restart": restart_schedule,
+        }
 
     def train_step(self) -> float | None:
         """One update on the task's next batch; returns its mean loss, or None if the loss or the gradient was not
@@ -250,6 +284,10 @@ class Trainer:
             "best_val_loss": self.best_val,
             "evals_since_best": self.evals_since_best,
             "train_seconds": self.train_seconds,
+            "lr": self.last_lr,
+            "eval_seconds": self.eval_seconds,
+            "schedule_start": self.schedule_start,
+            "stop_reason": self.stopped or None,
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
             "rng": self.rng.bit_generator.state,
@@ -284,6 +322,9 @@ class Trainer:
             self.optimizer.steps = int(meta["optimizer_steps"])
             self.step = int(meta["step"])
             self.train_seconds = float(meta.get("train_seconds", 0.0))
+            self.last_lr = float(meta.get("lr") or self.lr)
+            self.eval_seconds = meta.get("eval_seconds")
+            self.schedule_start = meta.get("schedule_start")
             self.val_loss, self.best_val = meta.get("val_loss"), meta.get("best_val_loss")
             self.metrics = dict(meta.get("metrics") or {})
             self.evals_since_best = int(meta.get("evals_since_best", 0))
@@ -294,65 +335,88 @@ class Trainer:
             raise CharRNNError(f"{source} lacks the training position ({e}); it cannot be resumed.") from None
         self.snapshot = self._snapshot()
 
-    def _stop_reason(self) -> str:
-        cfg = self.config
+    def stop_reason(self, reserving: bool = True) -> tuple[str, str]:
+        """Why the run stops now, if it does: a code ("interrupted", "max_steps", "epochs", "max_time", or "" to go
+        on) and the words the end line says; `reserving`: keeping time for the last validation and save."""
+        length = self.length
         if self.stop_requested or (self.stop_event is not None and self.stop_event.is_set()):
-            return "interrupted"
-        if self.step >= self.total_steps:
-            return f"reached step {self.total_steps} (--max-steps / --epochs)"
-        if cfg.max_time and self.train_seconds >= cfg.max_time:
-            return f"reached --max-time ({self.train_seconds:.0f} s of training)"
-        return ""
+            return "interrupted", "interrupted"
+        if length.steps is not None and self.step >= length.steps:
+            code = "max_steps" if length.steps_by.startswith("--max-steps") else "epochs"
+            return code, f"reached step {self.step:,}: {length.steps_by}"
+        if length.seconds and self.train_seconds + (self.reserve() if reserving else 0.0) >= length.seconds:
+            return "max_time", f"reached --max-time {format_duration(length.seconds)}"
+        return "", ""
+
+    def reserve(self) -> float:
+        """Seconds to keep within --max-time for the step under way, the last validation pass and the save: the
+        longest measured so far or, before the first, an estimate from the speed of the steps (a validation pass
+        reads each unit forward only, about a third of a training step's work; EVAL_MARGIN covers the rest)."""
+        per_step = self.step_seconds / max(1, self.session_steps)
+        if self.eval_seconds is not None:
+            return per_step + self.eval_seconds
+        units = self.session_chars if self.task.counts == "characters" else self.session_examples
+        per_unit = self.step_seconds / max(1, units)
+        saving = SAVE_SECONDS + SAVE_BYTES_SECONDS * 4 * self.network.flat_params.nbytes  # weights, moments, average
+        return per_step + EVAL_MARGIN * self.task.validation_size() * per_unit + saving
+
+    def training_budget(self) -> float | None:
+        """The seconds of the run in all by which it stops stepping, so that it ends within --max-time."""
+        return None if not self.length.seconds else max(1e-9, self.length.seconds - self.reserve())
+
+    def progress(self) -> tuple[float, float | None, bool]:
+        """The share of the binding limit done (0 to 1), the seconds left, and whether the time budget binds."""
+        length, per_step = self.length, self.step_seconds / max(1, self.session_steps)
+        by_steps = None
+        if length.steps is not None:
+            by_steps = (length.steps - self.step) * per_step + self.reserve() if self.session_steps else None
+        if length.seconds and (by_steps is None or self.train_seconds + by_steps > length.seconds):
+            left = max(0.0, length.seconds - self.train_seconds)
+            return min(1.0, self.train_seconds / length.seconds), left, True
+        return (self.step / length.steps if length.steps else 0.0), by_steps, False
 
     def run(self, on_event: Callable[[TrainEvent], None] | None = None) -> TrainEvent:
-        """Train until --max-steps, --epochs or --max-time (counted over the whole run, resumes included),
+        """Train until a limit (RunLength: --max-steps, --epochs, --max-time over the whole run, resumes included),
         early stopping or `stop_requested`; evaluate and save on their cadences and when it stops."""
         emit = on_event or (lambda event: None)
         cfg = self.config
-        if self._stop_reason():
+        if self.stop_reason(reserving=False)[0]:
             raise CharRNNError(
-                f"nothing to train: the run is at step {self.step} and {self._stop_reason()}; "
-                "raise --max-steps, --epochs or --max-time to go on."
+                f"nothing to train: the run is at step {self.step:,} and {self.stop_reason()[1]}; add to it with "
+                "--more (e.g. --more 1000 or --more 10m)."
             )
         folder = self.writes_to()
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.drop_metrics_after(self.step)
-        smooth, session_seconds, session_chars, session_examples = None, 0.0, 0, 0
+        session_start = self.started if self.started is not None else self.clock()
+        run_seconds = self.train_seconds  # before this session
+        smooth = None
         since_log: list[float] = []  # losses of the steps since the last metrics line
         while True:
-            started = time.perf_counter()
+            started = self.clock()
             loss = self.train_step()
-            spent = time.perf_counter() - started
-            self.train_seconds += spent
-            session_seconds += spent
-            session_chars += self.task.batch_chars
-            session_examples += self.task.batch_examples
+            now = self.clock()
+            self.step_seconds += now - started
+            self.train_seconds = run_seconds + now - session_start
+            self.session_steps += 1
+            self.session_chars += self.task.batch_chars
+            self.session_examples += self.task.batch_examples
             if loss is not None:
                 smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
                 since_log.append(loss)
-            per_second = 1.0 / max(session_seconds, 1e-9)
-            smoothed = math.nan if smooth is None else smooth
-            event = TrainEvent(
-                "step",
-                cfg.task,
-                self.step,
-                self.total_steps,
-                self.epoch,
-                smoothed,
-                self.val_loss,
-                session_chars * per_second,
-                session_examples * per_second,
-                self.train_seconds,
-                self.last_lr,
-                metrics=self.metrics,
-            )
+            event = self._event("step", math.nan if smooth is None else smooth)
             emit(event)
             if self.notice:
                 emit(dataclasses.replace(event, kind="notice", text=self.notice))
                 self.notice = ""
-            reason = self._stop_reason()
+            code, reason = self.stop_reason()
+            periodic = bool(cfg.eval_every and self.step % cfg.eval_every == 0)
+            budget = self.length.seconds
+            if periodic and not code and budget and self.train_seconds + 2 * self.reserve() >= budget:
+                code, reason = "max_time", f"reached --max-time {format_duration(budget)}"  # no time for two passes
             improved = False
-            if reason or (cfg.eval_every and self.step % cfg.eval_every == 0):
+            checked = self.clock()
+            if code or periodic:
                 val = self.evaluate()
                 improved = val is not None and (self.best_val is None or val < self.best_val)
                 if improved:
@@ -360,14 +424,22 @@ class Trainer:
                 elif val is not None:
                     self.evals_since_best += 1
                     if cfg.patience and self.evals_since_best >= cfg.patience:
-                        reason = f"no better validation loss in {cfg.patience} passes (--patience)"
+                        code, reason = "patience", f"no better validation loss in {cfg.patience} passes (--patience)"
                 event = dataclasses.replace(
                     event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved, metrics=self.metrics
                 )
-            last = bool(reason) or bool(cfg.save_every and self.step % cfg.save_every == 0)
+            self.stopped = code
+            last = bool(code) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
-                event = dataclasses.replace(event, kind="eval", saved=self.save(last, improved))
-            if self.step % cfg.log_every == 0 or event.kind == "eval" or reason:
+                self.train_seconds = run_seconds + self.clock() - session_start
+                saved = self.save(last, improved)
+                event = dataclasses.replace(event, kind="eval", saved=saved)
+            if event.evaluated:  # what the last pass and save will take
+                self.eval_seconds = max(self.eval_seconds or 0.0, self.clock() - checked)
+            self.train_seconds = run_seconds + self.clock() - session_start
+            if code and code != "interrupted":
+                event = dataclasses.replace(event, stopping=code, elapsed=self.train_seconds)
+            if self.step % cfg.log_every == 0 or event.kind == "eval" or code:
                 self._log(event, float(np.mean(since_log)) if since_log else None)
                 since_log = []
             if event.kind == "eval":  # after the save and the metrics line: a callback may end the process
@@ -377,10 +449,34 @@ class Trainer:
                     text = self.task.sample(seed=self.step)
                 if text is not None:
                     emit(dataclasses.replace(event, kind="sample", text=text))
-            if reason:
-                end = dataclasses.replace(event, kind="end", text=reason)
+            if code:
+                if code == "max_time":
+                    reason += f" ({format_duration(self.train_seconds)} in all, the last validation and save included)"
+                end = dataclasses.replace(event, kind="end", text=reason, stopping=code, elapsed=self.train_seconds)
                 emit(end)
                 return end
+
+    def _event(self, kind: str, train_loss: float) -> TrainEvent:
+        """A TrainEvent of the run as it stands."""
+        per_second = 1.0 / max(self.step_seconds, 1e-9)
+        progress, remaining, time_bound = self.progress()
+        return TrainEvent(
+            kind,
+            self.config.task,
+            self.step,
+            self.total_steps,
+            self.epoch,
+            train_loss,
+            self.val_loss,
+            self.session_chars * per_second,
+            self.session_examples * per_second,
+            self.train_seconds,
+            progress,
+            remaining,
+            time_bound,
+            lr=self.last_lr,
+            metrics=self.metrics,
+        )
 
     def _log(self, event: TrainEvent, train_loss: float | None) -> None:
         """One line of metrics.jsonl; train_loss is the mean over the steps since the line before."""

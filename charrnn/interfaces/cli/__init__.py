@@ -1,7 +1,7 @@
 """The `charrnn` command: parse flags, call the library, draw with rich. No maths here.
 
 Generated text goes to stdout; progress, messages and errors go to stderr. The commands live in groups (train, use,
-tasks, data, tools), one module each; this module puts them on one app in the order `charrnn --help` lists them.
+runs, tasks, data, tools), one module each; this module puts them on one app in the order `charrnn --help` lists them.
 """
 
 import sys
@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from charrnn.errors import CharRNNError
-from charrnn.interfaces.cli import data, serve, tasks, tools, train, use
+from charrnn.interfaces.cli import data, runs, serve, tasks, tools, train, use
 from charrnn.interfaces.cli.common import err
+from charrnn.interfaces.cli.help import HelpCommand
 from charrnn.version import __version__
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
         "classifiers, per-character taggers and encoder-decoders with attention; then use, inspect, export, time them."
     ),
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -50,6 +52,7 @@ COMMANDS = {
     "score": use.score,
     "predict": use.predict,
     "info": use.info,
+    "runs": runs.runs,
     "classify": tasks.classify,
     "tag": tasks.tag,
     "eval": tasks.evaluate,
@@ -62,7 +65,9 @@ COMMANDS = {
     "serve": serve.serve_command,
 }
 for name, command in COMMANDS.items():
-    app.command(name)(command)
+    app.command(name, cls=HelpCommand)(command)
+for info in data.app.registered_commands:
+    info.cls = HelpCommand
 app.add_typer(data.app, name="data")
 
 

@@ -1,14 +1,12 @@
-"""The commands that train: `train` (with a flag for every config key) and `sweep`, and the live display of a run."""
+"""The commands that train: `train` (with a flag for every config key, in panels) and `sweep`."""
 
 import inspect
-import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from charrnn.errors import CharRNNError
@@ -17,25 +15,41 @@ from charrnn.interfaces.cli.common import (
     err,
     print_table,
 )
-from charrnn.nn.metrics import LOG2E
+from charrnn.interfaces.progress import TrainDisplay
 from charrnn.tasks import registry
 from charrnn.training.checkpoint import LAST
-from charrnn.training.config import FIELDS, describe, flag
-from charrnn.training.trainer import TrainEvent
+from charrnn.training.config import FIELDS, describe, flag, group, metavar
+
+PANELS = {
+    "data": "Data",
+    "length": "How long (the first limit given that is reached stops the run)",
+    "model": "Model",
+    "training": "Training",
+    "output": "Output",
+    "lm": "Language model",
+    "classify": "Classifier",
+    "classify+tag+seq2seq": "Classifier, tagger and seq2seq",
+    "seq2seq": "Seq2seq",
+}
+"""The panels of `train --help`, in their order: a config key's is its group (config.group)."""
 
 
 def with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
-    """Give `command` one option per config key (`--seq-len` for `seq_len`), with help and default from config.py.
-
-    The command receives them as keyword arguments, None where the flag was not given.
-    """
+    """Give `command` one option per config key (`--seq-len` for `seq_len`), with help and default from config.py,
+    in the panel of its group. The command receives them as keyword arguments, None where the flag was not given."""
     params = [p for p in inspect.signature(command).parameters.values() if p.kind != p.VAR_KEYWORD]
-    for key, field in FIELDS.items():
-        if key == "corpus":  # the positional argument
-            continue
+    keys = sorted((key for key in FIELDS if key != "corpus"), key=lambda key: list(PANELS).index(group(key)))
+    for key in keys:
+        field = FIELDS[key]
         kind = str if field.metadata.get("duration") else field.type
         names = f"{flag(key)}/--no-{flag(key)[2:]}" if field.type is bool else flag(key)
-        option = typer.Option(names, help=describe(key), show_default=False)
+        option = typer.Option(
+            names,
+            help=describe(key, with_choices=False),
+            show_default=False,
+            metavar=metavar(key),
+            rich_help_panel=PANELS[group(key)],
+        )
         params.append(
             inspect.Parameter(
                 key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
@@ -45,33 +59,76 @@ def with_config_flags(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+RUN = "Run"
+
+
 @with_config_flags
 def train(
     corpus: Annotated[
         list[Path] | None,
-        typer.Argument(help="Text file(s) to learn from; with --resume, the run (folder or .npz).", show_default=False),
+        typer.Argument(
+            metavar="CORPUS",
+            help="Text file(s) to learn from; with --resume, the run (folder or .npz).",
+            show_default=False,
+        ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML file of config keys; flags override it.")
+        Path | None,
+        typer.Option("--config", "-c", help="YAML file of config keys; flags override it.", rich_help_panel=RUN),
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="Continue the run given (default: the most recent) exactly where it stopped."),
+        typer.Option(
+            "--resume",
+            help="Continue the run given (default: the most recent) exactly where it stopped.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    more: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N|DURATION",
+            help="With --resume: train N more steps, or for a duration more (10m), from where the run is; its "
+            "learning rate goes on from where it was.",
+            show_default=False,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    restart_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--restart-schedule",
+            help="With --resume: run the learning-rate schedule anew (warm-up, peak, decay) over what is added.",
+            rich_help_panel=RUN,
+        ),
     ] = False,
     init_from: Annotated[
-        Path | None, typer.Option(help="Start from this checkpoint's weights (a new run: fresh optimizer and steps).")
+        Path | None,
+        typer.Option(
+            help="Start from this checkpoint's weights (a new run: fresh optimizer and steps).", rich_help_panel=RUN
+        ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in the run directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a run already in the run directory.", rich_help_panel=RUN)
+    ] = False,
     **flags: object,
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
-    with TrainDisplay() as display:
+    if not resume and (more is not None or restart_schedule):
+        raise CharRNNError(
+            f"{'--more' if more is not None else '--restart-schedule'} extends a run you already have; add --resume "
+            "(and the run's folder)."
+        )
+    with TrainDisplay(lines_to_stdout=True) as display:
         run = api.train(
             corpus,
             config=config,
             resume=resume,
             init_from=init_from,
             overwrite=overwrite,
+            more=more,
+            restart_schedule=restart_schedule,
+            progress=False,
             callback=display.on_event,
             **flags,
         )
@@ -143,73 +200,3 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
-
-
-class TrainDisplay:
-    """Draws TrainEvents: a live progress bar on stderr and, per evaluation, one plain line scripts can read."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("step {task.fields[step]}"),
-            BarColumn(bar_width=24),
-            TextColumn("epoch {task.fields[epoch]:.2f} · loss {task.fields[loss]} · val {task.fields[val]}"),
-            TextColumn("· {task.fields[speed]} ·"),
-            TimeRemainingColumn(),
-            console=err,
-        )
-        self.task = self.progress.add_task("train", total=None, step="0", epoch=0.0, loss="-", val="-", speed="-")
-        self.lines_to_stdout = not (sys.stdout.isatty() and err.is_terminal)
-
-    def __enter__(self) -> "TrainDisplay":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def on_event(self, event: TrainEvent) -> None:
-        if event.kind in ("start", "notice"):
-            style = "yellow" if event.kind == "notice" else None
-            self.progress.console.print(f"charrnn: {event.text}", style=style, markup=False)
-            if event.kind == "start":  # the bar appears once the run has begun, not while its input is checked
-                self.progress.start()
-            return
-        val = "-" if event.val_loss is None else f"{event.val_loss:.3f}"
-        by_chars = registry.get(event.task).counts == "characters"
-        speed = f"{event.chars_per_sec:,.0f} chars/s" if by_chars else f"{event.examples_per_sec:,.0f} ex/s"
-        self.progress.update(
-            self.task,
-            completed=event.step,
-            total=event.total_steps,
-            step=f"{event.step:,}/{event.total_steps:,}",
-            epoch=event.epoch,
-            loss="-" if math.isnan(event.train_loss) else f"{event.train_loss:.3f}",
-            val=val,
-            speed=speed,
-        )
-        if event.kind == "eval":
-            self.line(event)
-        elif event.kind == "sample":
-            self.progress.console.print(f"── sample at step {event.step} ──\n{event.text}", style="dim", markup=False)
-
-    def line(self, event: TrainEvent) -> None:
-        parts = [f"step {event.step}", f"epoch {event.epoch:.2f}", f"train {event.train_loss:.3f}"]
-        if event.evaluated and event.val_loss is not None:
-            task = registry.get(event.task)
-            unit = f"/{task.loss_unit}"
-            bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if task.counts == "characters" else ""
-            parts.append(f"val_loss={event.val_loss:.4f} nats{unit}{bits}")
-            parts += task.format_figures(event.metrics)
-        if registry.get(event.task).counts == "characters":
-            parts.append(f"{event.chars_per_sec:,.0f} chars/s")
-        else:
-            parts.append(f"{event.examples_per_sec:,.0f} examples/s")
-        if event.best:
-            parts.append("best")
-        parts.append(f"lr {event.lr:.3g}")
-        if event.saved:
-            parts.append(f"saved {event.saved}")
-        text = " · ".join(parts)
-        if self.lines_to_stdout:
-            print(text, flush=True)
-        else:
-            self.progress.console.print(text, markup=False)
