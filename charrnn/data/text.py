@@ -76,19 +76,22 @@ def _decoder(encoding: str) -> codecs.IncrementalDecoder:
 
 
 def read_pieces(
-    path: Path, encoding: str = "utf-8", piece_bytes: int = PIECE_BYTES, newline: str = "keep"
+    path: Path,
+    encoding: str = "utf-8",
+    piece_bytes: int = PIECE_BYTES,
+    newline: str = "keep",
+    what: str = "corpus file",
 ) -> Iterator[str]:
-    """The text of one corpus file in pieces; every way it can fail is one sentence naming the file and the fix.
+    """The text of one corpus file in pieces; every way it can fail is one sentence naming the file (as `what`: a
+    "corpus file", or a "file" a command reads) and the fix.
 
     Line endings are kept as they are (CRLF is two characters); newline="lf" turns CRLF and CR into LF.
     """
     if not path.exists():
-        raise CharRNNError(f"corpus file {path} does not exist; check the path.")
+        raise CharRNNError(f"{what} {path} does not exist; check the path.")
     if path.is_dir():
-        raise CharRNNError(f"corpus {path} is a directory; pass the text file(s) inside it.")
-    binary = CharRNNError(
-        f"corpus file {path} looks like binary data (it holds NUL bytes), not text; pass a text file."
-    )
+        raise CharRNNError(f"{what.split()[0]} {path} is a directory; pass the text file(s) inside it.")
+    binary = CharRNNError(f"{what} {path} looks like binary data (it holds NUL bytes), not text; pass a text file.")
     decoder = _decoder(encoding)
     offset, held = 0, ""
     with path.open("rb") as f:
@@ -102,7 +105,7 @@ def read_pieces(
                     raise binary from None
                 where = offset - len(pending) + e.start
                 raise CharRNNError(
-                    f"corpus file {path} is not valid {e.encoding} (byte 0x{(pending + block)[e.start]:02x} at "
+                    f"{what} {path} is not valid {e.encoding} (byte 0x{(pending + block)[e.start]:02x} at "
                     f"offset {where}); if it uses another encoding, pass it with --encoding, e.g. --encoding latin-1."
                 ) from None
             if "\x00" in text:
@@ -143,11 +146,11 @@ def text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def read_text(path: Path, encoding: str = "utf-8", newline: str = "keep") -> str:
+def read_text(path: Path, encoding: str = "utf-8", newline: str = "keep", what: str = "corpus file") -> str:
     """A whole (small) text file, e.g. a prime; corpora go through `encode_files` instead."""
-    text = "".join(read_pieces(resolve(path), encoding, newline=newline))
+    text = "".join(read_pieces(resolve(path), encoding, newline=newline, what=what))
     if not text:
-        raise CharRNNError(f"corpus file {path} is empty; give it some text to learn from.")
+        raise CharRNNError(f"{what} {path} is empty; give it some text.")
     return text
 
 

@@ -195,7 +195,7 @@ class Model:
     def read(self, path: PathLike, encoding: str | None = None) -> str:
         """A user's text file, read in `encoding`, by default the one the model's training text was read in (a model
         trained on a latin-1 file reads its own kind of file without being told)."""
-        return read_text(Path(path), encoding or self.config.encoding)
+        return read_text(Path(path), encoding or self.config.encoding, what="file")
 
     def text_to_trace(self, text: str | None, file: PathLike | None, max_len: int, encoding: str | None = None) -> str:
         """What `trace` reads: TEXT, the text of a file, or by default the start of the run's own validation data,

@@ -95,11 +95,10 @@ def check_inputs(texts: list[str] | None, file: Path | None) -> None:
 
 def read_inputs(texts: list[str] | None, file: Path | None, encoding: str) -> list[str]:
     """TEXT arguments, or the lines of --file read in `encoding` (the part before a tab, so a labelled file can be
-    read too)."""
-    check_inputs(texts, file)
+    read too); `check_inputs` has refused giving both or neither."""
     if file is None:
         return list(texts)
-    lines = [line.split("\t")[0] for line in text_lines(read_text(file, encoding)) if line.strip()]
+    lines = [line.split("\t")[0] for line in text_lines(read_text(file, encoding, what="file")) if line.strip()]
     if not lines:
         raise CharRNNError(f"{file} holds no inputs; write one per line.")
     return lines
@@ -114,7 +113,11 @@ FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Read the inputs from this file, one per line.", show_default=False)
 ]
 UnknownOption = Annotated[
-    str, typer.Option(help="Input characters the model never saw: error (name them) or skip them (and say which).")
+    str,
+    typer.Option(
+        metavar="error|skip",
+        help="Input characters the model never saw: error (name them) or skip them (and say which).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 EncodingOption = Annotated[

@@ -17,9 +17,9 @@ class HelpCommand(TyperCommand):
     """A command whose help lists its arguments, then its options panel by panel."""
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
-        return [
-            piece if piece == self.options_metavar else piece.upper() for piece in super().collect_usage_pieces(ctx)
-        ]
+        """Arguments as usage lines name them: FILES... and [FILE], not Typer's {files}... for a required one."""
+        pieces = super().collect_usage_pieces(ctx)
+        return [p if p == self.options_metavar else p.upper().replace("{", "").replace("}", "") for p in pieces]
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         panels: dict[str, list[tuple[str, str]]] = {}

@@ -29,7 +29,7 @@ from charrnn.interfaces.cli.common import (
     renamed,
 )
 from charrnn.tasks.trace import MAX_LEN
-from charrnn.training.config import Config, describe
+from charrnn.training.config import Config, describe, metavar
 
 
 def viz(
@@ -147,7 +147,7 @@ def plot(
         typer.Option(help="Run folder to draw; give several to draw them on one chart.", show_default=False),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("loss.png"),
-    x_axis: Annotated[str, typer.Option("--x", help="step or epoch.")] = "step",
+    x_axis: Annotated[str, typer.Option("--x", metavar="step|epoch", help="What the x axis counts.")] = "step",
 ) -> None:
     """Draw the training and validation loss curves of one or more runs on one chart, a PNG (needs charrnn[plot]);
     with no run given, the most recent run's."""
@@ -162,7 +162,9 @@ def plot(
 
 def _key_option(key: str, *names: str, **limits: Any) -> Any:
     """The option of config key `key` in `charrnn bench`: its help and default are the config's."""
-    return typer.Option(*names, help=describe(key), show_default=False, **limits)
+    return typer.Option(
+        *names, help=describe(key, with_choices=False), metavar=metavar(key), show_default=False, **limits
+    )
 
 
 def bench(

@@ -115,7 +115,9 @@ def score(
     checkpoint: CheckpointOption = None,
     run_dir: RunDirOption = None,
     per_line: Annotated[bool, typer.Option("--per-line", help="Score every line on its own.")] = False,
-    sort: Annotated[str, typer.Option(help="With --per-line: none, asc (most typical first) or desc.")] = "none",
+    sort: Annotated[
+        str, typer.Option(metavar="none|asc|desc", help="With --per-line: the order (asc: the most typical first).")
+    ] = "none",
     encoding: EncodingOption = None,
     unknown: UnknownOption = "error",
     json_output: JsonOption = False,
@@ -237,7 +239,7 @@ def _info_table(model: api.Model) -> Table:
     else:
         size = f"{corpus.get('train_chars', 0):,} training and {corpus.get('val_chars', 0):,} validation characters"
     group("data", [("corpus", ", ".join(config.corpus)), ("size", size)], DATA_KEYS)
-    minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min of training"
+    minutes = "" if record["train_seconds"] is None else f", {record['train_seconds'] / 60:.1f} min"
     trained = [("progress", f"{record['step']:,} steps, {record['epoch']:.2f} epochs{minutes}")]
     grouped = {"corpus", *NETWORK_KEYS, *DATA_KEYS, "run_dir", *RESUMABLE}
     group("training", trained, (key for key in config.to_dict() if key not in grouped))
