@@ -32,7 +32,7 @@ def metrics(run_dir: Path) -> list[dict]:
 def test_an_explicit_max_steps_is_not_cut_short_by_the_default_epochs(run_cli, small_corpus, tmp_path):
     code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "30", "--eval-every", "0")
     assert code == 0, err
-    assert "steps 0 to 30 of 32×64 (--max-steps)" in err
+    assert "steps 0 to 30 of 32×64 (--max-steps)" in err and "epochs" not in err
     assert "done (reached step 30: --max-steps)" in err
     meta = load_model(tmp_path / "runs" / "small" / "last.npz")[3]
     assert (meta["step"], meta["stop_reason"]) == (30, "max_steps")
@@ -50,6 +50,9 @@ def test_the_first_limit_given_stops_the_run_and_the_start_line_says_which(run_c
     assert code == 0, err
     assert "steps 0 to 10 of 32×64 (--epochs 5, before --max-steps 30)" in err
     assert "done (reached step 10: --epochs 5, before --max-steps 30)" in err
+    code, _, err = run_cli("train", small_corpus, *SMALL, "--max-steps", "6", "--epochs", "5", "--overwrite")
+    assert code == 0, err
+    assert "steps 0 to 6 of 32×64 (--max-steps, before --epochs 5 at step 10)" in err
     code, _, err = run_cli("train", small_corpus, *SMALL, "--max-time", "1h", "--max-steps", "4", "--overwrite")
     assert code == 0, err
     assert "steps 0 to 4 of 32×64 (--max-steps) or 1h (the last validation and save included), whichever" in err
@@ -107,6 +110,25 @@ def test_progress_follows_the_limit_that_binds(small_corpus, tmp_path):
     assert tenth.remaining == pytest.approx(10 * 2 + 2 + EVAL_MARGIN * 600 * 2 / 32, abs=0.1)
 
 
+def test_size_auto_times_no_more_models_than_a_short_budget_allows(small_corpus, tmp_path):
+    started = time.perf_counter()
+    done = charrnn(
+        "train",
+        REPO / "data" / "pond.txt",
+        "--size",
+        "auto",
+        "--max-time",
+        "3s",
+        "--run-dir",
+        "auto",
+        cwd=tmp_path,
+        check=True,
+    )
+    assert time.perf_counter() - started < 3 + 10
+    picked, why = done.stderr.splitlines()[:2]
+    assert picked.startswith("charrnn: --size auto picked lstm 1×128") and "chars/s measured here: in " in why
+
+
 def test_max_time_is_the_budget_of_the_command(small_corpus, tmp_path):
     """A run whose validation pass takes seconds (half of a 200 kB corpus, read by an LSTM 1×256) ends within 10 s
     of a 4 s budget, start-up included."""
@@ -141,7 +163,7 @@ def test_more_extends_a_run_and_its_learning_rate_goes_on_from_where_it_was(run_
     assert code == 0, err
     assert "steps 10 to 16 of 32×64 (--max-steps)" in err
     added = [r["lr"] for r in metrics(tmp_path / "run")[10:]]
-    assert len(added) == 6 and max(added) <= before and added[-1] < added[0]  # no jump back to the peak
+    assert len(added) == 6 and added[0] == pytest.approx(before) and added[-1] < added[0]  # held, then decayed
     code, _, err = run_cli("train", "--resume", "run", "--more", "2", "--restart-schedule")
     assert code == 0, err
     assert metrics(tmp_path / "run")[16]["lr"] == 0.004  # a new schedule: back to --lr
@@ -149,7 +171,10 @@ def test_more_extends_a_run_and_its_learning_rate_goes_on_from_where_it_was(run_
     assert code == 0, err
     meta = load_model(tmp_path / "run" / "last.npz")[3]
     assert meta["stop_reason"] == "max_time" and meta["step"] > 18 and meta["config"]["max_steps"] == 0
-    assert "2s more of --max-time" in err
+    assert "2s more of --max-time" in err and "(2s for this command, the last validation and save included)" in err
+    code, _, err = run_cli("train", "--resume", "run")  # it used its time: nothing left, and no start line first
+    assert code == 2 and err.startswith("charrnn: error: nothing to train: the run is at step")
+    assert "and used its --max-time; add to it with --more" in err
 
 
 @pytest.mark.parametrize(
@@ -159,7 +184,8 @@ def test_more_extends_a_run_and_its_learning_rate_goes_on_from_where_it_was(run_
         (["--resume", "run", "--more", "5", "--max-steps", "50"], "--more sets how much longer the run goes on; leave"),
         (["--resume", "run", "--more", "0"], "--more 0 adds nothing"),
         (["--resume", "run", "--more", "five"], "--more takes a number of steps (--more 1000) or a duration"),
-        (["--resume", "run"], "nothing to train: the run is at step 2 and reached step 2: --max-steps; add to it"),
+        (["--resume", "run"], "nothing to train: the run is at step 2 and reached its --max-steps; add to it with"),
+        (["--restart-schedule"], "--restart-schedule extends a run you already have; add --resume"),
     ],
 )
 def test_more_is_refused_with_a_sentence(run_cli, small_corpus, args, said):
@@ -239,3 +265,11 @@ def test_resuming_a_file_that_is_not_a_checkpoint_leaves_its_folder_as_it_was(ru
     code, _, err = run_cli("train", "--resume", small_corpus)
     assert code == 2 and "is not a charrnn checkpoint" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .lock left beside the text
+
+
+def test_resume_without_a_run_says_which_it_took(run_cli, small_corpus):
+    for name in ("a", "b"):
+        assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", f"runs/{name}")[0] == 0
+    code, _, err = run_cli("train", "--resume", "--more", "1")
+    assert code == 0, err
+    assert err.startswith("charrnn: resuming the most recent run, runs/b (name one to choose): lstm 1×16")

@@ -300,8 +300,9 @@ def train(
         >>> run.val_loss
         2.05
     """
-    if more is not None and not resume:
-        raise CharRNNError("--more extends a run you already have; add --resume (and the run's folder).")
+    if not resume and (more is not None or restart_schedule):
+        given = "--more" if more is not None else "--restart-schedule"
+        raise CharRNNError(f"{given} extends a run you already have; add --resume (and the run's folder).")
     display = TrainDisplay() if progress else None
     hooks = [h for h in (display and display.on_event, callback) if h]
 
@@ -362,6 +363,8 @@ def _train(
         cfg = trainer.config
         length = trainer.length.describe(trainer.step, trainer.task.batch(cfg), trainer.train_seconds)
         verb = "resuming" if resume else "training"
+        if resume and not targets:  # the most recent run: say which before anything else
+            verb = f"resuming the most recent run, {trainer.run_dir} (name one to choose):"
         text = f"{verb} {trainer.task.describe()}; {length}; run directory {trainer.run_dir}"
         emit(TrainEvent("start", cfg.task, trainer.step, trainer.total_steps, text=text))
         cut = getattr(trainer.data, "cut", 0)

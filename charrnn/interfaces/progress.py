@@ -59,9 +59,9 @@ class TrainDisplay:
 
     def draw(self, event: TrainEvent) -> None:
         """The bar: where the run is against the limit that binds, then loss, validation, speed and time left."""
-        if event.time_bound:
-            total = event.elapsed / max(event.progress, 1e-9) if event.progress else 0.0
-            where = f"step {event.step:,} {clock(event.elapsed)}/{clock(total)}"
+        if event.time_bound and event.time_budget and event.remaining is not None:
+            spent = event.time_budget - event.remaining
+            where = f"step {event.step:,} {clock(spent)}/{clock(event.time_budget)}"
         else:
             where = f"step {event.step:,}" + (f"/{event.total_steps:,}" if event.total_steps else "")
         loss = "-" if math.isnan(event.train_loss) else f"{event.train_loss:.3f}"

@@ -299,12 +299,12 @@ def metavar(key: str) -> str:
 
 def written(key: str, value: Any) -> str:
     """A value as a user would write it on the command line: 0.004, 10m, off, none."""
-    if value in ("", []) or (FIELDS[key].metadata.get("duration") and not value):
+    if value in ("", []):
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
     if FIELDS[key].metadata.get("duration"):
-        return format_duration(value)
+        return format_duration(value) if value else "0"
     if isinstance(value, float):
         return f"{value:g}"
     return ", ".join(value) if isinstance(value, list) else str(value)

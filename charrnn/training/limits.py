@@ -28,20 +28,20 @@ class RunLength:
     @classmethod
     def of(cls, config: Config, steps_per_epoch: int) -> "RunLength":
         epochs = config.epochs or (0.0 if config.max_steps or config.max_time else DEFAULT_EPOCHS)
-        bounds = []
+        bounds = []  # the step each limit stops at, what sets it, and how it reads as the limit not reached
         if config.max_steps:
-            bounds.append((config.max_steps, "--max-steps"))
+            bounds.append((config.max_steps, "--max-steps", f"--max-steps {config.max_steps:,}"))
         if epochs:
-            by_epochs = math.ceil(epochs * steps_per_epoch)
-            if config.epochs:
-                bounds.append((by_epochs, f"--epochs {epochs:g}"))
-            else:
-                given = "as no --max-steps, --epochs or --max-time was given"
-                bounds.append((by_epochs, f"{epochs:g} epochs, the default {given}"))
-        steps, steps_by = min(bounds) if bounds else (None, "")
-        if len(bounds) == 2:
-            other_steps, other_by = max(bounds)
-            steps_by += f", before {other_by} {other_steps:,}" if other_steps > steps else ""
+            step = math.ceil(epochs * steps_per_epoch)
+            given = "as no --max-steps, --epochs or --max-time was given"
+            name = f"--epochs {epochs:g}" if config.epochs else f"{epochs:g} epochs, the default {given}"
+            bounds.append((step, name, f"{name} at step {step:,}"))
+        if not bounds:
+            return cls(None, "", config.max_time or None)
+        bounds.sort()
+        steps, steps_by, _ = bounds[0]
+        if len(bounds) == 2 and bounds[1][0] > steps:
+            steps_by += f", before {bounds[1][2]}"
         return cls(steps, steps_by, config.max_time or None)
 
     def describe(self, step: int, batch: str, spent: float = 0.0) -> str:

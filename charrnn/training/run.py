@@ -330,6 +330,7 @@ def resume(
         trainer.load(meta, arrays, source)
         if restart_schedule or any(getattr(cfg, key) != getattr(saved, key) for key in LIMITS):
             trainer.extend(restart_schedule)
+        trainer.check_can_train()
         folder.write_config(cfg)
         yield trainer
 

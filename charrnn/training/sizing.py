@@ -28,6 +28,7 @@ from charrnn.training.trainer import EVAL_MARGIN
 
 CHARS_PER_PARAM = 1.5
 PARAMS_PER_CHAR = 3.0
+PROBE_SHARE = 0.05  # of the budget, for timing the menu's models (smallest first) before the run
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def pick_size(
     started = time.perf_counter()
     speeds = []
     for choice in MENU:
+        if speeds and time.perf_counter() - started > PROBE_SHARE * max_time:
+            break  # a short budget is not spent on timing models too large for it
         m = choice.model
         spec = RecurrentSpec(m["cell"], m["hidden"], m["layers"], embed=m["embed"])
         model = LanguageModelNetwork(vocab_size, spec)
@@ -131,13 +134,15 @@ def pick_size(
     settings = dict(choice.model)
     epochs = chars / train_chars
     why = [
-        f"at {speed:,.0f} chars/s measured here, its {format_duration(seconds)} read the training text "
-        f"{epochs:.1f} times, {chars / params:.1f} characters per parameter"
+        f"{speed:,.0f} chars/s measured here: in {format_duration(seconds)} it reads the training text {epochs:.1f} "
+        f"times, {chars / params:.1f} characters per parameter"
     ]
     larger = measured[measured.index(chosen) + 1 :]
     if larger:
         other, other_params, _, other_chars = larger[0]
         why.append(f"{other.name} would have {_too_large(other, other_params, other_chars, train_chars)}")
+    elif len(speeds) < len(MENU):
+        why.append(f"{MENU[len(speeds)].name} and larger were not timed, in a budget this short")
     if settings["dropout"] and epochs < choice.dropout_epochs:
         settings["dropout"] = 0.0
         why.append(f"no dropout: it reads the training text under {choice.dropout_epochs:g} times")
@@ -151,4 +156,4 @@ def pick_size(
         picked += "; its recipe: " + ", ".join(
             f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in recipe.items()
         )
-    return {**settings, **recipe}, f"{picked}\n{'; '.join(why)} (the rule: docs/language-model.md)."
+    return {**settings, **recipe}, f"{picked}\n{'; '.join(why)}."

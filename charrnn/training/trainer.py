@@ -27,7 +27,17 @@ from charrnn.tasks import registry
 from charrnn.training.config import Config, format_duration
 from charrnn.training.limits import RunLength
 
-EVAL_MARGIN = 0.6  # seconds of a validation pass per unit, in training steps' seconds per unit, before it is timed
+DONE = {
+    "max_steps": "reached its --max-steps",
+    "epochs": "reached its --epochs",
+    "max_time": "used its --max-time",
+    "patience": "stopped early (--patience)",
+}
+"""How `check_can_train` says why a run has nothing left to do, by stop_reason."""
+# Seconds of a validation pass per unit, in training steps' seconds per unit, before a pass is timed. Measured (one
+# thread, AMD EPYC Zen 4): the real pass took 0.95 (lm 2x256 on data/pond.txt), 0.52 (classify, wordlang) and 0.98
+# (seq2seq with attention, g2p: greedy decoding included) of the estimate this gives.
+EVAL_MARGIN = 0.6
 SAVE_SECONDS, SAVE_BYTES_SECONDS = 0.05, 1e-8  # a save, before one is timed: 50 ms and 10 ms per MB written
 
 if TYPE_CHECKING:  # run.py makes trainers in folders; a trainer only writes into the one it is given
@@ -59,6 +69,7 @@ class TrainEvent:
     progress: float = 0.0  # the share of the binding limit (steps or time) done, 0 to 1
     remaining: float | None = None  # seconds to the run's end, as far as the speed so far tells
     time_bound: bool = False  # the time budget, not a step limit, is expected to end the run
+    time_budget: float | None = None  # the seconds this command may take, if the run has a --max-time
     stopping: str = ""  # on the last eval and the end event: what stopped the run (see Trainer.stop_reason)
     lr: float = 0.0
     saved: Path | None = None
@@ -100,6 +111,7 @@ class Trainer:
         self.eval_seconds: float | None = None  # the longest validation pass and save so far, measured
         self.schedule_start: dict[str, Any] | None = None  # where an extended run's learning rate goes on from
         self.session_steps = self.session_chars = self.session_examples = 0
+        self.session_from = (0, 0.0)  # the step and the run's seconds where this command's training began
         self.stopped = ""  # what stopped the run (stop_reason's code), once it has
         self.val_loss: float | None = None
         self.metrics: dict[str, float] = {}  # of the last evaluation, besides the loss
@@ -162,7 +174,9 @@ class Trainer:
         """The run's limits were raised on resume: its learning rate goes on from where it was (or, with
         `restart_schedule`, runs the config's whole schedule, warm-up included) over the steps or time added."""
         if not restart_schedule and self.step < self.config.warmup_steps:
+            self.stopped = ""
             return  # still warming up: the warm-up goes on, then the schedule over the new length
+        self.stopped, self.evals_since_best = "", 0  # its limit, or its patience, starts again
         rate = self.config.lr if restart_schedule else self.last_lr / self.lr_scale
         self.schedule_start = {
             "step": self.step,
@@ -322,7 +336,8 @@ class Trainer:
             self.optimizer.steps = int(meta["optimizer_steps"])
             self.step = int(meta["step"])
             self.train_seconds = float(meta.get("train_seconds", 0.0))
-            self.last_lr = float(meta.get("lr") or self.lr)
+            self.last_lr = float(meta["lr"] if meta.get("lr") is not None else self.lr)
+            self.stopped = meta.get("stop_reason") or ""
             self.eval_seconds = meta.get("eval_seconds")
             self.schedule_start = meta.get("schedule_start")
             self.val_loss, self.best_val = meta.get("val_loss"), meta.get("best_val_loss")
@@ -365,31 +380,41 @@ class Trainer:
         return None if not self.length.seconds else max(1e-9, self.length.seconds - self.reserve())
 
     def progress(self) -> tuple[float, float | None, bool]:
-        """The share of the binding limit done (0 to 1), the seconds left, and whether the time budget binds."""
+        """The share of this command's part of the binding limit done (0 to 1), the seconds left, and whether the
+        time budget binds."""
         length, per_step = self.length, self.step_seconds / max(1, self.session_steps)
+        first_step, first_seconds = self.session_from
         by_steps = None
         if length.steps is not None:
             by_steps = (length.steps - self.step) * per_step + self.reserve() if self.session_steps else None
         if length.seconds and (by_steps is None or self.train_seconds + by_steps > length.seconds):
             left = max(0.0, length.seconds - self.train_seconds)
-            return min(1.0, self.train_seconds / length.seconds), left, True
-        return (self.step / length.steps if length.steps else 0.0), by_steps, False
+            spent = self.train_seconds - first_seconds
+            return min(1.0, spent / max(1e-9, length.seconds - first_seconds)), left, True
+        done = (self.step - first_step) / max(1, length.steps - first_step) if length.steps else 0.0
+        return done, by_steps, False
+
+    def check_can_train(self) -> None:
+        """Refuse to go on with a run that has nothing left to do: at a limit, or stopped early by --patience."""
+        done = self.stop_reason(reserving=False)[0] or (self.stopped if self.stopped != "interrupted" else "")
+        if done:
+            raise CharRNNError(
+                f"nothing to train: the run is at step {self.step:,} and {DONE[done]}; add to it with --more "
+                "(e.g. --more 1000 or --more 10m)."
+            )
 
     def run(self, on_event: Callable[[TrainEvent], None] | None = None) -> TrainEvent:
         """Train until a limit (RunLength: --max-steps, --epochs, --max-time over the whole run, resumes included),
         early stopping or `stop_requested`; evaluate and save on their cadences and when it stops."""
         emit = on_event or (lambda event: None)
         cfg = self.config
-        if self.stop_reason(reserving=False)[0]:
-            raise CharRNNError(
-                f"nothing to train: the run is at step {self.step:,} and {self.stop_reason()[1]}; add to it with "
-                "--more (e.g. --more 1000 or --more 10m)."
-            )
+        self.check_can_train()
         folder = self.writes_to()
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.drop_metrics_after(self.step)
         session_start = self.started if self.started is not None else self.clock()
         run_seconds = self.train_seconds  # before this session
+        self.session_from = (self.step, run_seconds)
         smooth = None
         since_log: list[float] = []  # losses of the steps since the last metrics line
         while True:
@@ -438,7 +463,7 @@ class Trainer:
                 self.eval_seconds = max(self.eval_seconds or 0.0, self.clock() - checked)
             self.train_seconds = run_seconds + self.clock() - session_start
             if code and code != "interrupted":
-                event = dataclasses.replace(event, stopping=code, elapsed=self.train_seconds)
+                event = dataclasses.replace(self._timed(event), stopping=code)
             if self.step % cfg.log_every == 0 or event.kind == "eval" or code:
                 self._log(event, float(np.mean(since_log)) if since_log else None)
                 since_log = []
@@ -451,10 +476,18 @@ class Trainer:
                     emit(dataclasses.replace(event, kind="sample", text=text))
             if code:
                 if code == "max_time":
-                    reason += f" ({format_duration(self.train_seconds)} in all, the last validation and save included)"
-                end = dataclasses.replace(event, kind="end", text=reason, stopping=code, elapsed=self.train_seconds)
+                    spent = format_duration(self.train_seconds - run_seconds)
+                    reason += f" ({spent} for this command, the last validation and save included)"
+                end = dataclasses.replace(self._timed(event), kind="end", text=reason, stopping=code, evaluated=False)
                 emit(end)
                 return end
+
+    def _timed(self, event: TrainEvent) -> TrainEvent:
+        """`event` with the run's time and progress as they are now (after its validation pass and save)."""
+        progress, remaining, time_bound = self.progress()
+        return dataclasses.replace(
+            event, elapsed=self.train_seconds, progress=progress, remaining=remaining, time_bound=time_bound
+        )
 
     def _event(self, kind: str, train_loss: float) -> TrainEvent:
         """A TrainEvent of the run as it stands."""
@@ -474,6 +507,7 @@ class Trainer:
             progress,
             remaining,
             time_bound,
+            None if not self.length.seconds else self.length.seconds - self.session_from[1],
             lr=self.last_lr,
             metrics=self.metrics,
         )

@@ -114,11 +114,6 @@ def train(
     **flags: object,
 ) -> None:
     """Train a model on CORPUS (or the corpus named in --config) and checkpoint it in the run directory."""
-    if not resume and (more is not None or restart_schedule):
-        raise CharRNNError(
-            f"{'--more' if more is not None else '--restart-schedule'} extends a run you already have; add --resume "
-            "(and the run's folder)."
-        )
     with TrainDisplay(lines_to_stdout=True) as display:
         run = api.train(
             corpus,
