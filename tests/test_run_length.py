@@ -16,6 +16,7 @@ from conftest import REPO, charrnn
 
 import charrnn as api
 from charrnn.data.text import load_corpus
+from charrnn.training import checkpoint
 from charrnn.training.checkpoint import load_model
 from charrnn.training.config import Config
 from charrnn.training.run import RunFolder
@@ -273,3 +274,43 @@ def test_resume_without_a_run_says_which_it_took(run_cli, small_corpus):
     code, _, err = run_cli("train", "--resume", "--more", "1")
     assert code == 0, err
     assert err.startswith("charrnn: resuming the most recent run, runs/b (name one to choose): lstm 1×16")
+
+
+def test_a_checkpoint_from_before_the_rule_extends_from_its_own_rate(run_cli, small_corpus, tmp_path):
+    """Written before checkpoints kept the rate and the stop reason, with the old default `epochs: 10` in its config:
+    a --max-steps given now is not cut short by that default, and the rate goes on from where the run was."""
+    assert run_cli("train", small_corpus, *SMALL, "--log-every", "1", "--eval-every", "0", "--run-dir", "old")[0] == 0
+    path = tmp_path / "old" / "last.npz"
+    meta, arrays = checkpoint.load(path)
+    for key in ("lr", "stop_reason", "eval_seconds", "schedule_start"):
+        del meta[key]
+    meta["config"]["epochs"] = 10.0
+    checkpoint.save(path, meta, arrays)
+    before = metrics(tmp_path / "old")[-1]["lr"]
+    code, _, err = run_cli("train", "--resume", "old", "--max-steps", "30")
+    assert code == 0, err
+    assert "steps 20 to 30 of 32×64 (--max-steps)" in err
+    assert metrics(tmp_path / "old")[20]["lr"] == pytest.approx(before)  # not back at the peak, 0.004
+
+
+def test_more_patience_lets_a_run_stopped_by_patience_go_on(run_cli, small_corpus):
+    jumpy = [*SMALL, "--optimizer", "sgd", "--lr", "0.5", "--eval-every", "2", "--max-steps", "200"]
+    code, _, err = run_cli("train", small_corpus, *jumpy, "--patience", "1", "--run-dir", "run")
+    assert code == 0 and "no better validation loss in 1 pass (--patience)" in err
+    code, _, err = run_cli("train", "--resume", "run")
+    assert code == 2 and "stopped early (--patience); add to it with --more" in err
+    code, _, err = run_cli("train", "--resume", "run", "--patience", "3")
+    assert code == 0, err
+
+
+def test_restart_schedule_refuses_an_addition_the_warm_up_would_fill(run_cli, small_corpus):
+    flags = [*SMALL, "--max-steps", "50", "--warmup-steps", "40", "--eval-every", "0", "--run-dir", "run"]
+    assert run_cli("train", small_corpus, *flags)[0] == 0
+    code, _, err = run_cli("train", "--resume", "run", "--more", "10", "--restart-schedule")
+    assert code == 2 and "--restart-schedule would spend the 10 steps added warming up (--warmup-steps 40)" in err
+
+
+def test_a_folder_of_runs_given_as_a_run_says_so(run_cli, small_corpus):
+    assert run_cli("train", small_corpus, *SMALL, "--max-steps", "2", "--run-dir", "runs/a")[0] == 0
+    code, _, err = run_cli("sample", "--run-dir", "runs")
+    assert code == 2 and "run folder runs holds no last.npz; it holds runs: give one of them (runs/a)" in err

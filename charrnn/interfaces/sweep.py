@@ -113,7 +113,7 @@ def _trial(sampled: dict[str, Any], base: dict[str, Any], sweep_dir: str, metric
     threading.Thread(target=watch, daemon=True).start()
     resumed = (run_dir / "last.npz").is_file()  # the sweep was interrupted: go on from the trial's checkpoint
     try:
-        run = train(run_dir if resumed else config, resume=resumed, callback=on_event, stop=stop)
+        run = train(run_dir if resumed else config, resume=resumed, progress=False, callback=on_event, stop=stop)
     finally:
         stop.set()  # ends the watcher
     if run.interrupted:

@@ -180,7 +180,14 @@ def find_checkpoint(checkpoint: Path | None = None, run_dir: Path | None = None,
             )
         if not path.is_file():
             others = sorted(p.name for p in run_dir.glob("*.npz"))
-            fix = f"give the path of one of its checkpoints: {', '.join(others)}" if others else "train a model into it"
+            inner = sorted(str(p.parent) for p in run_dir.glob(f"*/{LAST}"))
+            if inner:  # a folder of runs, such as runs/
+                listed = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+                fix = f"it holds runs: give one of them ({listed}); charrnn runs {run_dir} lists them"
+            elif others:
+                fix = f"give the path of one of its checkpoints: {', '.join(others)}"
+            else:
+                fix = "train a model into it"
             raise CharRNNError(f"run folder {run_dir} holds no {LAST}; {fix}.")
         return path
     found = sorted(root.glob(f"**/{LAST}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []

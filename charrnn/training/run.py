@@ -42,6 +42,7 @@ from charrnn.training.config import (
     parse_duration,
     read_yaml,
 )
+from charrnn.training.limits import RunLength
 from charrnn.training.sizing import MODEL_KEYS, pick_size
 from charrnn.training.trainer import Trainer
 
@@ -267,7 +268,8 @@ def start(
                 raise CharRNNError(f"--size auto chooses the model itself; leave out {what} or --size auto.")
             left = cfg.max_time - (time.perf_counter() - started)
             sizes = len(data.vocab), len(data.train), left, cfg.batch_size, cfg.seq_len
-            settings, why = pick_size(*sizes, given, cfg.max_steps, len(data.val) if cfg.val_frac else 0)
+            val_chars = len(data.val) if cfg.val_frac else 0
+            settings, why = pick_size(*sizes, given, cfg.max_steps, val_chars, cfg.eval_every)
             cfg = dataclasses.replace(cfg, **settings)
             notice(why)
         trainer = Trainer(cfg, data, folder, init_params)
@@ -290,7 +292,7 @@ def _user_keys(config: Path | Config | None, flags: dict[str, Any]) -> dict[str,
     return named | {key: flag(key) for key, value in flags.items() if value is not None}
 
 
-LIMITS = ("max_steps", "epochs", "max_time")
+LIMIT_KEYS = ("max_steps", "epochs", "max_time")
 
 
 @contextlib.contextmanager
@@ -321,6 +323,8 @@ def resume(
             )
         if more is not None:
             changes |= _more(more, changes, meta)
+        if "stop_reason" not in meta and saved.epochs == 10.0 and changes.keys() & set(LIMIT_KEYS):
+            changes.setdefault("epochs", 0.0)  # the old default cap, never given: a limit given now is not cut by it
         cfg = saved.replace(run_dir=str(folder.path), **changes)
         data = registry.get(cfg.task).load_data(cfg, folder.path, vocab, meta.get("outputs"))
         trainer = Trainer(cfg, data, folder)
@@ -328,8 +332,13 @@ def resume(
         source = f"checkpoint {path}"
         checkpoint.fill(trainer.network, arrays, saved, source)
         trainer.load(meta, arrays, source)
-        if restart_schedule or any(getattr(cfg, key) != getattr(saved, key) for key in LIMITS):
+        before = RunLength.of(saved, trainer.task.steps_per_epoch)  # the limits the run had
+        if meta.get("lr") is None:  # a checkpoint older than that key: the rate its last update had
+            trainer.last_lr = trainer.lr_under(before, trainer.step - 1)
+        if restart_schedule or (before.steps, before.seconds) != (trainer.length.steps, trainer.length.seconds):
             trainer.extend(restart_schedule)
+        elif trainer.stopped == "patience" and (not cfg.patience or cfg.patience > saved.patience):
+            trainer.stopped = ""  # more patience: it goes on until the new count runs out
         trainer.check_can_train()
         folder.write_config(cfg)
         yield trainer
@@ -337,7 +346,7 @@ def resume(
 
 def _more(more: str, changes: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """The limits that --more sets: N steps or a duration more than the run has had, and no other limit."""
-    given = [key for key in LIMITS if key in changes]
+    given = [key for key in LIMIT_KEYS if key in changes]
     if given:
         raise CharRNNError(f"--more sets how much longer the run goes on; leave out {flag(given[0])}.")
     if re.fullmatch(r"\s*\d+\s*", more):

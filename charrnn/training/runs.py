@@ -19,9 +19,8 @@ from charrnn.tasks import registry
 from charrnn.training.checkpoint import FORMAT
 from charrnn.training.config import Config, read_yaml
 from charrnn.training.run import BEST, CONFIG, LAST, LOCK, METRICS, REPLACED
+from charrnn.training.trainer import DONE  # the stop reasons of a run that reached what it was asked to do
 
-# The stop reasons of a run that reached what it was asked to do; any other ("interrupted", a failure) stopped it.
-LIMITS = ("max_steps", "epochs", "max_time", "patience")
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 
 
@@ -95,7 +94,7 @@ def summarise(folder: Path, root: Path) -> RunSummary | None:
         best = meta if meta.get("val_loss") == meta.get("best_val_loss") else {"val_loss": meta.get("best_val_loss")}
     config = DEFAULTS | (meta.get("config") or {})
     reason = None if training else meta["stop_reason"] if "stop_reason" in meta else limit_reached(meta, config)
-    state = "training" if training else "finished" if reason in LIMITS else "stopped"
+    state = "training" if training else "finished" if reason in DONE else "stopped"
     return RunSummary(
         name,
         folder,

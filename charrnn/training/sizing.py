@@ -109,13 +109,14 @@ def pick_size(
     given: Collection[str] = (),
     max_steps: int = 0,
     val_chars: int = 0,
+    eval_every: int = 0,
 ) -> tuple[dict[str, Any], str]:
     """The settings of the model to train and its recipe, and two lines that say what was picked and why.
 
     `max_time`: the seconds left of the budget; the time the measurements take and the validation passes (of
-    `val_chars`) come off it, so a model is judged by what its run will read. `given`: the config keys the user set
-    (flags or a config file), which a menu entry's recipe leaves alone. `max_steps`: the run's step limit, if any; a
-    recipe's warm-up that would fill it is cut to a tenth of it.
+    `val_chars`, every `eval_every` steps and at the end) come off it, so a model is judged by what its run reads.
+    `given`: the config keys the user set (flags or a config file), which a menu entry's recipe leaves alone.
+    `max_steps`: the run's step limit, if any; a recipe's warm-up that would fill it is cut to a tenth of it.
     """
     started = time.perf_counter()
     speeds = []
@@ -127,7 +128,11 @@ def pick_size(
         model = LanguageModelNetwork(vocab_size, spec)
         speeds.append((choice, model.num_params, training_speed(model, batch_size, seq_len)))
     seconds = max(0.0, max_time - (time.perf_counter() - started))
-    measured = [(c, p, s, max(0.0, s * seconds - EVAL_MARGIN * val_chars)) for c, p, s in speeds]
+    # A validation pass costs about EVAL_MARGIN * val_chars training characters' time; one at the end and one every
+    # eval_every steps: chars = speed * seconds - (1 + chars / (batch_size * seq_len * eval_every)) * that.
+    validation = EVAL_MARGIN * val_chars
+    per_char = validation / (batch_size * seq_len * eval_every) if eval_every else 0.0
+    measured = [(c, p, s, max(0.0, (s * seconds - validation) / (1 + per_char))) for c, p, s in speeds]
     worth = [(c, p, s, n) for c, p, s, n in measured if not _too_large(c, p, n, train_chars)]
     chosen = worth[-1] if worth else measured[0]  # the menu is smallest first
     choice, params, speed, chars = chosen

@@ -150,17 +150,23 @@ class Trainer:
         """The scheduled rate of the next update. With --max-time the schedule follows the time spent as well as the
         steps, and ends where the run stops stepping. An extended run (`extend`) runs the schedule again over what
         was added, from the rate it had reached instead of the peak (with no new warm-up), unless it restarts it."""
+        return self.lr_under(self.length)
+
+    def lr_under(self, length: RunLength, step: int | None = None) -> float:
+        """The rate of update `step` (default: the next) were the run's limits `length` (the rate an older run had
+        reached is worked out under its own limits)."""
         cfg = self.config
+        step = self.step if step is None else step
         start = self.schedule_start or {"step": 0, "seconds": 0.0, "lr": cfg.lr, "restart": True}
-        budget = self.training_budget()
+        budget = None if not length.seconds else max(1e-9, length.seconds - self.reserve())
         spent = self.train_seconds - start["seconds"]
         time_progress = spent / max(1e-9, budget - start["seconds"]) if budget else None
         scheduled = learning_rate(
-            self.step - start["step"],
+            step - start["step"],
             start["lr"],
             cfg.lr_schedule,
             self.task.steps_per_epoch,
-            None if self.total_steps is None else self.total_steps - start["step"],
+            None if length.steps is None else length.steps - start["step"],
             cfg.warmup_steps if start["restart"] else 0,
             cfg.lr_decay,
             cfg.lr_decay_every,
@@ -173,10 +179,15 @@ class Trainer:
     def extend(self, restart_schedule: bool = False) -> None:
         """The run's limits were raised on resume: its learning rate goes on from where it was (or, with
         `restart_schedule`, runs the config's whole schedule, warm-up included) over the steps or time added."""
-        if not restart_schedule and self.step < self.config.warmup_steps:
-            self.stopped = ""
-            return  # still warming up: the warm-up goes on, then the schedule over the new length
         self.stopped, self.evals_since_best = "", 0  # its limit, or its patience, starts again
+        added = None if self.length.steps is None else self.length.steps - self.step
+        if restart_schedule and added is not None and added <= self.config.warmup_steps:
+            raise CharRNNError(
+                f"--restart-schedule would spend the {added:,} steps added warming up (--warmup-steps "
+                f"{self.config.warmup_steps}); add more steps, or leave --restart-schedule out."
+            )
+        if not restart_schedule and self.step < self.config.warmup_steps:
+            return  # still warming up: the warm-up goes on, then the schedule over the new length
         rate = self.config.lr if restart_schedule else self.last_lr / self.lr_scale
         self.schedule_start = {
             "step": self.step,
@@ -336,7 +347,7 @@ class Trainer:
             self.optimizer.steps = int(meta["optimizer_steps"])
             self.step = int(meta["step"])
             self.train_seconds = float(meta.get("train_seconds", 0.0))
-            self.last_lr = float(meta["lr"] if meta.get("lr") is not None else self.lr)
+            self.last_lr = float(meta.get("lr") or 0.0)  # None in a checkpoint older than this key: see run.resume
             self.stopped = meta.get("stop_reason") or ""
             self.eval_seconds = meta.get("eval_seconds")
             self.schedule_start = meta.get("schedule_start")
@@ -374,10 +385,6 @@ class Trainer:
         per_unit = self.step_seconds / max(1, units)
         saving = SAVE_SECONDS + SAVE_BYTES_SECONDS * 4 * self.network.flat_params.nbytes  # weights, moments, average
         return per_step + EVAL_MARGIN * self.task.validation_size() * per_unit + saving
-
-    def training_budget(self) -> float | None:
-        """The seconds of the run in all by which it stops stepping, so that it ends within --max-time."""
-        return None if not self.length.seconds else max(1e-9, self.length.seconds - self.reserve())
 
     def progress(self) -> tuple[float, float | None, bool]:
         """The share of this command's part of the binding limit done (0 to 1), the seconds left, and whether the
@@ -449,7 +456,8 @@ class Trainer:
                 elif val is not None:
                     self.evals_since_best += 1
                     if cfg.patience and self.evals_since_best >= cfg.patience:
-                        code, reason = "patience", f"no better validation loss in {cfg.patience} passes (--patience)"
+                        passes = f"{cfg.patience} pass{'es' if cfg.patience > 1 else ''}"
+                        code, reason = "patience", f"no better validation loss in {passes} (--patience)"
                 event = dataclasses.replace(
                     event, kind="eval", val_loss=self.val_loss, evaluated=True, best=improved, metrics=self.metrics
                 )
@@ -479,6 +487,8 @@ class Trainer:
                     spent = format_duration(self.train_seconds - run_seconds)
                     reason += f" ({spent} for this command, the last validation and save included)"
                 end = dataclasses.replace(self._timed(event), kind="end", text=reason, stopping=code, evaluated=False)
+                if code != "interrupted":  # the run is over: nothing is left of it
+                    end = dataclasses.replace(end, progress=1.0 if code != "patience" else end.progress, remaining=0.0)
                 emit(end)
                 return end
 
