@@ -3,6 +3,8 @@ imports from a layer above its own. Read from the source, so an import inside a 
 under `if TYPE_CHECKING:` does not (it names a type for annotations and is never run)."""
 
 import ast
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,3 +89,47 @@ def test_an_import_for_type_checking_only_is_not_a_dependency(tmp_path):
         encoding="utf-8",
     )
     assert imports(source) == ["typing", "charrnn.data.text"]
+
+
+def installed_with(*names: str) -> set[str]:
+    """The top-level modules of the distributions `names` and of everything they require (extras left out): what a
+    bare `pip install -e .` puts beside charrnn."""
+    from importlib import metadata
+
+    dists, todo = set(), [*names]
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in dists:
+            continue
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:  # for another platform (colorama on Windows), so not here
+            continue
+        dists.add(name)
+        for requirement in requires:
+            if "extra ==" not in requirement:
+                todo.append(re.match(r"[A-Za-z0-9_.-]+", requirement).group())
+    provided = metadata.packages_distributions()
+    return {module for module, of in provided.items() if any(re.sub(r"[-_.]+", "-", d).lower() in dists for d in of)}
+
+
+def test_a_bare_install_runs_the_command_line_and_the_api(tmp_path):
+    """The run-time dependencies (numpy, typer, rich, pyyaml) and theirs are all the command line and the API load
+    until an extra is used: an import of anything else fails here as it would after `pip install -e .` (Typer carries
+    its own Click, for one, so `import click` would)."""
+    allowed = sorted(installed_with("numpy", "typer", "rich", "pyyaml") | {"charrnn"})
+    script = (
+        "import importlib.abc, sys\n"
+        f"ALLOWED = set(sys.stdlib_module_names) | set({allowed!r})\n"
+        "class Bare(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] not in ALLOWED and not name.startswith('_'):  # _sysconfigdata_... is Python's\n"
+        "            raise ImportError(f'a bare install has no {name}')\n"
+        "sys.meta_path.insert(0, Bare())\n"
+        "import charrnn\n"
+        "from charrnn.interfaces.cli import main\n"
+        "sys.exit(main(['train', '--help']) or main(['sample', '--help']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "click" not in allowed  # the check is real: the module that was missing is not allowed

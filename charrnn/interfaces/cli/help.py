@@ -1,13 +1,14 @@
 """`--help` that reads well, the same for every command: values named as a user thinks of them (PATH, TEXT, N,
 NUMBER, DURATION), defaults as a user would write them, and options in panels where a command names them (`train`:
-data, model, training, length, output, then each task's own), so a user finds their task's options first."""
+data, model, training, length, output, then each task's own), so a user finds their task's options first.
+
+It builds on Typer's command class alone: Typer carries its own Click, and `click` itself is not installed with it."""
 
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import click
 from typer.core import TyperCommand
 
 METAVARS = {Path: "PATH", str: "TEXT", int: "N", float: "NUMBER"}
@@ -16,17 +17,17 @@ METAVARS = {Path: "PATH", str: "TEXT", int: "N", float: "NUMBER"}
 class HelpCommand(TyperCommand):
     """A command whose help lists its arguments, then its options panel by panel."""
 
-    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """Arguments as usage lines name them: FILES... and [FILE], not Typer's {files}... for a required one."""
         pieces = super().collect_usage_pieces(ctx)
         return [p if p == self.options_metavar else p.upper().replace("{", "").replace("}", "") for p in pieces]
 
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_options(self, ctx: Any, formatter: Any) -> None:
         panels: dict[str, list[tuple[str, str]]] = {}
         for param in self.get_params(ctx):
             if getattr(param, "hidden", False):
                 continue
-            if isinstance(param, click.Argument) or not getattr(param, "opts", [""])[0].startswith("-"):
+            if not param.opts[0].startswith("-"):
                 panel = "Arguments"
             else:
                 panel = getattr(param, "rich_help_panel", None) or "Options"
