@@ -97,6 +97,18 @@ def unknown_report(counts: Counter, what: str, where: str) -> str:
 SKIP_ADVICE = "remove them or pass --unknown skip to leave them out"
 
 
+def unseen_characters(vocab: Vocab, texts: Sequence[str], unknown: str, where: str) -> Counter:
+    """The characters of `texts` (`where`, in a message) outside `vocab`, counted: the one policy for characters a
+    model never saw. With unknown="error" any is a CharRNNError that names them; with "skip" the caller leaves them
+    out (and the command line says which, from this count)."""
+    if unknown not in ("error", "skip"):
+        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
+    unseen = Counter(c for text in texts for c in text if c not in vocab.index)
+    if unseen and unknown == "error":
+        raise CharRNNError(f"{unknown_report(unseen, 'characters', where)}; {SKIP_ADVICE}.")
+    return unseen
+
+
 def check_known(
     examples: Examples,
     vocab: Vocab,

@@ -121,9 +121,7 @@ def score_records(
     Characters the model never saw are an error that names the text, or with unknown="skip" left out and counted."""
     if order not in ("none", "asc", "desc"):
         raise CharRNNError(f"--sort must be none, asc or desc (got {order!r}).")
-    for name, text in texts.items():
-        model.unseen([text], unknown, name)
-    scores = model.scores(list(texts.values()), per_line, unknown)
+    scores = model.scores(list(texts.values()), per_line, unknown, list(texts))
     if per_line:
         if order != "none":
             scores.sort(key=lambda s: s.nats, reverse=order == "desc")

@@ -85,13 +85,21 @@ class LanguageModel(Model):
         texts = [prime + text for text in sample_texts(self.network, self.vocab, length, num_samples, stop, **options)]
         return texts[0] if num_samples == 1 else texts
 
-    def scores(self, texts: str | Sequence[str], per_line: bool = False, unknown: str = "error") -> list[Score]:
+    def scores(
+        self,
+        texts: str | Sequence[str],
+        per_line: bool = False,
+        unknown: str = "error",
+        names: Sequence[str] | None = None,
+    ) -> list[Score]:
         """A `Score` (nats and characters counted, characters left out as unknown) of each text, or of each line
-        of them with per_line=True; `charrnn score` prints these. Characters the model never saw are an error, or
-        with unknown="skip" left out and counted in each score's `unknown`."""
+        of them with per_line=True; `charrnn score` prints these. Characters the model never saw are an error that
+        names the text (by `names`, e.g. its file), or with unknown="skip" left out and counted in `unknown`."""
         texts = texts_of(texts)
-        for number, text in enumerate(texts, 1):
-            self.unseen([text], unknown, "the text" if len(texts) == 1 else f"text {number}")
+        if names is None:
+            names = ["the text"] if len(texts) == 1 else [f"text {number}" for number in range(1, len(texts) + 1)]
+        for name, text in zip(names, texts, strict=True):
+            self.unseen([text], unknown, name)
         if per_line:
             return score_lines(self.network, self.vocab, [line for text in texts for line in text_lines(text)])
         return [score_text(self.network, self.vocab, text) for text in texts]
@@ -142,9 +150,7 @@ class LanguageModel(Model):
         """The model's score of a text file, as `score` gives it (name, chars, nats_per_char, bits_per_char,
         perplexity, total_nats, unknown), read in `encoding` (default: the training text's)."""
         self.no_decoding(beam, length_penalty)
-        text = self.read(path, encoding)
-        self.unseen([text], unknown, str(path))  # named here; `scores` would call it "the text"
-        [s] = self.scores([text], unknown=unknown)
+        [s] = self.scores([self.read(path, encoding)], unknown=unknown, names=[str(path)])
         return dataclasses.replace(s, name=str(path)).record()
 
     def readable(self, text: str, unknown: str = "error") -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from charrnn.data.examples import SKIP_ADVICE, unknown_report
+from charrnn.data.examples import unseen_characters
 from charrnn.data.text import read_text
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
@@ -158,15 +158,9 @@ class Model:
         return registry.get(self.task).outputs_name
 
     def unseen(self, texts: Sequence[str], unknown: str = "error", where: str = "the input") -> Counter:
-        """The characters of `texts` (`where`, in a message) the model never saw in training, counted. The policy of
-        every verb: with unknown="error" any is a CharRNNError that names them; with "skip" the verb leaves them out
-        and the command line says which (from this count)."""
-        if unknown not in ("error", "skip"):
-            raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
-        unseen = Counter(c for text in texts for c in text if c not in self.vocab.index)
-        if unseen and unknown == "error":
-            raise CharRNNError(f"{unknown_report(unseen, 'characters', where)}; {SKIP_ADVICE}.")
-        return unseen
+        """The characters of `texts` (`where`, in a message) the model never saw in training, counted; an error
+        unless unknown="skip" (`unseen_characters`: the policy of every verb)."""
+        return unseen_characters(self.vocab, texts, unknown, where)
 
     def encode_inputs(self, texts: list[str], unknown: str) -> tuple[list[np.ndarray], list[list[int]]]:
         """The ids of each text, and where each had characters the model never saw (left out with "skip")."""

@@ -4,12 +4,11 @@ Several samples are drawn side by side, as one batch: a step costs about the sam
 """
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 
-from charrnn.data.examples import SKIP_ADVICE, unknown_report
+from charrnn.data.examples import unseen_characters
 from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.nn.language_model import LanguageModelNetwork
@@ -77,16 +76,11 @@ class Sampler:
 def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "the prime") -> str:
     """The prime (or other text, `what`) the model can read: characters it never saw are an error that lists them,
     or are skipped."""
-    if unknown not in ("error", "skip"):
-        raise CharRNNError(f"--unknown must be error or skip (got {unknown!r}).")
     if not isinstance(prime, str):
         raise CharRNNError(f"{what} must be a string (got {type(prime).__name__}).")
-    missing = Counter(c for c in prime if c not in vocab.index)
-    if not missing:
+    if not unseen_characters(vocab, [prime], unknown, what):
         return prime
-    if unknown == "skip":
-        return "".join(c for c in prime if c in vocab.index)
-    raise CharRNNError(f"{unknown_report(missing, 'characters', what)}; {SKIP_ADVICE}.")
+    return "".join(c for c in prime if c in vocab.index)
 
 
 def sample_ids(

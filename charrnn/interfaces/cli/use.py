@@ -3,6 +3,7 @@
 import contextlib
 import itertools
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -126,8 +127,7 @@ def score(
     model = load_model(checkpoint, run_dir).able("scores", "scoring text")
     texts = {str(f): model.read(f, encoding) for f in files}
     records = api.score_records(model, texts, per_line, sort, unknown)
-    for name, text in texts.items():
-        note_skipped(model.unseen([text], unknown), name)
+    note_skipped(Counter(records[-1]["unknown"]), ", ".join(texts))  # the last record: the total, or the only one
     if json_output:
         print_json(records)
         return
