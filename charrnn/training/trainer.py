@@ -112,6 +112,7 @@ class Trainer:
         self.schedule_start: dict[str, Any] | None = None  # where an extended run's learning rate goes on from
         self.session_steps = self.session_chars = self.session_examples = 0
         self.session_from = (0, 0.0)  # the step and the run's seconds where this command's training began
+        self.session_start = 0.0  # and its clock then
         self.stopped = ""  # what stopped the run (stop_reason's code), once it has
         self.val_loss: float | None = None
         self.metrics: dict[str, float] = {}  # of the last evaluation, besides the loss
@@ -361,16 +362,17 @@ class Trainer:
             raise CharRNNError(f"{source} lacks the training position ({e}); it cannot be resumed.") from None
         self.snapshot = self._snapshot()
 
-    def stop_reason(self, reserving: bool = True) -> tuple[str, str]:
+    def stop_reason(self, passes: int = 1) -> tuple[str, str]:
         """Why the run stops now, if it does: a code ("interrupted", "max_steps", "epochs", "max_time", or "" to go
-        on) and the words the end line says; `reserving`: keeping time for the last validation and save."""
+        on) and the words the end line says. `passes`: the validation passes and saves to keep time for within
+        --max-time (1: the last; 2: a periodic one is due before it; 0: is the budget spent?)."""
         length = self.length
         if self.stop_requested or (self.stop_event is not None and self.stop_event.is_set()):
             return "interrupted", "interrupted"
         if length.steps is not None and self.step >= length.steps:
             code = "max_steps" if length.steps_by.startswith("--max-steps") else "epochs"
             return code, f"reached step {self.step:,}: {length.steps_by}"
-        if length.seconds and self.train_seconds + (self.reserve() if reserving else 0.0) >= length.seconds:
+        if length.seconds and self.train_seconds + (passes * self.reserve() if passes else 0.0) >= length.seconds:
             return "max_time", f"reached --max-time {format_duration(length.seconds)}"
         return "", ""
 
@@ -403,7 +405,7 @@ class Trainer:
 
     def check_can_train(self) -> None:
         """Refuse to go on with a run that has nothing left to do: at a limit, or stopped early by --patience."""
-        done = self.stop_reason(reserving=False)[0] or (self.stopped if self.stopped != "interrupted" else "")
+        done = self.stop_reason(passes=0)[0] or (self.stopped if self.stopped != "interrupted" else "")
         if done:
             raise CharRNNError(
                 f"nothing to train: the run is at step {self.step:,} and {DONE[done]}; add to it with --more "
@@ -419,17 +421,15 @@ class Trainer:
         folder = self.writes_to()
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.drop_metrics_after(self.step)
-        session_start = self.started if self.started is not None else self.clock()
-        run_seconds = self.train_seconds  # before this session
-        self.session_from = (self.step, run_seconds)
+        self.session_from = (self.step, self.train_seconds)
+        self.session_start = self.started if self.started is not None else self.clock()
         smooth = None
         since_log: list[float] = []  # losses of the steps since the last metrics line
         while True:
             started = self.clock()
             loss = self.train_step()
-            now = self.clock()
-            self.step_seconds += now - started
-            self.train_seconds = run_seconds + now - session_start
+            self.step_seconds += self.clock() - started
+            self._tick()
             self.session_steps += 1
             self.session_chars += self.task.batch_chars
             self.session_examples += self.task.batch_examples
@@ -441,11 +441,8 @@ class Trainer:
             if self.notice:
                 emit(dataclasses.replace(event, kind="notice", text=self.notice))
                 self.notice = ""
-            code, reason = self.stop_reason()
             periodic = bool(cfg.eval_every and self.step % cfg.eval_every == 0)
-            budget = self.length.seconds
-            if periodic and not code and budget and self.train_seconds + 2 * self.reserve() >= budget:
-                code, reason = "max_time", f"reached --max-time {format_duration(budget)}"  # no time for two passes
+            code, reason = self.stop_reason(passes=2 if periodic else 1)  # no time for two: this pass is the last
             improved = False
             checked = self.clock()
             if code or periodic:
@@ -464,12 +461,12 @@ class Trainer:
             self.stopped = code
             last = bool(code) or bool(cfg.save_every and self.step % cfg.save_every == 0)
             if last or improved:
-                self.train_seconds = run_seconds + self.clock() - session_start
+                self._tick()
                 saved = self.save(last, improved)
                 event = dataclasses.replace(event, kind="eval", saved=saved)
             if event.evaluated:  # what the last pass and save will take
                 self.eval_seconds = max(self.eval_seconds or 0.0, self.clock() - checked)
-            self.train_seconds = run_seconds + self.clock() - session_start
+            self._tick()
             if code and code != "interrupted":
                 event = dataclasses.replace(self._timed(event), stopping=code)
             if self.step % cfg.log_every == 0 or event.kind == "eval" or code:
@@ -484,13 +481,17 @@ class Trainer:
                     emit(dataclasses.replace(event, kind="sample", text=text))
             if code:
                 if code == "max_time":
-                    spent = format_duration(self.train_seconds - run_seconds)
+                    spent = format_duration(self.train_seconds - self.session_from[1])
                     reason += f" ({spent} for this command, the last validation and save included)"
                 end = dataclasses.replace(self._timed(event), kind="end", text=reason, stopping=code, evaluated=False)
                 if code != "interrupted":  # the run is over: nothing is left of it
                     end = dataclasses.replace(end, progress=1.0 if code != "patience" else end.progress, remaining=0.0)
                 emit(end)
                 return end
+
+    def _tick(self) -> None:
+        """The run's seconds in all, now: those it had before this command and this command's so far."""
+        self.train_seconds = self.session_from[1] + self.clock() - self.session_start
 
     def _timed(self, event: TrainEvent) -> TrainEvent:
         """`event` with the run's time and progress as they are now (after its validation pass and save)."""
