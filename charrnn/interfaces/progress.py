@@ -66,13 +66,8 @@ class TrainDisplay:
             where = f"step {event.step:,}" + (f"/{event.total_steps:,}" if event.total_steps else "")
         loss = "-" if math.isnan(event.train_loss) else f"{event.train_loss:.3f}"
         val = "-" if event.val_loss is None else f"{event.val_loss:.3f}"
-        speed = (
-            f"{event.chars_per_sec:,.0f} chars/s"
-            if registry.get(event.task).counts == "characters"
-            else f"{event.examples_per_sec:,.0f} ex/s"
-        )
         left = "" if event.remaining is None else f" {clock(event.remaining)} left"
-        figures = f"{100 * event.progress:3.0f}% loss {loss} val {val} {speed}{left}"
+        figures = f"{100 * event.progress:3.0f}% loss {loss} val {val} {speed(event, 'ex')}{left}"
         self.bar.bar_width = max(5, min(30, self.console.width - len(where) - len(figures) - 3))
         self.progress.update(self.task, completed=event.progress, total=1.0, where=where, figures=figures)
         if self.tenths and math.floor(10 * event.progress) > self.reported:
@@ -87,10 +82,7 @@ class TrainDisplay:
             bits = f" ({event.val_loss * LOG2E:.3f} bits/char)" if task.counts == "characters" else ""
             parts.append(f"val_loss={event.val_loss:.4f} nats/{task.loss_unit}{bits}")
             parts += task.format_figures(event.metrics)
-        if task.counts == "characters":
-            parts.append(f"{event.chars_per_sec:,.0f} chars/s")
-        else:
-            parts.append(f"{event.examples_per_sec:,.0f} examples/s")
+        parts.append(speed(event, "examples"))
         if event.best:
             parts.append("best")
         parts.append(f"lr {event.lr:.3g}")
@@ -101,6 +93,13 @@ class TrainDisplay:
             print(text, flush=True)
         else:
             self.progress.console.print(text, markup=False)
+
+
+def speed(event: TrainEvent, examples: str) -> str:
+    """Training speed in what the task counts: characters, or examples (named `examples`) a second."""
+    if registry.get(event.task).counts == "characters":
+        return f"{event.chars_per_sec:,.0f} chars/s"
+    return f"{event.examples_per_sec:,.0f} {examples}/s"
 
 
 def clock(seconds: float) -> str:

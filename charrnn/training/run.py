@@ -42,7 +42,7 @@ from charrnn.training.config import (
     parse_duration,
     read_yaml,
 )
-from charrnn.training.limits import RunLength
+from charrnn.training.limits import DEFAULT_EPOCHS, RunLength
 from charrnn.training.sizing import MODEL_KEYS, pick_size
 from charrnn.training.trainer import Trainer
 
@@ -323,7 +323,7 @@ def resume(
             )
         if more is not None:
             changes |= _more(more, changes, meta)
-        if "stop_reason" not in meta and saved.epochs == 10.0 and changes.keys() & set(LIMIT_KEYS):
+        if "stop_reason" not in meta and saved.epochs == DEFAULT_EPOCHS and changes.keys() & set(LIMIT_KEYS):
             changes.setdefault("epochs", 0.0)  # the old default cap, never given: a limit given now is not cut by it
         cfg = saved.replace(run_dir=str(folder.path), **changes)
         data = registry.get(cfg.task).load_data(cfg, folder.path, vocab, meta.get("outputs"))
