@@ -69,7 +69,11 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise CharRNNError(f"checkpoint {path} is damaged ({e}); use another checkpoint.") from None
     except Exception as e:  # a damaged archive can fail in many ways inside zipfile/zlib/numpy
         raise CharRNNError(f"checkpoint {path} is damaged or truncated ({e}); use another checkpoint.") from None
-    blob = arrays.pop("meta", None)
+    return parse_meta(arrays.pop("meta", None), path), arrays
+
+
+def parse_meta(blob: np.ndarray | None, path: Path) -> dict[str, Any]:
+    """A checkpoint's `meta` entry, checked: charrnn's format, a version this charrnn reads."""
     if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
         raise CharRNNError(f"{path} is not a charrnn checkpoint (it has no charrnn metadata).")
     try:
@@ -86,7 +90,7 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"checkpoint {path} has format version {version}, newer than this charrnn reads ({VERSION}); "
             "upgrade charrnn to load it."
         )
-    return meta, arrays
+    return meta
 
 
 def _used(key: str, task: str) -> bool:

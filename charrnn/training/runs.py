@@ -6,7 +6,6 @@ never reads weights: only the `meta` entry of an .npz archive is read (the zip k
 
 import dataclasses
 import fcntl
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 
 from charrnn.errors import CharRNNError
 from charrnn.tasks import registry
-from charrnn.training.checkpoint import FORMAT
+from charrnn.training.checkpoint import parse_meta
 from charrnn.training.config import Config, read_yaml
 from charrnn.training.run import BEST, CONFIG, LAST, LOCK, METRICS, REPLACED
 from charrnn.training.trainer import DONE  # the stop reasons of a run that reached what it was asked to do
@@ -131,12 +130,10 @@ def read_meta(path: Path) -> dict[str, Any]:
     """A checkpoint's metadata alone: the archive's other entries, the weights, are never read."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
-    except Exception as e:  # a damaged archive fails in many ways inside zipfile, zlib, numpy or json
+            blob = npz["meta"] if "meta" in npz.files else None
+    except Exception as e:  # a damaged archive fails in many ways inside zipfile, zlib or numpy
         raise CharRNNError(f"checkpoint {path} is damaged or not a checkpoint ({e}).") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CharRNNError(f"{path} is not a charrnn checkpoint (its metadata names no charrnn format).")
-    return meta
+    return parse_meta(blob, path)
 
 
 def limit_reached(meta: dict[str, Any], config: dict[str, Any]) -> str | None:
