@@ -16,7 +16,7 @@ from charrnn.nn.functional import blank
 from charrnn.nn.language_model import LanguageModelNetwork, evaluate
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike, seed_of, texts_of, whole
-from charrnn.tasks.sampling import Sampler, check_prime, generate, sample_ids, sample_texts
+from charrnn.tasks.sampling import check_prime, check_sampling, generate, sample_ids, sample_texts
 from charrnn.tasks.scoring import Score, next_char_probs, score_lines, score_text
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_language_model
 
@@ -47,7 +47,7 @@ class LanguageModel(Model):
         """
         length, seed = whole(length, "--len", 0), seed_of(seed)
         prime = check_prime(self.vocab, prime, unknown)
-        Sampler(len(self.vocab), temperature, top_k=top_k, top_p=top_p)  # checks the options now, not when drawing
+        check_sampling(temperature, top_k, top_p)  # now, not when drawing
         draws = sample_ids(self.network, self.vocab, length, 1, temperature, prime, seed, top_k, top_p)
         return self._characters(draws, stop)
 
