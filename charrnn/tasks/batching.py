@@ -1,0 +1,260 @@
+"""Continuous batching: the samples a server is drawing from one language model, advanced together.
+
+Each step draws one character for every stream in the batch with one `network.step` over all of them (one matrix
+product per layer for all rows, instead of one per stream), then samples every row with its own temperature,
+top-k, top-p and random numbers (`sampling.draw`). A stream joins at the next step after its prime is read, and
+leaves when it reaches its length or a stop string, or when it is cancelled (its client went away): no row is
+computed for a stream no one waits for.
+
+Seeds: each stream draws its noise from its own generator, `default_rng(seed)`, in the order `charrnn sample` draws
+it, so a seeded stream alone in the batch gives exactly the text `charrnn sample --seed` gives. Beside other
+streams its logits come out of a larger matrix product, whose float rounding may differ in the last bits: the
+random numbers are the same, so the text is the same unless two characters' scores fall within that rounding.
+"""
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+
+import numpy as np
+
+from charrnn.data.text import Vocab
+from charrnn.nn.language_model import LanguageModelNetwork
+from charrnn.tasks.sampling import draw, read_prime
+
+PIECE = 8  # a streamed sample is sent in pieces of this many characters (or up to a line break)
+
+
+@dataclass(eq=False)
+class Sample:
+    """One stream: what it asks for, then what it has drawn. `on_piece(sample, start, end)` (streamed samples) hears
+    of each new piece, chars[start:end]; `on_done(sample)` of its end. Both are called on the batcher's thread."""
+
+    prime: str
+    length: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    keep_stop: bool = True  # whether the text ends with the stop string it wrote (charrnn sample) or before it
+    logprobs: int | None = None  # if set, each drawn character's log-probability and the top `logprobs` others
+    prime_logprobs: bool = False  # the log-probability of each prime character after the first
+    on_piece: Callable[["Sample", int, int], None] | None = None
+    on_done: Callable[["Sample"], None] | None = None
+    index: int = 0  # its place among the choices of its request
+
+    chars: list[str] = field(default_factory=list)
+    token_logprobs: list[float] = field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)
+    prime_token_logprobs: list[float] = field(default_factory=list)
+    prime_top_logprobs: list[dict[str, float]] = field(default_factory=list)
+    finish_reason: str | None = None  # "length", "stop", "cancelled", or "error"
+    cancelled: bool = False  # set by the caller: the row leaves at the next step
+    sent: int = 0  # characters handed to on_piece so far
+    noise: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    noise_row: int = 0
+    rng: np.random.Generator | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def next_noise(self, vocab_size: int, block: int) -> np.ndarray:
+        """The Gumbel noise of this stream's next draw, from its own generator a block of steps at a time (the
+        same numbers, in the same order, as `sampling.Sampler` gives one stream)."""
+        if self.noise_row == len(self.noise):
+            self.noise = self.rng.gumbel(size=(block, vocab_size))
+            self.noise_row = 0
+        self.noise_row += 1
+        return self.noise[self.noise_row - 1]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return z
+
+
+class Batcher:
+    """Draws every sample submitted for one model on a thread of its own, all active ones as one batch. `lock`
+    is the model's: held for each network call, so other requests may use the same network between steps.
+    `on_step(rows)` hears of each step (metrics)."""
+
+    def __init__(
+        self,
+        network: LanguageModelNetwork,
+        vocab: Vocab,
+        lock: threading.Lock,
+        on_step: Callable[[int], None] | None = None,
+        block: int = 256,
+    ) -> None:
+        self.network, self.vocab, self.lock, self.on_step, self.block = network, vocab, lock, on_step, block
+        self.joining: SimpleQueue[list[Sample]] = SimpleQueue()
+        self.wake = threading.Event()
+        self.closed = False
+        self.thread: threading.Thread | None = None
+        self.start_lock = threading.Lock()
+        self._empty()
+
+    def _empty(self) -> None:
+        self.rows: list[Sample] = []
+        self.state = self.network.initial_state(0)
+        self.logits = np.empty((0, len(self.vocab)), self.network.dtype)
+        self.left = np.empty(0, int)  # characters each row may still draw
+
+    def submit(self, samples: list[Sample]) -> None:
+        """Add samples that share a prime (the choices of one request): they join the batch at its next step."""
+        with self.start_lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="charrnn-batcher", daemon=True)
+                self.thread.start()
+        self.joining.put(samples)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    @property
+    def size(self) -> int:
+        """Rows in the batch now."""
+        return len(self.rows)
+
+    def _run(self) -> None:
+        with self.lock:
+            self.network.prepare()
+        while not self.closed:
+            if not self.rows and self.joining.empty():
+                self.wake.wait()
+                self.wake.clear()
+                continue
+            try:
+                self._admit()
+                self._step()
+            except Exception:  # a failed step ends its rows, not the server; they answer "error"
+                for row in self.rows:
+                    self._finish(row, "error")
+                self._empty()
+
+    def _admit(self) -> None:
+        """Read the prime of each group waiting to join, and add its samples as rows."""
+        while True:
+            try:
+                group = self.joining.get_nowait()
+            except Empty:
+                return
+            group = [sample for sample in group if not self._cancelled(sample)]
+            if not group:
+                continue
+            first = group[0]
+            with self.lock:
+                logits, state = read_prime(self.network, self.vocab, first.prime, 1)
+            if first.prime and any(sample.prime_logprobs for sample in group):
+                chosen = self.vocab.encode(first.prime)[1:]
+                scores = log_softmax(logits[:-1])
+                for sample in group:
+                    sample.prime_token_logprobs = scores[np.arange(len(chosen)), chosen].tolist()
+                    sample.prime_top_logprobs = [self._top(row, sample.logprobs) for row in scores]
+            for sample in group:
+                sample.rng = np.random.default_rng(sample.seed)
+                if sample.length == 0:
+                    self._finish(sample, "length")
+                    continue
+                self.rows.append(sample)
+                self.state = [
+                    [np.concatenate([old, new]) for old, new in zip(layer_old, layer_new, strict=True)]
+                    for layer_old, layer_new in zip(self.state, state, strict=True)
+                ]
+                self.logits = np.concatenate([self.logits, logits[-1:]])
+                self.left = np.append(self.left, sample.length)
+
+    def _cancelled(self, sample: Sample) -> bool:
+        if sample.cancelled:
+            self._finish(sample, "cancelled")
+        return sample.cancelled
+
+    def _step(self) -> None:
+        rows, V = self.rows, len(self.vocab)
+        if not rows:
+            return
+        temperature = np.array([row.temperature for row in rows], float)
+        top_k = np.array([row.top_k for row in rows])
+        top_p = np.array([row.top_p for row in rows], float)
+        noise = np.zeros((len(rows), V))
+        for r, row in enumerate(rows):
+            if row.temperature > 0:
+                noise[r] = row.next_noise(V, self.block)
+        ids = draw(self.logits, temperature, top_k, top_p, noise)
+        scored = [r for r, row in enumerate(rows) if row.logprobs is not None]
+        if scored:
+            self._record_logprobs(scored, ids)
+        self.left -= 1
+        ended = self.left == 0
+        chars = self.vocab.chars
+        for r, (row, i) in enumerate(zip(rows, ids.tolist(), strict=True)):
+            row.chars.append(chars[i])
+            if row.cancelled:
+                row.finish_reason = "cancelled"
+                ended[r] = True
+            elif row.stop and self._wrote_stop(row):
+                ended[r] = True
+            elif row.on_piece is not None and not ended[r]:
+                self._send(row, finished=False)
+        if ended.any():
+            for r in np.flatnonzero(ended):
+                self._finish(rows[r], rows[r].finish_reason or "length")
+            keep = ~ended
+            self.rows = [row for row, kept in zip(rows, keep, strict=True) if kept]
+            self.state = [[array[keep] for array in layer] for layer in self.state]
+            self.left, self.logits, ids = self.left[keep], self.logits[keep], ids[keep]
+        if self.on_step is not None:
+            self.on_step(len(rows))
+        if self.rows:
+            with self.lock:
+                self.logits = self.network.step(ids.astype(self.vocab.dtype), self.state).copy()
+
+    def _record_logprobs(self, scored: list[int], ids: np.ndarray) -> None:
+        scores = log_softmax(self.logits[scored])
+        for k, r in enumerate(scored):
+            row = self.rows[r]
+            row.token_logprobs.append(float(scores[k, ids[r]]))
+            row.top_logprobs.append(self._top(scores[k], row.logprobs))
+
+    def _top(self, scores: np.ndarray, count: int) -> dict[str, float]:
+        """The `count` most likely characters of one row of log-probabilities, with theirs."""
+        return {self.vocab.chars[i]: float(scores[i]) for i in np.argsort(-scores, kind="stable")[:count]}
+
+    @staticmethod
+    def _wrote_stop(row: Sample) -> bool:
+        """Whether the row's text now ends with one of its stop strings (then it ends; the text loses the stop
+        string unless keep_stop)."""
+        for stop in row.stop:
+            if len(row.chars) >= len(stop) and "".join(row.chars[-len(stop) :]) == stop:
+                row.finish_reason = "stop"
+                if not row.keep_stop:
+                    del row.chars[len(row.chars) - len(stop) :]
+                    del row.token_logprobs[len(row.chars) :]
+                    del row.top_logprobs[len(row.chars) :]
+                return True
+        return False
+
+    def _send(self, row: Sample, finished: bool) -> None:
+        """Hand the row's new characters to on_piece: a piece at a time, or all that is left when it ends. While
+        a stop string could still be forming (keep_stop False), its possible start is held back."""
+        held = 0 if finished or row.keep_stop or not row.stop else max(map(len, row.stop)) - 1
+        end = len(row.chars) - held
+        if end > row.sent and (finished or end - row.sent >= PIECE or row.chars[end - 1] == "\n"):
+            start, row.sent = row.sent, end
+            row.on_piece(row, start, end)
+
+    def _finish(self, row: Sample, reason: str) -> None:
+        row.finish_reason = reason
+        if row.on_piece is not None and reason in ("length", "stop"):
+            self._send(row, finished=True)
+        if row.on_done is not None:
+            row.on_done(row)
