@@ -1,8 +1,13 @@
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -76,3 +81,62 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Server:
+    """`charrnn serve ARGS` on a free 127.0.0.1 port in a process of its own; `url` once /health answers. Stop it
+    in a `finally` (or use it as a context manager)."""
+
+    def __init__(self, cwd: Path, *args: object, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "charrnn", "serve", *map(str, args), "--port", str(self.port)]
+        environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        # a file, not a pipe: a pipe nobody reads fills up with access-log lines; it lives as long as the server
+        self.stderr = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.process = subprocess.Popen(command, cwd=cwd, env=environment, stderr=self.stderr, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.log()}")
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # it answers (a token server refuses /health without the token)
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the server did not answer within 60 s")
+
+    def log(self) -> str:
+        """What the server wrote on stderr so far."""
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def call(url: str, body: object = None, raw: bytes | None = None, headers: dict | None = None) -> tuple[int, object]:
+    """(status, parsed JSON) of a GET (body None) or a POST of `body` as JSON (or of `raw` bytes)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

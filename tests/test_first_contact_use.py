@@ -12,7 +12,6 @@ import pytest
 from conftest import POND, REPO
 
 import charrnn
-from charrnn.interfaces.serve import Limits, RequestError, Server
 
 TINY = ["--max-steps", "5", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-len", "16"]
 LATIN = "Le café de Müller est à côté du lac; il y a du crème brûlée, naïf et gâteau. " * 20 + "\n"
@@ -229,10 +228,4 @@ def test_characters_a_model_never_saw_are_refused_or_skipped_and_said_alike(run_
     with pytest.raises(charrnn.CharRNNError, match="--unknown skip"):
         model.score("The €")
     assert model.score("The €", unknown="skip") == pytest.approx(model.score("The "))
-    # the server keeps the same policy, in its own words
-    server = Server({"pond": model}, Limits())
-    name, work = server.score({"texts": ["The €"]})
-    with pytest.raises(RequestError, match='send "unknown": "skip"'):
-        server._locked(name, work)
-    name, work = server.score({"texts": ["The €"], "unknown": "skip"})
-    assert server._locked(name, work)[0]["unknown"] == {"€": 1}
+    # the server keeps the same policy, in its own words: tests/test_serve.py

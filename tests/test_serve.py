@@ -3,12 +3,8 @@ whatever happens. Every endpoint against the command line's --json, streaming, e
 token, concurrent clients, shutdown, and the page in Chromium."""
 
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,57 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import POND, REPO, charrnn, free_port
+from conftest import POND, Server, call, charrnn
 
-pytest.importorskip("starlette")
+pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "8", "--max-steps", "12", "--eval-every", "12"]
-
-
-class Server:
-    """`charrnn serve ARGS` in a process of its own; `url` once /health answers."""
-
-    def __init__(self, cwd: Path, *args: object, env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "charrnn", "serve", *map(str, args), "--port", str(self.port)]
-        environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-        self.process = subprocess.Popen(command, cwd=cwd, env=environment, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.process.stderr.read()}")
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return  # it answers (a token server refuses /health without the token)
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("the server did not answer within 60 s")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-def call(url: str, body: object = None, raw: bytes | None = None, headers: dict | None = None) -> tuple[int, object]:
-    """(status, parsed JSON) of a GET (body None) or a POST of `body` as JSON (or of `raw` bytes)."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
@@ -109,7 +60,8 @@ def test_health_and_the_models(server):
     )
     status, body = call(server.url + "/v1/models")
     assert status == 200
-    listed = {m["name"]: m for m in body["models"]}
+    assert body["object"] == "list" and [m["object"] for m in body["data"]] == ["model"] * 4
+    listed = {m["id"]: m["charrnn"] for m in body["data"]}
     assert {name: m["task"] for name, m in listed.items()} == {
         "pond": "lm",
         "labels": "classify",
@@ -184,6 +136,9 @@ def test_classify_tag_translate_and_score_answer_what_the_json_flags_print(serve
         ("/v1/sample", {"model": "labels"}, None, 400, "sampling needs another kind of model"),
         ("/v1/sample", {"model": "pond", "prime": "Жж"}, None, 400, "never saw"),
         ("/v1/sample", {"model": "pond", "length": 10**6}, None, 400, "more than this server draws (100000)"),
+        ("/v1/score", {"model": "pond", "texts": ["The pond€"]}, None, 400, 'send "unknown": "skip"'),
+        ("/v1/sample", {"model": "pond", "prompt": "The "}, None, 400, "`prompt` is not a key of /v1/sample; did you"),
+        ("/v1/sample", {"model": "pond", "stop": ["a"] * 5}, None, 400, "`stop` must be a string or a list of up to 4"),
         ("/v1/classify", {"model": "labels", "inputs": []}, None, 400, "a non-empty list of strings"),
         ("/v1/classify", {"model": "labels", "inputs": ["abc", 3]}, None, 400, "a string or a non-empty list"),
         ("/v1/classify", {"model": "labels", "inputs": ["xyz"]}, None, 400, "never saw"),

@@ -1,4 +1,4 @@
-"""`charrnn serve`: the models of run folders and checkpoints behind an HTTP API and a page (interfaces/serve.py)."""
+"""`charrnn serve`: the models of run folders and checkpoints behind an HTTP API and a page (interfaces/serve/)."""
 
 import os
 from pathlib import Path
@@ -38,13 +38,25 @@ def serve_command(
     max_beam: Annotated[
         int, typer.Option(min=1, help="Largest beam (and n_best) a request may ask.")
     ] = DEFAULTS.max_beam,
-    workers: Annotated[int, typer.Option(min=1, help="Requests computed at once.")] = DEFAULTS.workers,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Requests computed at once (samples: rows of a model's batch).")
+    ] = DEFAULTS.workers,
     queue: Annotated[
         int, typer.Option(min=0, help="Requests that may wait for a worker; beyond, 503.")
     ] = DEFAULTS.queue,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web page's origin allowed to call the API from a browser (e.g. https://example.org); repeatable.",
+            show_default="none",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No access-log line per request on stderr.")] = False,
 ) -> None:
-    """Serve trained models over HTTP: a JSON API (sample, with streaming; score; classify; tag; translate) and a page
-    to try them at /. Ctrl-C or SIGTERM stops it after the requests in flight."""
+    """Serve trained models over HTTP: OpenAI's completions API, charrnn's own JSON API (sample, with streaming;
+    score; classify; tag; translate), Prometheus metrics and a page to try them at /. Concurrent samples of a model
+    are drawn as one batch. Ctrl-C or SIGTERM stops it after the requests in flight."""
     limits = Limits(
         max_body=max_body,
         max_length=max_length,
@@ -56,4 +68,5 @@ def serve_command(
     )
     models = load_models(run_dir or [], checkpoint or [])
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    serve(models, host, port, token, limits, announce=lambda text: err.print(f"charrnn: {text}", markup=False))
+    announce = lambda text: err.print(f"charrnn: {text}", markup=False)  # noqa: E731
+    serve(models, host, port, token, limits, tuple(cors_origin or ()), quiet, announce)

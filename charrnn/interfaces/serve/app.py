@@ -1,242 +1,87 @@
-"""`charrnn serve`: trained models behind an HTTP API and a page to try them, safe to leave running.
+"""The routes of `charrnn serve` and what they do with the models (see the package's docstring for the list).
 
-    GET  /                the playground page (one self-contained file: no fetch leaves the server)
-    GET  /health          {"status": "ok", "models": N}
-    GET  /v1/models       each model: name, task, cell, sizes, vocabulary size, outputs (labels, ...)
-    POST /v1/sample       {model, prime, length, temperature, top_k, top_p, seed, stop, stream}
-    POST /v1/score        {model, texts: [...], per_line, sort}
-    POST /v1/classify     {model, inputs: [...], top_k}
-    POST /v1/tag          {model, inputs: [...]}
-    POST /v1/translate    {model, inputs: [...], beam, n_best, length_penalty}
-
-Every answer is what the command line's `--json` prints for the same options (a sample: the text `charrnn sample`
-prints; with "stream": true, server-sent events of its pieces). Every mistake is a JSON object {"error": sentence}
-with a 4xx status. Inference runs in worker threads, one request at a time per model (a network's buffers are its
-own); `workers` requests compute at once and `queue` more may wait, and a request beyond that is answered 503 with
-Retry-After at once, so a slow request never stalls the others or the event loop. Starlette and uvicorn are the
-optional extra `charrnn[serve]`, imported only here.
+Sampling (native and OpenAI's completions) goes through each language model's `Batcher`: every sample in flight
+is a row of one batch, advanced a character at a time together. Scoring, classifying, tagging and translating
+run in worker threads, one at a time per model (a network's buffers are its own; the batcher takes the same lock
+between its steps). A request holds one of `workers` places while it computes, `queue` more may wait, and one
+beyond that is answered 503 with Retry-After at once.
 """
 
 import asyncio
-import hmac
-import ipaddress
-import json
-import re
-import signal
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from charrnn.errors import CharRNNError
 from charrnn.interfaces import api
+from charrnn.interfaces.serve import schemas
+from charrnn.interfaces.serve.completions import Completions
+from charrnn.interfaces.serve.events import disconnected, event_stream, sse
+from charrnn.interfaces.serve.operations import BodyTooLarge, Front, Gate, Metrics, error_body
+from charrnn.tasks.batching import Batcher, Sample
 from charrnn.tasks.model import Model
-from charrnn.training.checkpoint import find_checkpoint, open_model
+from charrnn.tasks.sampling import check_prime
 from charrnn.training.run import json_safe
 from charrnn.version import __version__
 
-TOKEN_ENV = "CHARRNN_TOKEN"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask, and how many may be in the server at once (each a flag of `charrnn serve`)."""
-
-    max_body: int = 64 * 1024  # bytes of a request body
-    max_length: int = 5000  # characters a sample may draw
-    max_inputs: int = 256  # texts or inputs in one request
-    max_chars: int = 20_000  # characters of a prime, a text or an input
-    max_beam: int = 16  # beam width (and n_best)
-    workers: int = 2  # requests computed at once
-    queue: int = 64  # requests waiting for a worker beyond those
-
-
-class RequestError(Exception):
-    """A request the server refuses: its HTTP status and one sentence saying why."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-def need_server() -> tuple[Any, Any]:
-    """Starlette and uvicorn, or the sentence that says how to install them."""
-    try:
-        import starlette
-        import uvicorn
-    except ImportError:
-        raise CharRNNError(
-            "charrnn serve needs Starlette and uvicorn; install them with: pip install 'charrnn[serve]'"
-        ) from None
-    return starlette, uvicorn
-
-
-def load_models(run_dirs: list[Path], checkpoints: list[Path]) -> dict[str, Model]:
-    """The models to serve by name: a run folder's name (a checkpoint's: its folder's, or its own stem where that
-    is taken), each a name of its own."""
-    found = [(Path(d).name, find_checkpoint(run_dir=Path(d))) for d in run_dirs]
-    for path in map(Path, checkpoints):
-        name = path.parent.name if path.name == "last.npz" and path.parent.name else path.stem
-        found.append((name, find_checkpoint(checkpoint=path)))
-    if not found:
-        raise CharRNNError(
-            "give the models to serve with --run-dir FOLDER or --checkpoint FILE (several may be given)."
-        )
-    models: dict[str, Model] = {}
-    for name, path in found:
-        if name in models:
-            raise CharRNNError(
-                f"two models would be served as {name!r}; serve runs whose folders have different names."
-            )
-        models[name] = open_model(path)
-    return models
-
+from .limits import Limits, RequestError, flags_to_keys
 
 LISTED = ("task", "cell", "layers", "hidden", "parameters", "vocab_size", "outputs", "step", "val_loss")
 
 
 def describe(name: str, model: Model) -> dict[str, Any]:
-    """A model as GET /v1/models lists it: part of what `charrnn info --json` prints, and what it is in words."""
+    """A model as GET /v1/models lists it: OpenAI's entry, with what `charrnn info --json` says of it under
+    "charrnn"."""
     info = model.info
     listed = {key: info[key] for key in LISTED} | {key: info["config"][key] for key in ("bidirectional", "embed")}
-    return {"name": name, "kind": model.kind, "outputs_name": model.outputs_name, **listed}
-
-
-# -- reading a request ------------------------------------------------------------------------------------------
-
-
-def _value(body: dict, key: str, kind: type | tuple, default: Any, what: str) -> Any:
-    """body[key], which must be of `kind` (`what` says which in the error), else `default` when absent or null."""
-    value = body.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise RequestError(400, f"`{key}` must be {what} (got {json.dumps(value)}).")
-    if not isinstance(value, kind):
-        raise RequestError(400, f"`{key}` must be {what} (got {json.dumps(value)[:60]}).")
-    return value
-
-
-def _texts(body: dict, key: str, limits: Limits) -> list[str]:
-    """The list of strings body[key] (one string counts as a list of one), within the limits."""
-    value = body.get(key)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise RequestError(400, f"`{key}` must be a string or a non-empty list of strings.")
-    if len(value) > limits.max_inputs:
-        raise RequestError(
-            413, f"`{key}` holds {len(value)} items, more than this server takes at once ({limits.max_inputs})."
-        )
-    longest = max(len(v) for v in value)
-    if longest > limits.max_chars:
-        raise RequestError(413, f"an item of `{key}` has {longest} characters, more than {limits.max_chars}.")
-    return value
-
-
-def _unknown(body: dict) -> str:
-    """What to do with characters a model never saw (`unknown`, as --unknown)."""
-    return _value(body, "unknown", str, "error", '"error" or "skip"')
-
-
-def _flags_to_keys(message: str) -> str:
-    """A model's sentence about a command-line flag (--top-k) in the request's terms (`top_k`)."""
-    message = message.replace("pass --unknown skip", 'send "unknown": "skip"')
-    return re.sub(r"--([a-z][a-z-]*)", lambda m: f"`{m.group(1).replace('-', '_')}`", message).replace(
-        "`len`", "`length`"
-    )
+    details = {"name": name, "kind": model.kind, "outputs_name": model.outputs_name, **listed}
+    created = int(model.path.stat().st_mtime)
+    return {"id": name, "object": "model", "created": created, "owned_by": "charrnn", "charrnn": details}
 
 
 class Server:
-    """The models and what the API does with them; `app()` makes the Starlette application."""
+    """The models and what the API does with them; `app()` makes the ASGI application."""
 
-    def __init__(self, models: dict[str, Model], limits: Limits, token: str | None = None) -> None:
-        self.models, self.limits, self.token = models, limits, token
+    def __init__(
+        self,
+        models: dict[str, Model],
+        limits: Limits,
+        token: str | None = None,
+        cors_origins: tuple[str, ...] = (),
+        quiet: bool = False,
+    ) -> None:
+        self.models, self.limits, self.token, self.cors_origins, self.quiet = models, limits, token, cors_origins, quiet
         self.locks = {name: threading.Lock() for name in models}
+        self.metrics = Metrics()
+        self.batchers = {
+            name: Batcher(model.network, model.vocab, self.locks[name], self.metrics.stepper(name))
+            for name, model in models.items()
+            if hasattr(model, "sample")
+        }
         self.admitted = 0  # requests computing or waiting for a worker
-        self.slots = asyncio.Semaphore(limits.workers)  # a worker each (it binds to the loop that first waits on it)
+        self.slots: asyncio.Semaphore | None = None  # a worker each, made in the server's event loop
 
-    def model(self, body: dict, verb: str, action: str) -> tuple[str, Model]:
-        name = body.get("model")
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
+
+    def model(self, name: str | None, verb: str, action: str) -> tuple[str, Model]:
         if name is None and len(self.models) == 1:
             name = next(iter(self.models))
-        if not isinstance(name, str) or name not in self.models:
+        if name is None:
+            raise RequestError(400, f"`model` is needed: this server serves {', '.join(self.models)}.", param="model")
+        if name not in self.models:
             known = ", ".join(self.models)
-            raise RequestError(404, f"no model is served as {json.dumps(name)}; the models are {known}.")
+            message = f'no model is served as "{name}"; the models are {known}.'
+            raise RequestError(404, message, param="model", code="model_not_found")
         model = self.models[name]
         if not hasattr(model, verb):
-            raise RequestError(400, f"{action} needs another kind of model, but {name!r} is {model.kind}.")
+            raise RequestError(400, f"{action} needs another kind of model, but {name!r} is {model.kind}.", "model")
         return name, model
 
-    # -- the endpoints: each takes the parsed body and returns what is sent as JSON ---------------------------
-
-    def sample_options(self, body: dict) -> tuple[str, Model, dict[str, Any]]:
-        """The model and `LanguageModel.generate`'s options of a sample request, every one checked."""
-        name, model = self.model(body, "sample", "sampling")
-        length = _value(body, "length", int, 500, "a whole number")
-        if length > self.limits.max_length:
-            raise RequestError(
-                400, f"`length` {length} is more than this server draws ({self.limits.max_length}); ask for fewer."
-            )
-        prime = _value(body, "prime", str, "", "a string")
-        if len(prime) > self.limits.max_chars:
-            raise RequestError(413, f"`prime` has {len(prime)} characters, more than {self.limits.max_chars}.")
-        options = {
-            "length": length,
-            "prime": prime,
-            "temperature": _value(body, "temperature", (int, float), 1.0, "a number"),
-            "top_k": _value(body, "top_k", int, 0, "a whole number"),
-            "top_p": _value(body, "top_p", (int, float), 1.0, "a number"),
-            "seed": _value(body, "seed", int, None, "a whole number"),
-            "stop": _value(body, "stop", str, "", "a string"),
-            "unknown": _unknown(body),
-        }
-        try:
-            model.generate(**options)  # checks the options; it draws nothing until iterated
-        except CharRNNError as e:
-            raise RequestError(400, _flags_to_keys(str(e))) from None
-        return name, model, options
-
-    def sample(self, body: dict) -> tuple[str, Callable[[], Any]]:
-        name, model, options = self.sample_options(body)
-        return name, lambda: {"model": name, "text": model.sample(**options)}
-
-    def score(self, body: dict) -> tuple[str, Callable[[], Any]]:
-        name, model = self.model(body, "scores", "scoring text")
-        texts = _texts(body, "texts", self.limits)
-        per_line = _value(body, "per_line", bool, False, "true or false")
-        order = _value(body, "sort", str, "none", '"none", "asc" or "desc"')
-        unknown = _unknown(body)
-        named = {f"text {i}": text for i, text in enumerate(texts, 1)}
-        return name, lambda: api.score_records(model, named, per_line, order, unknown)
-
-    def classify(self, body: dict) -> tuple[str, Callable[[], Any]]:
-        name, model = self.model(body, "classify", "classifying")
-        inputs = _texts(body, "inputs", self.limits)
-        top_k = _value(body, "top_k", int, 1, "a whole number")
-        unknown = _unknown(body)
-        return name, lambda: api.classify_records(model, inputs, top_k, unknown)
-
-    def tag(self, body: dict) -> tuple[str, Callable[[], Any]]:
-        name, model = self.model(body, "tag", "tagging")
-        inputs = _texts(body, "inputs", self.limits)
-        unknown = _unknown(body)
-        return name, lambda: api.tag_records(model, inputs, unknown)
-
-    def translate(self, body: dict) -> tuple[str, Callable[[], Any]]:
-        name, model = self.model(body, "translate", "translating")
-        inputs = _texts(body, "inputs", self.limits)
-        beam = _value(body, "beam", int, 1, "a whole number")
-        n_best = _value(body, "n_best", int, 1, "a whole number")
-        if max(beam, n_best) > self.limits.max_beam:
-            raise RequestError(400, f"`beam` and `n_best` may be at most {self.limits.max_beam} on this server.")
-        penalty = _value(body, "length_penalty", (int, float), 1.0, "a number")
-        unknown = _unknown(body)
-        return name, lambda: api.translate_records(model, inputs, beam, n_best, penalty, unknown)
-
-    # -- running them ----------------------------------------------------------------------------------------
+    # -- admission: workers, queue, 503 -----------------------------------------------------------------------
 
     def refuse_if_full(self) -> None:
         """A 503 at once when every worker and queue place is taken."""
@@ -244,223 +89,302 @@ class Server:
             raise RequestError(
                 503,
                 "the server is busy (every worker and queue place is taken); retry in a moment.",
-                {"Retry-After": "1"},
+                headers={"Retry-After": "1"},
             )
 
-    def admit(self) -> None:
-        """Count a request in, or refuse it when the server is full."""
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        """Hold a worker place for the request (waiting in the queue for one), or refuse it when full."""
         self.refuse_if_full()
         self.admitted += 1
+        self.slots = self.slots or asyncio.Semaphore(self.limits.workers)
+        self.metrics.queued.inc()
+        try:
+            async with self.slots:
+                self.metrics.queued.dec()
+                try:
+                    yield
+                finally:
+                    self.metrics.queued.inc()
+        finally:
+            self.metrics.queued.dec()
+            self.admitted -= 1
 
     async def compute(self, name: str, work: Callable[[], Any]) -> Any:
         """Run `work` in a worker thread, holding the model's lock, once a worker is free."""
-        self.admit()
-        try:
-            async with self.slots:
-                return await asyncio.to_thread(self._locked, name, work)
-        finally:
-            self.admitted -= 1
+        async with self.working():
+            return await asyncio.to_thread(self._locked, name, work)
 
     def _locked(self, name: str, work: Callable[[], Any]) -> Any:
         with self.locks[name]:
             try:
                 return work()
             except CharRNNError as e:
-                raise RequestError(400, _flags_to_keys(str(e))) from None
+                raise RequestError(400, flags_to_keys(str(e))) from None
 
-    async def stream(self, name: str, model: Model, options: dict[str, Any]) -> AsyncIterator[str]:
+    # -- sampling through the batcher ---------------------------------------------------------------------------
+
+    def prime(self, model: Model, prime: str, unknown: str = "error", key: str = "prime") -> str:
+        if len(prime) > self.limits.max_chars:
+            raise RequestError(413, f"`{key}` has {len(prime)} characters, more than {self.limits.max_chars}.", key)
+        try:
+            return check_prime(model.vocab, prime, unknown, what=f"`{key}`")
+        except CharRNNError as e:
+            raise RequestError(400, flags_to_keys(str(e)), key) from None
+
+    def length(self, length: int, key: str) -> int:
+        if length > self.limits.max_length:
+            message = f"`{key}` {length} is more than this server draws ({self.limits.max_length}); ask for fewer."
+            raise RequestError(400, message, key)
+        return length
+
+    async def draw(self, request: Any, name: str, groups: list[list[Sample]], streamed: bool = False) -> None:
+        """Submit the samples (grouped by prime) to the model's batcher and wait for all of them; a client that goes
+        away cancels them, so their rows leave the batch at the next step."""
+        loop = asyncio.get_running_loop()
+        samples = [sample for group in groups for sample in group]
+        finished = loop.create_future()
+        left = [len(samples)]
+
+        def one_done() -> None:
+            left[0] -= 1
+            if left[0] == 0 and not finished.done():
+                finished.set_result(None)
+
+        for sample in samples:
+            sample.on_done = lambda _: loop.call_soon_threadsafe(one_done)
+        for group in groups:
+            self.batchers[name].submit(group)
+        watch = None if streamed else asyncio.ensure_future(disconnected(request))
+        try:
+            await (finished if watch is None else asyncio.wait({finished, watch}, return_when="FIRST_COMPLETED"))
+        finally:
+            if watch is not None:
+                watch.cancel()
+            for sample in samples:
+                sample.cancelled = True  # those still drawing leave at the next step
+        if any(sample.finish_reason == "error" for sample in samples):
+            raise RequestError(500, "the server failed while sampling; it is still up.")
+
+    def native_sample(self, model: Model, body: schemas.SampleRequest) -> Sample:
+        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
+        return Sample(
+            prime=self.prime(model, body.prime, body.unknown),
+            length=self.length(body.length, "length"),
+            temperature=body.temperature,
+            top_k=body.top_k,
+            top_p=body.top_p,
+            seed=body.seed,
+            stop=tuple(s for s in stop if s),
+        )
+
+    async def sample(self, request: Any, body: schemas.SampleRequest) -> Any:
+        name, model = self.model(body.model, "sample", "sampling")
+        sample = self.native_sample(model, body)
+        if body.stream:
+            self.refuse_if_full()  # now, before the stream's 200 (the stream counts itself in when it starts)
+            return event_stream(self.native_events(request, name, sample))
+        async with self.working():
+            await self.draw(request, name, [[sample]])
+        return {"model": name, "text": sample.prime + sample.text}
+
+    async def native_events(self, request: Any, name: str, sample: Sample) -> AsyncIterator[str]:
         """Server-sent events of a sample: the prime, then a piece at a time as it is drawn, then "end"."""
+        async with self.working():
+            pieces, drawing = self.stream(request, name, [[sample]])
+            try:
+                if sample.prime:
+                    yield sse({"text": sample.prime})
+                while (piece := await pieces.get()) is not None:
+                    yield sse({"text": piece[1]})
+                await drawing
+                yield "event: end\ndata: {}\n\n"
+            finally:
+                await self.stop([sample], drawing)
+
+    def stream(self, request: Any, name: str, groups: list[list[Sample]]) -> tuple[asyncio.Queue, asyncio.Future]:
+        """Start drawing the samples; the queue receives (sample, text, start, end, finish_reason or None) for
+        each piece as it is drawn, then None once all have ended (the future: their end)."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
-        cancelled = threading.Event()
 
-        def draw() -> None:
-            try:
-                with self.locks[name]:
-                    pieces_of = model.generate(**options)
-                    loop.call_soon_threadsafe(pieces.put_nowait, model.readable(options["prime"], options["unknown"]))
-                    piece = ""
-                    for ch in pieces_of:
-                        if cancelled.is_set():
-                            break
-                        piece += ch
-                        if len(piece) >= 8 or ch == "\n":
-                            loop.call_soon_threadsafe(pieces.put_nowait, piece)
-                            piece = ""
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            finally:
-                loop.call_soon_threadsafe(pieces.put_nowait, None)
+        def piece(sample: Sample, start: int, end: int) -> None:
+            text, finish = "".join(sample.chars[start:end]), sample.finish_reason  # read now, on the batcher's thread
+            loop.call_soon_threadsafe(pieces.put_nowait, (sample, text, start, end, finish))
 
-        self.admit()
-        try:
-            async with self.slots:
-                worker = loop.run_in_executor(None, draw)
-                try:
-                    while (piece := await pieces.get()) is not None:
-                        if piece:
-                            yield f"data: {json.dumps({'text': piece}, ensure_ascii=False)}\n\n"
-                    yield "event: end\ndata: {}\n\n"
-                finally:
-                    cancelled.set()
-                    await worker
-        finally:
-            self.admitted -= 1
+        for group in groups:
+            for sample in group:
+                sample.on_piece = piece
+        drawing = asyncio.ensure_future(self.draw(request, name, groups, streamed=True))
+        drawing.add_done_callback(lambda _: pieces.put_nowait(None))  # after every piece: they were queued first
+        return pieces, drawing
+
+    @staticmethod
+    async def stop(samples: list[Sample], drawing: asyncio.Future) -> None:
+        """End a stream's samples (its client may have gone): their rows leave the batch at the next step."""
+        for sample in samples:
+            sample.cancelled = True
+        await asyncio.gather(drawing, return_exceptions=True)
+
+    # -- the other native routes: each returns the answer's JSON -------------------------------------------------
+
+    def inputs(self, value: str | list[str], key: str) -> list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if len(texts) > self.limits.max_inputs:
+            most = self.limits.max_inputs
+            raise RequestError(413, f"`{key}` holds {len(texts)} items, more than this server takes at once ({most}).")
+        longest = max(len(text) for text in texts)
+        if longest > self.limits.max_chars:
+            raise RequestError(413, f"an item of `{key}` has {longest} characters, more than {self.limits.max_chars}.")
+        return texts
+
+    async def score(self, body: schemas.ScoreRequest) -> Any:
+        name, model = self.model(body.model, "scores", "scoring text")
+        named = {f"text {i}": text for i, text in enumerate(self.inputs(body.texts, "texts"), 1)}
+        work = lambda: api.score_records(model, named, body.per_line, body.sort, body.unknown)  # noqa: E731
+        return await self.compute(name, work)
+
+    async def classify(self, body: schemas.ClassifyRequest) -> Any:
+        name, model = self.model(body.model, "classify", "classifying")
+        inputs = self.inputs(body.inputs, "inputs")
+        return await self.compute(name, lambda: api.classify_records(model, inputs, body.top_k, body.unknown))
+
+    async def tag(self, body: schemas.TagRequest) -> Any:
+        name, model = self.model(body.model, "tag", "tagging")
+        inputs = self.inputs(body.inputs, "inputs")
+        return await self.compute(name, lambda: api.tag_records(model, inputs, body.unknown))
+
+    async def translate(self, body: schemas.TranslateRequest) -> Any:
+        name, model = self.model(body.model, "translate", "translating")
+        inputs = self.inputs(body.inputs, "inputs")
+        if max(body.beam, body.n_best) > self.limits.max_beam:
+            raise RequestError(400, f"`beam` and `n_best` may be at most {self.limits.max_beam} on this server.")
+        options = (body.beam, body.n_best, body.length_penalty, body.unknown)
+        return await self.compute(name, lambda: api.translate_records(model, inputs, *options))
+
+    # -- the application ------------------------------------------------------------------------------------------
 
     def app(self) -> Any:
-        """The Starlette application."""
-        from starlette.applications import Starlette
+        """The ASGI application: FastAPI's routes inside the Gate, CORS and Front middleware."""
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
         from starlette.exceptions import HTTPException
-        from starlette.requests import Request
-        from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
-        from starlette.routing import Route
 
-        page = resources.files("charrnn.interfaces").joinpath("serve.html").read_text(encoding="utf-8")
+
+        page = resources.files("charrnn.interfaces.serve").joinpath("page.html").read_text(encoding="utf-8")
         page = page.replace("{{version}}", __version__)
+        app = FastAPI(
+            title="charrnn serve",
+            version=__version__,
+            description="Character-level models over HTTP: charrnn's own routes and OpenAI's completions.",
+            docs_url=None,
+            redoc_url=None,
+        )
+        completions = Completions(self)
 
         def answer(value: Any, status: int = 200, headers: dict | None = None) -> JSONResponse:
             return JSONResponse(json_safe(value), status, headers)
 
-        async def read_body(request: Request) -> dict:
-            too_large = RequestError(
-                413, f"the request body is over this server's limit of {self.limits.max_body} bytes."
-            )
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.limits.max_body:
-                raise too_large  # before reading any of it
-            raw = b""
-            async for chunk in request.stream():
-                raw += chunk
-                if len(raw) > self.limits.max_body:
-                    raise too_large
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise RequestError(400, f"the request body is not valid JSON ({e}).") from None
-            if not isinstance(body, dict):
-                raise RequestError(400, 'the request body must be a JSON object, e.g. {"model": "NAME", ...}.')
-            return body
-
-        def endpoint(handler: Callable[[dict], tuple[str, Callable[[], Any]]]) -> Callable:
-            async def run(request: Request) -> Any:
-                body = await read_body(request)
-                name, work = handler(body)
-                return answer(await self.compute(name, work))
-
-            return run
-
-        async def sample(request: Request) -> Any:
-            body = await read_body(request)
-            if not _value(body, "stream", bool, False, "true or false"):
-                name, work = self.sample(body)
-                return answer(await self.compute(name, work))
-            name, model, options = self.sample_options(body)
-            self.refuse_if_full()  # now, before the stream's 200 (the stream counts itself in when it starts)
-            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            return StreamingResponse(self.stream(name, model, options), media_type="text/event-stream", headers=headers)
-
-        async def health(request: Request) -> Any:
-            return answer({"status": "ok", "models": len(self.models), "version": __version__})
-
-        async def models(request: Request) -> Any:
-            return answer({"models": [describe(name, model) for name, model in self.models.items()]})
-
-        async def index(request: Request) -> Any:
+        @app.get("/", include_in_schema=False)
+        async def index() -> HTMLResponse:
             return HTMLResponse(page)
 
-        async def refused(request: Request, error: RequestError) -> Any:
-            return answer({"error": error.message}, error.status, error.headers)
+        @app.get("/health")
+        async def health() -> dict:
+            return {"status": "ok", "models": len(self.models), "version": __version__}
 
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            text, content_type = self.metrics.text()
+            return Response(text, media_type=content_type)
+
+        @app.get("/v1/models")
+        async def models() -> dict:
+            return {"object": "list", "data": [describe(name, model) for name, model in self.models.items()]}
+
+        @app.get("/v1/models/{name}")
+        async def one_model(name: str) -> dict:
+            if name not in self.models:
+                raise RequestError(404, f'no model is served as "{name}".', "model", "model_not_found")
+            return describe(name, self.models[name])
+
+        @app.post("/v1/sample")
+        async def sample(body: schemas.SampleRequest, request: Request) -> Any:
+            return await self.sample(request, body)
+
+        @app.post("/v1/score")
+        async def score(body: schemas.ScoreRequest) -> Any:
+            return answer(await self.score(body))
+
+        @app.post("/v1/classify")
+        async def classify(body: schemas.ClassifyRequest) -> Any:
+            return answer(await self.classify(body))
+
+        @app.post("/v1/tag")
+        async def tag(body: schemas.TagRequest) -> Any:
+            return answer(await self.tag(body))
+
+        @app.post("/v1/translate")
+        async def translate(body: schemas.TranslateRequest) -> Any:
+            return answer(await self.translate(body))
+
+        @app.post("/v1/completions")
+        async def complete(body: schemas.CompletionRequest, request: Request) -> Any:
+            return await completions.create(request, body)
+
+        @app.api_route("/v1/chat/completions", methods=["GET", "POST"], include_in_schema=False)
+        async def chat() -> Any:
+            raise RequestError(
+                400,
+                "charrnn's models complete text character by character and do not chat; send the text to continue "
+                "as `prompt` to /v1/completions.",
+                code="unsupported",
+            )
+
+        bodies = {route.path: route.body_field for route in app.routes if getattr(route, "body_field", None)}
+
+        @app.exception_handler(RequestError)
+        async def refused(request: Request, error: RequestError) -> Any:
+            body = error_body(request.url.path, error.status, error.message, error.param, error.code)
+            return answer(body, error.status, error.headers)
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid(request: Request, error: RequestValidationError) -> Any:
+            path = request.url.path
+            field = bodies.get(path)
+            schema = getattr(field, "type_", None) or getattr(getattr(field, "field_info", None), "annotation", None)
+            first = min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key, first
+            message, param = schemas.explain(first, path, schema)
+            return answer(error_body(path, 400, message, param), 400)
+
+        @app.exception_handler(BodyTooLarge)
+        async def too_large(request: Request, error: BodyTooLarge) -> Any:
+            return answer(error_body(request.url.path, 413, str(error)), 413)
+
+        @app.exception_handler(HTTPException)
         async def http_error(request: Request, error: HTTPException) -> Any:
             message = {
                 404: f"there is no {request.url.path}; see GET /v1/models and the page at /.",
                 405: f"{request.method} is not what {request.url.path} takes.",
-            }
-            return answer({"error": message.get(error.status_code, str(error.detail))}, error.status_code)
+            }.get(error.status_code, str(error.detail))
+            return answer(error_body(request.url.path, error.status_code, message), error.status_code)
 
+        @app.exception_handler(Exception)
         async def crashed(request: Request, error: Exception) -> Any:
-            return answer(
-                {"error": f"the server failed on this request ({type(error).__name__}); it is still up."}, 500
+            message = f"the server failed on this request ({type(error).__name__}); it is still up."
+            return answer(error_body(request.url.path, 500, message), 500)
+
+        routes = {route.path for route in app.routes}
+        wrapped: Any = Gate(app, self.token, self.limits.max_body)
+        if self.cors_origins:
+            from starlette.middleware.cors import CORSMiddleware
+
+            wrapped = CORSMiddleware(
+                wrapped,
+                allow_origins=list(self.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                expose_headers=["X-Request-Id"],
             )
-
-        routes = [
-            Route("/", index),
-            Route("/health", health),
-            Route("/v1/models", models),
-            Route("/v1/sample", sample, methods=["POST"]),
-            Route("/v1/score", endpoint(self.score), methods=["POST"]),
-            Route("/v1/classify", endpoint(self.classify), methods=["POST"]),
-            Route("/v1/tag", endpoint(self.tag), methods=["POST"]),
-            Route("/v1/translate", endpoint(self.translate), methods=["POST"]),
-        ]
-        handlers = {RequestError: refused, HTTPException: http_error, Exception: crashed}
-        app = Starlette(routes=routes, exception_handlers=handlers)
-        return app if self.token is None else _Guard(app, self.token)
-
-
-class _Guard:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.expected = app, f"Bearer {token}".encode()
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = json.dumps({"error": "this server needs the header Authorization: Bearer <token> (--token)."})
-                headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
-                await send({"type": "http.response.start", "status": 401, "headers": headers})
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def serve(
-    models: dict[str, Model],
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    token: str | None = None,
-    limits: Limits = Limits(),
-    announce: Callable[[str], None] = print,
-) -> None:
-    """Serve `models` until Ctrl-C or SIGTERM, which stop taking requests, finish those in flight and return."""
-    _, uvicorn = need_server()
-    if not is_loopback(host) and not token:
-        raise CharRNNError(
-            f"--host {host} lets other machines reach the server; give it a --token (or {TOKEN_ENV}) that every "
-            "request must send, or serve on 127.0.0.1."
-        )
-    app = Server(models, limits, token).app()
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10, limit_concurrency=None
-    )
-    server = uvicorn.Server(config)
-    where = f"[{host}]" if ":" in host else host
-    names = ", ".join(f"{name} ({model.task})" for name, model in models.items())
-    announce(f"serving {names} at http://{where}:{port}/ (Ctrl-C stops)")
-    # uvicorn drains on SIGINT/SIGTERM, then raises the signal again for the handlers it found: these take it, so
-    # the command ends with exit code 0 instead of a KeyboardInterrupt or death by SIGTERM.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run()
-    except SystemExit:  # uvicorn exits when it cannot bind
-        if server.started:
-            raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if server.started:
-        announce("stopped")
-    else:
-        raise CharRNNError(
-            f"could not listen on {host}:{port}; is another server using that port? Choose another --port."
-        )
+        return Front(wrapped, self.metrics, routes, self.quiet)
