@@ -28,9 +28,13 @@ class LanguageModelNetwork(Network):
     def initial_state(self, batch_size: int) -> list[State]:
         return [layer.zero_state(batch_size) for layer in self.layers]
 
-    def prepare(self) -> None:
-        """Make each layer's working copy of its weights; `forward` does it unless told they are current."""
+    def prepare(self, feature_major: bool = False) -> None:
+        """Make each layer's working copy of its weights; `forward` does it unless told they are current. With
+        feature_major, also the copies a feature-major state is multiplied by (see `Layer.feature_major`)."""
         self.stack.prepare()
+        if feature_major:
+            for layer in self.layers:
+                layer.feature_major()
 
     def forward(
         self,
@@ -71,12 +75,16 @@ class LanguageModelNetwork(Network):
         """Logits (B, V) after one more character per stream, `ids` (B,); advances `state` in place.
 
         For sampling: it keeps nothing for a backward pass and copies no state (LSTM 2×256: 5,588 against 5,233
-        characters a second through `forward`). Call `prepare()` first.
+        characters a second through `forward`). Call `prepare()` first. The state may be feature-major (each array
+        the transpose of a C array, as `Batcher` keeps a batch's): the step's scratch arrays follow its order.
         """
         out = ids[None]
         for layer, layer_state in zip(self.layers, state, strict=True):
-            a = layer.project(out, layer.buf("a_step", 1, len(ids), layer.gates * self.hidden_size))
-            layer.advance(a[0], layer_state)
+            shape = (len(ids), layer.gates * self.hidden_size)
+            # a row lookup writes batch-major fastest; a product is written in the state's order
+            a = layer.buf("a_step", *shape) if layer.lookup else layer.buf_like("a_step", layer_state[0], *shape)
+            layer.project(out, a[None])
+            layer.advance(a, layer_state)
             out = layer_state[0][None]
         logits = np.matmul(out[0], self.params["W_y"], out=self.buf("step_logits", len(ids), self.vocab_size))
         logits += self.params["b_y"]

@@ -51,6 +51,7 @@ class Sample:
     prime_token_logprobs: list[float] = field(default_factory=list)
     prime_top_logprobs: list[dict[str, float]] = field(default_factory=list)
     finish_reason: str | None = None  # "length", "stop", "cancelled", or "error"
+    stopped_by: str = ""  # the stop string it wrote
     cancelled: bool = False  # set by the caller: the row leaves at the next step
     sent: int = 0  # characters handed to on_piece so far
     noise: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
@@ -60,6 +61,11 @@ class Sample:
     @property
     def text(self) -> str:
         return "".join(self.chars)
+
+    @property
+    def drawn(self) -> int:
+        """Characters drawn, a stop string left out of the text included."""
+        return len(self.chars) + (0 if self.keep_stop else len(self.stopped_by))
 
     def next_noise(self, vocab_size: int, block: int) -> np.ndarray:
         """The Gumbel noise of this stream's next draw, from its own generator a block of steps at a time (the
@@ -96,6 +102,7 @@ class Batcher:
         self.wake = threading.Event()
         self.closed = False
         self.thread: threading.Thread | None = None
+        self.rng = np.random.default_rng()  # the noise of rows without a seed
         self.start_lock = threading.Lock()
         self._empty()
 
@@ -103,7 +110,11 @@ class Batcher:
         self.rows: list[Sample] = []
         self.state = self.network.initial_state(0)
         self.logits = np.empty((0, len(self.vocab)), self.network.dtype)
-        self.left = np.empty(0, int)  # characters each row may still draw
+        # per row, kept in step with `rows` as they join and leave (no Python loop over the rows to make them):
+        self.left = np.empty(0, int)  # characters it may still draw
+        self.temperature, self.top_k, self.top_p = np.empty(0), np.empty(0, int), np.empty(0)
+        self.watched = np.empty(0, bool)  # it has stop strings, or is streamed: looked at after each draw
+        self.seeded = np.empty(0, bool)  # it draws its noise from its own generator
 
     def submit(self, samples: list[Sample]) -> None:
         """Add samples that share a prime (the choices of one request): they join the batch at its next step."""
@@ -127,7 +138,7 @@ class Batcher:
 
     def _run(self) -> None:
         with self.lock:
-            self.network.prepare()
+            self.network.prepare(feature_major=True)
         while not self.closed:
             if not self.rows and self.joining.empty():
                 self.wake.wait()
@@ -161,17 +172,25 @@ class Batcher:
                     sample.prime_token_logprobs = scores[np.arange(len(chosen)), chosen].tolist()
                     sample.prime_top_logprobs = [self._top(row, sample.logprobs) for row in scores]
             for sample in group:
-                sample.rng = np.random.default_rng(sample.seed)
                 if sample.length == 0:
                     self._finish(sample, "length")
                     continue
+                sample.rng = None if sample.seed is None else np.random.default_rng(sample.seed)
                 self.rows.append(sample)
                 self.state = [
-                    [np.concatenate([old, new]) for old, new in zip(layer_old, layer_new, strict=True)]
-                    for layer_old, layer_new in zip(self.state, state, strict=True)
+                    [
+                        np.asfortranarray(np.concatenate([old, new]))  # feature-major: see `Scratch.buf_like`
+                        for old, new in zip(old_layer, new_layer, strict=True)
+                    ]
+                    for old_layer, new_layer in zip(self.state, state, strict=True)
                 ]
                 self.logits = np.concatenate([self.logits, logits[-1:]])
                 self.left = np.append(self.left, sample.length)
+                self.temperature = np.append(self.temperature, sample.temperature)
+                self.top_k = np.append(self.top_k, sample.top_k)
+                self.top_p = np.append(self.top_p, sample.top_p)
+                self.watched = np.append(self.watched, bool(sample.stop) or sample.on_piece is not None)
+                self.seeded = np.append(self.seeded, sample.seed is not None)
 
     def _cancelled(self, sample: Sample) -> bool:
         if sample.cancelled:
@@ -179,44 +198,55 @@ class Batcher:
         return sample.cancelled
 
     def _step(self) -> None:
-        rows, V = self.rows, len(self.vocab)
+        rows = self.rows
         if not rows:
             return
-        temperature = np.array([row.temperature for row in rows], float)
-        top_k = np.array([row.top_k for row in rows])
-        top_p = np.array([row.top_p for row in rows], float)
-        noise = np.zeros((len(rows), V))
-        for r, row in enumerate(rows):
-            if row.temperature > 0:
-                noise[r] = row.next_noise(V, self.block)
-        ids = draw(self.logits, temperature, top_k, top_p, noise)
+        ids = draw(self.logits, self.temperature, self.top_k, self.top_p, self._noise())
         scored = [r for r, row in enumerate(rows) if row.logprobs is not None]
         if scored:
             self._record_logprobs(scored, ids)
+        chars = self.vocab.chars
+        for row, i in zip(rows, ids.tolist(), strict=True):
+            row.chars.append(chars[i])
         self.left -= 1
         ended = self.left == 0
-        chars = self.vocab.chars
-        for r, (row, i) in enumerate(zip(rows, ids.tolist(), strict=True)):
-            row.chars.append(chars[i])
+        for r in np.flatnonzero(self.watched & ~ended):
+            row = rows[r]
+            if row.stop and self._wrote_stop(row):
+                ended[r] = True
+            elif row.on_piece is not None:
+                self._send(row, finished=False)
+        for r, row in enumerate(rows):
             if row.cancelled:
                 row.finish_reason = "cancelled"
                 ended[r] = True
-            elif row.stop and self._wrote_stop(row):
-                ended[r] = True
-            elif row.on_piece is not None and not ended[r]:
-                self._send(row, finished=False)
         if ended.any():
-            for r in np.flatnonzero(ended):
-                self._finish(rows[r], rows[r].finish_reason or "length")
-            keep = ~ended
-            self.rows = [row for row, kept in zip(rows, keep, strict=True) if kept]
-            self.state = [[array[keep] for array in layer] for layer in self.state]
-            self.left, self.logits, ids = self.left[keep], self.logits[keep], ids[keep]
+            self._leave(ended)
         if self.on_step is not None:
             self.on_step(len(rows))
         if self.rows:
             with self.lock:
-                self.logits = self.network.step(ids.astype(self.vocab.dtype), self.state).copy()
+                self.logits = self.network.step(ids[~ended].astype(self.vocab.dtype), self.state).copy()
+
+    def _noise(self) -> np.ndarray:
+        """The Gumbel noise of each row's draw: a seeded row's from its own generator, the others' at once."""
+        noise = np.empty(self.logits.shape)
+        V, seeded = noise.shape[1], self.seeded
+        if not seeded.all():
+            noise[~seeded] = self.rng.gumbel(size=(len(seeded) - seeded.sum(), V))
+        for r in np.flatnonzero(seeded & (self.temperature > 0)):
+            noise[r] = self.rows[r].next_noise(V, self.block)
+        return noise
+
+    def _leave(self, ended: np.ndarray) -> None:
+        """End the rows marked and take them out of the batch."""
+        for r in np.flatnonzero(ended):
+            self._finish(self.rows[r], self.rows[r].finish_reason or "length")
+        keep = ~ended
+        self.rows = [row for row, kept in zip(self.rows, keep, strict=True) if kept]
+        self.state = [[np.asfortranarray(array[keep]) for array in layer] for layer in self.state]
+        for name in ("logits", "left", "temperature", "top_k", "top_p", "watched", "seeded"):
+            setattr(self, name, getattr(self, name)[keep])
 
     def _record_logprobs(self, scored: list[int], ids: np.ndarray) -> None:
         scores = log_softmax(self.logits[scored])
@@ -235,7 +265,7 @@ class Batcher:
         string unless keep_stop)."""
         for stop in row.stop:
             if len(row.chars) >= len(stop) and "".join(row.chars[-len(stop) :]) == stop:
-                row.finish_reason = "stop"
+                row.finish_reason, row.stopped_by = "stop", stop
                 if not row.keep_stop:
                     del row.chars[len(row.chars) - len(stop) :]
                     del row.token_logprobs[len(row.chars) :]
