@@ -80,6 +80,7 @@ def test_stop_strings_end_a_choice_and_are_left_out(client):
     first = free.index(stops[0])
     done = client.completions.create(model="pond", prompt="The ", max_tokens=300, seed=2, stop=stops)
     assert done.choices[0].text == free[:first] and done.choices[0].finish_reason == "stop"
+    assert done.usage.completion_tokens == first + 2  # the stop string was drawn, though left out of the text
     streamed = client.completions.create(model="pond", prompt="The ", max_tokens=300, seed=2, stop=stops, stream=True)
     chunks = list(streamed)
     assert "".join(c.choices[0].text for c in chunks) == free[:first] and chunks[-1].choices[0].finish_reason == "stop"
@@ -101,9 +102,16 @@ def test_echo_and_logprobs(client):
     scored = client.completions.create(model="pond", prompt="The pond", max_tokens=0, echo=True, logprobs=0)
     assert scored.choices[0].text == "The pond" and len(scored.choices[0].logprobs.token_logprobs) == 8
     streamed = list(
-        client.completions.create(model="pond", prompt="The ", max_tokens=30, seed=4, echo=True, stream=True)
+        client.completions.create(
+            model="pond", prompt="The ", max_tokens=30, seed=4, echo=True, stream=True, logprobs=1
+        )
     )
     assert "".join(c.choices[0].text for c in streamed) == choice.text
+    pieces = [c.choices[0].logprobs for c in streamed if c.choices[0].text]
+    assert [o for p in pieces for o in p.text_offset] == list(range(34))  # offsets run on across the chunks
+    assert [t for p in pieces for t in p.token_logprobs] == lp.token_logprobs
+    plain = client.completions.create(model="pond", prompt="The ", max_tokens=30, seed=4, logprobs=1).choices[0]
+    assert plain.logprobs.text_offset == list(range(30)) and plain.logprobs.token_logprobs == lp.token_logprobs[4:]
 
 
 def test_a_bad_request_raises_the_sdks_typed_error_with_our_sentence(client):
@@ -219,6 +227,9 @@ def test_a_full_server_answers_503_and_a_client_that_goes_away_frees_its_row(run
         drawn = metric(one.url, "charrnn_characters_generated_total")
         time.sleep(0.3)
         assert metric(one.url, "charrnn_characters_generated_total") == drawn  # no row is drawing any more
+        log = one.log()
+        assert '"POST /v1/sample" 499' in log  # logged as nginx does: the client closed the request
+        assert "socket.send() raised exception" not in log  # no writes piled up for the stream that went away
 
 
 def answered_soon(url: str, body: dict) -> int:

@@ -18,7 +18,7 @@ from charrnn.errors import CharRNNError
 from charrnn.interfaces import api
 from charrnn.interfaces.serve import schemas
 from charrnn.interfaces.serve.completions import Completions
-from charrnn.interfaces.serve.events import disconnected, event_stream, sse
+from charrnn.interfaces.serve.events import disconnected, event_stream, merged, sse
 from charrnn.interfaces.serve.operations import BodyTooLarge, Front, Gate, Metrics, error_body
 from charrnn.tasks.batching import Batcher, Sample
 from charrnn.tasks.model import Model
@@ -163,6 +163,8 @@ class Server:
                 watch.cancel()
             for sample in samples:
                 sample.cancelled = True  # those still drawing leave at the next step
+        if not finished.done():  # logged as nginx logs it: 499, the client closed the request
+            raise RequestError(499, "the client went away before its answer was ready.")
         if any(sample.finish_reason == "error" for sample in samples):
             raise RequestError(500, "the server failed while sampling; it is still up.")
 
@@ -195,7 +197,7 @@ class Server:
             try:
                 if sample.prime:
                     yield sse({"text": sample.prime})
-                while (piece := await pieces.get()) is not None:
+                async for piece in merged(pieces):
                     yield sse({"text": piece[1]})
                 await drawing
                 yield "event: end\ndata: {}\n\n"
@@ -270,7 +272,6 @@ class Server:
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from starlette.exceptions import HTTPException
-
 
         page = resources.files("charrnn.interfaces.serve").joinpath("page.html").read_text(encoding="utf-8")
         page = page.replace("{{version}}", __version__)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from charrnn.interfaces.serve.events import event_stream, sse
+from charrnn.interfaces.serve.events import event_stream, merged, sse
 from charrnn.interfaces.serve.schemas import CompletionRequest
 from charrnn.tasks.batching import Sample
 
@@ -22,17 +22,19 @@ if TYPE_CHECKING:
     from charrnn.interfaces.serve.app import Server
 
 
-def logprobs_of(sample: Sample, start: int, end: int, echoed: str = "") -> dict[str, Any]:
-    """OpenAI's logprobs object for characters start:end of the sample's text, after the echoed prompt if any."""
-    tokens = list(echoed) + sample.chars[start:end]
-    token_logprobs: list[float | None] = []
-    top_logprobs: list[dict[str, float] | None] = []
-    if echoed:
-        token_logprobs = [None, *sample.prime_token_logprobs]
-        top_logprobs = [None, *sample.prime_top_logprobs]
-    token_logprobs += sample.token_logprobs[start:end]
-    top_logprobs += sample.top_logprobs[start:end]
-    offset = start + len(echoed) if start else 0
+def logprobs_of(sample: Sample, start: int, end: int, echo: bool, prompt: bool = False) -> dict[str, Any]:
+    """OpenAI's logprobs object for the drawn characters start:end of a choice (with prompt, the echoed prompt's
+    before them: its first has none). text_offset counts characters of the choice's text, the echoed prompt
+    included."""
+    tokens = sample.chars[start:end]
+    token_logprobs: list[float | None] = sample.token_logprobs[start:end]
+    top_logprobs: list[dict[str, float] | None] = sample.top_logprobs[start:end]
+    offset = start + (len(sample.prime) if echo else 0)
+    if prompt and sample.prime:
+        tokens = list(sample.prime) + tokens
+        token_logprobs = [None, *sample.prime_token_logprobs, *token_logprobs]
+        top_logprobs = [None, *sample.prime_top_logprobs, *top_logprobs]
+        offset = 0
     return {
         "tokens": tokens,
         "token_logprobs": token_logprobs,
@@ -89,12 +91,12 @@ class Completions:
             await self.server.draw(request, name, groups)
         choices = []
         for sample in (sample for group in groups for sample in group):
-            echoed = sample.prime if body.echo else ""
-            logprobs = None if body.logprobs is None else logprobs_of(sample, 0, len(sample.chars), echoed)
-            choice = {"text": echoed + sample.text, "index": sample.index, "logprobs": logprobs}
+            echo = bool(body.echo)
+            logprobs = None if body.logprobs is None else logprobs_of(sample, 0, len(sample.chars), echo, echo)
+            choice = {"text": (sample.prime if echo else "") + sample.text, "index": sample.index, "logprobs": logprobs}
             choices.append({**choice, "finish_reason": sample.finish_reason})
         prompt_tokens = sum(len(prompt) for prompt in prompts)
-        completion_tokens = sum(len(sample.chars) for group in groups for sample in group)
+        completion_tokens = sum(sample.drawn for group in groups for sample in group)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -129,14 +131,13 @@ class Completions:
                 if id(sample) in started or not (echo and sample.prime):
                     return []
                 started.add(id(sample))
-                return [chunk(sample, sample.prime, logprobs_of(sample, 0, 0, sample.prime) if with_logprobs else None)]
+                return [chunk(sample, sample.prime, logprobs_of(sample, 0, 0, echo, True) if with_logprobs else None)]
 
             try:
-                while (piece := await pieces.get()) is not None:
-                    sample, text, start, end, finish = piece
+                async for sample, text, start, end, finish in merged(pieces):
                     for event in begin(sample):
                         yield event
-                    yield chunk(sample, text, logprobs_of(sample, start, end) if with_logprobs else None)
+                    yield chunk(sample, text, logprobs_of(sample, start, end, echo) if with_logprobs else None)
                     if finish in ("stop", "length"):
                         ended.add(id(sample))
                         yield chunk(sample, "", None, finish)
