@@ -285,6 +285,26 @@ def test_the_page_streams_a_sample_in_a_real_browser(server):
                 {"model": "pond", "prime": "MILLER:", "length": 120, "seed": 5, "temperature": 0.8},
             )[1]["text"]
             assert shown.strip() == expected.strip() and shown.startswith("MILLER:")
+            # top-p and a stop string reach the server; Stop cancels a long sample and frees its batch row
+            page.fill("#top_p", "0.9")
+            page.fill("#stop", "e")
+            page.click("#sample")
+            page.wait_for_selector("#output[data-done=yes]", timeout=30_000)
+            with_stop = call(
+                server.url + "/v1/sample",
+                {"model": "pond", "prime": "MILLER:", "length": 120, "seed": 5, "temperature": 0.8, "top_p": 0.9},
+            )[1]["text"]
+            assert page.inner_text("#output").strip() == with_stop[: with_stop.index("e", 7) + 1].strip()
+            page.fill("#stop", "")
+            page.fill("#length", "100000")
+            page.click("#sample")
+            page.wait_for_function("document.querySelector('#output').textContent.length > 200")
+            page.click("#cancel")
+            page.wait_for_selector("#output[data-done=stopped]", timeout=10_000)
+            assert not page.is_disabled("#sample") and page.is_disabled("#cancel")
+            drawn = characters(server.url)
+            time.sleep(0.3)
+            assert characters(server.url) == drawn  # the sample's row left the batch
             page.select_option("#model", "labels")
             page.fill("#inputs", "abcdeab\nabc")
             page.click("#run")
@@ -293,3 +313,9 @@ def test_the_page_streams_a_sample_in_a_real_browser(server):
             assert outside == []
         finally:
             browser.close()
+
+
+def characters(url: str) -> float:
+    """Characters the server has drawn so far (its metrics)."""
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("charrnn_characters_generated"))
