@@ -21,7 +21,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.nn.language_model import LanguageModelNetwork
-from charrnn.tasks.sampling import draw, read_prime
+from charrnn.tasks.sampling import Settings, draw, read_prime
 
 PIECE = 8  # a streamed sample is sent in pieces of this many characters (or up to a line break)
 
@@ -110,11 +110,21 @@ class Batcher:
         self.rows: list[Sample] = []
         self.state = self.network.initial_state(0)
         self.logits = np.empty((0, len(self.vocab)), self.network.dtype)
-        # per row, kept in step with `rows` as they join and leave (no Python loop over the rows to make them):
-        self.left = np.empty(0, int)  # characters it may still draw
-        self.temperature, self.top_k, self.top_p = np.empty(0), np.empty(0, int), np.empty(0)
-        self.watched = np.empty(0, bool)  # it has stop strings, or is streamed: looked at after each draw
-        self.seeded = np.empty(0, bool)  # it draws its noise from its own generator
+        self.left = np.empty(0, int)  # characters each row may still draw
+        self._changed()
+
+    def _changed(self) -> None:
+        """Work out what each step needs of the rows, once for every change of the batch."""
+        rows = self.rows
+        self.settings = Settings(
+            np.array([row.temperature for row in rows], float),
+            np.array([row.top_k for row in rows], int),
+            np.array([row.top_p for row in rows], float),
+        )
+        self.watched = [r for r, row in enumerate(rows) if row.stop or row.on_piece is not None]
+        self.scored = [r for r, row in enumerate(rows) if row.logprobs is not None]
+        self.own_noise = [r for r, row in enumerate(rows) if row.rng is not None and row.temperature > 0]
+        self.shared_noise = np.array([row.rng is None for row in rows], bool)  # drawn at once, from self.rng
 
     def submit(self, samples: list[Sample]) -> None:
         """Add samples that share a prime (the choices of one request): they join the batch at its next step."""
@@ -186,11 +196,7 @@ class Batcher:
                 ]
                 self.logits = np.concatenate([self.logits, logits[-1:]])
                 self.left = np.append(self.left, sample.length)
-                self.temperature = np.append(self.temperature, sample.temperature)
-                self.top_k = np.append(self.top_k, sample.top_k)
-                self.top_p = np.append(self.top_p, sample.top_p)
-                self.watched = np.append(self.watched, bool(sample.stop) or sample.on_piece is not None)
-                self.seeded = np.append(self.seeded, sample.seed is not None)
+            self._changed()
 
     def _cancelled(self, sample: Sample) -> bool:
         if sample.cancelled:
@@ -201,17 +207,18 @@ class Batcher:
         rows = self.rows
         if not rows:
             return
-        ids = draw(self.logits, self.temperature, self.top_k, self.top_p, self._noise())
-        scored = [r for r, row in enumerate(rows) if row.logprobs is not None]
-        if scored:
-            self._record_logprobs(scored, ids)
+        ids = draw(self.logits, self.settings, self._noise())
+        if self.scored:
+            self._record_logprobs(self.scored, ids)
         chars = self.vocab.chars
         for row, i in zip(rows, ids.tolist(), strict=True):
             row.chars.append(chars[i])
         self.left -= 1
         ended = self.left == 0
-        for r in np.flatnonzero(self.watched & ~ended):
+        for r in self.watched:
             row = rows[r]
+            if ended[r]:
+                continue
             if row.stop and self._wrote_stop(row):
                 ended[r] = True
             elif row.on_piece is not None:
@@ -222,19 +229,20 @@ class Batcher:
                 ended[r] = True
         if ended.any():
             self._leave(ended)
+            ids = ids[~ended]
         if self.on_step is not None:
             self.on_step(len(rows))
         if self.rows:
             with self.lock:
-                self.logits = self.network.step(ids[~ended].astype(self.vocab.dtype), self.state).copy()
+                self.logits = self.network.step(ids.astype(self.vocab.dtype), self.state).copy()
 
     def _noise(self) -> np.ndarray:
         """The Gumbel noise of each row's draw: a seeded row's from its own generator, the others' at once."""
         noise = np.empty(self.logits.shape)
-        V, seeded = noise.shape[1], self.seeded
-        if not seeded.all():
-            noise[~seeded] = self.rng.gumbel(size=(len(seeded) - seeded.sum(), V))
-        for r in np.flatnonzero(seeded & (self.temperature > 0)):
+        V, shared = noise.shape[1], self.shared_noise
+        if shared.any():
+            noise[shared] = self.rng.gumbel(size=(int(shared.sum()), V))
+        for r in self.own_noise:
             noise[r] = self.rows[r].next_noise(V, self.block)
         return noise
 
@@ -245,8 +253,8 @@ class Batcher:
         keep = ~ended
         self.rows = [row for row, kept in zip(self.rows, keep, strict=True) if kept]
         self.state = [[np.asfortranarray(array[keep]) for array in layer] for layer in self.state]
-        for name in ("logits", "left", "temperature", "top_k", "top_p", "watched", "seeded"):
-            setattr(self, name, getattr(self, name)[keep])
+        self.logits, self.left = self.logits[keep], self.left[keep]
+        self._changed()
 
     def _record_logprobs(self, scored: list[int], ids: np.ndarray) -> None:
         scores = log_softmax(self.logits[scored])

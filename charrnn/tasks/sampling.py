@@ -39,22 +39,36 @@ def allowed(z: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> np.ndarray:
     return keep
 
 
-def draw(
-    logits: np.ndarray, temperature: np.ndarray, top_k: np.ndarray, top_p: np.ndarray, noise: np.ndarray
-) -> np.ndarray:
-    """One id per row of logits (B, V), each row with its own temperature, top-k and top-p (arrays of B): the
-    argmax of logits / temperature + noise over the allowed ids, noise being standard Gumbel (the Gumbel-max trick:
-    a draw from the softmax in a few array calls, no cumulative sum or search); temperature 0 takes the most
-    likely id."""
-    greedy = temperature == 0
+class Settings:
+    """How each row of a batch draws: its temperature, top-k and top-p (arrays of B), with what `draw` needs of them
+    worked out once, not at every step."""
+
+    def __init__(self, temperature: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> None:
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.greedy = temperature == 0
+        self.some_greedy, self.all_greedy = bool(self.greedy.any()), bool(self.greedy.all())
+        self.divisor = np.where(self.greedy, 1.0, temperature)[:, None]
+        self.cut = bool(((top_k > 0) | (top_p < 1)).any())
+
+    @classmethod
+    def same(cls, rows: int, temperature: float, top_k: int, top_p: float) -> "Settings":
+        return cls(np.full(rows, float(temperature)), np.full(rows, top_k), np.full(rows, float(top_p)))
+
+
+def draw(logits: np.ndarray, settings: Settings, noise: np.ndarray) -> np.ndarray:
+    """One id per row of logits (B, V), each row by its settings: the argmax of logits / temperature + noise over
+    the allowed ids, noise being standard Gumbel (the Gumbel-max trick: a draw from the softmax in a few array
+    calls, no cumulative sum or search); temperature 0 takes the most likely id."""
+    if settings.all_greedy:
+        return np.argmax(logits, axis=1)
     z = logits.astype(np.float64)
-    z /= np.where(greedy, 1.0, temperature)[:, None]
-    if (top_k > 0).any() or (top_p < 1).any():
-        z[~allowed(z, top_k, top_p)] = -np.inf
+    z /= settings.divisor
+    if settings.cut:
+        z[~allowed(z, settings.top_k, settings.top_p)] = -np.inf
     z += noise
     ids = np.argmax(z, axis=1)
-    if greedy.any():
-        ids[greedy] = np.argmax(logits[greedy], axis=1)
+    if settings.some_greedy:
+        ids[settings.greedy] = np.argmax(logits[settings.greedy], axis=1)
     return ids
 
 
@@ -94,11 +108,10 @@ class Sampler:
             return np.argmax(logits, axis=1)
         if self.row == len(self.noise) or self.noise.shape[1] != B:
             self.noise = self.rng.gumbel(size=(self.block, B, self.vocab_size))
+            self.settings = Settings.same(B, self.temperature, self.top_k, self.top_p)
             self.row = 0
-        noise = self.noise[self.row]
         self.row += 1
-        each = np.ones(B)
-        return draw(logits, self.temperature * each, self.top_k * each.astype(int), self.top_p * each, noise)
+        return draw(logits, self.settings, self.noise[self.row - 1])
 
 
 def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "the prime") -> str:
