@@ -58,9 +58,10 @@ def test_the_openai_client_lists_the_models_and_completes(client, runs):
 
 
 def test_a_streamed_completion_arrives_in_chunks_that_make_the_same_text(client):
-    whole = client.completions.create(model="pond", prompt="A", max_tokens=200, seed=5).choices[0].text
-    chunks = list(client.completions.create(model="pond", prompt="A", max_tokens=200, seed=5, stream=True))
-    assert len(chunks) > 5 and "".join(c.choices[0].text for c in chunks) == whole
+    whole = client.completions.create(model="pond", prompt="A", max_tokens=2000, seed=5).choices[0].text
+    chunks = list(client.completions.create(model="pond", prompt="A", max_tokens=2000, seed=5, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == whole
+    assert len([c for c in chunks if c.choices[0].text]) >= 3  # in pieces as drawn (those waiting merged in one)
     assert [c.choices[0].finish_reason for c in chunks][-1] == "length"
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
 
@@ -271,27 +272,22 @@ def call_raw(url: str, headers: dict | None = None) -> tuple[int, Message]:
         return e.code, e.headers
 
 
-def test_metrics_count_requests_batches_and_characters(server, client):
-    def batches() -> tuple[float, float]:
-        return tuple(metric(server.url, f'charrnn_batch_rows_{part}{{model="pond"}}') for part in ("sum", "count"))
-
-    rows_before, steps_before = batches()
-    threads = [
-        threading.Thread(target=client.completions.create, kwargs={"model": "pond", "prompt": "", "max_tokens": 300})
-        for _ in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    text = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
-    assert re.search(r'charrnn_requests_total\{route="/v1/completions",status="200"\} \d+', text)
-    assert 'charrnn_request_seconds_bucket{le="0.005",route="/v1/completions"}' in text
-    assert "charrnn_requests_in_flight 1.0" in text and "charrnn_requests_queued 0.0" in text  # /metrics itself
-    rows, steps = batches()
-    assert rows - rows_before == 8 * 300
-    assert (rows - rows_before) / (steps - steps_before) > 2  # concurrent completions were drawn as one batch
-    assert metric(server.url, 'charrnn_characters_generated_total{model="pond"}') == rows
+def test_metrics_count_requests_batches_and_characters(runs):
+    with Server(runs, "--run-dir", "runs/pond", "--quiet") as server:  # its own: no other request's rows in its batch
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        arguments = {"model": "pond", "prompt": "", "max_tokens": 300}
+        threads = [threading.Thread(target=client.completions.create, kwargs=arguments) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        text = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+        assert re.search(r'charrnn_requests_total\{route="/v1/completions",status="200"\} 8\.0', text)
+        assert 'charrnn_request_seconds_bucket{le="0.005",route="/v1/completions"}' in text
+        assert "charrnn_requests_in_flight 1.0" in text and "charrnn_requests_queued 0.0" in text  # /metrics itself
+        rows, steps = (metric(server.url, f'charrnn_batch_rows_{part}{{model="pond"}}') for part in ("sum", "count"))
+        assert rows == 8 * 300 and rows / steps > 2  # concurrent completions were drawn as one batch
+        assert metric(server.url, 'charrnn_characters_generated_total{model="pond"}') == rows
 
 
 def test_request_ids_and_the_access_log(runs):
