@@ -95,6 +95,13 @@ def test_stop_strings_end_a_row_kept_or_left_out_and_pieces_make_the_text(networ
     assert dropped.text == text[:first] and dropped.finish_reason == "stop"
     assert "".join(pieces[0]) == kept.text and "".join(pieces[1]) == dropped.text
     assert len(pieces[0]) >= first // 8  # in pieces as they are drawn, not at the end
+    last = Sample("ab", first + 2, seed=5, stop=(stop,), keep_stop=False)  # the stop string ends on its last character
+    huge = Sample("ab", 10, seed=5, top_k=10**30)  # any k beyond the vocabulary keeps every character
+    batcher.submit([last])
+    batcher.submit([huge])
+    wait([last, huge])
+    assert (last.text, last.finish_reason, last.drawn) == (text[:first], "stop", first + 2)
+    assert huge.text == text[:10]
 
 
 def test_a_cancelled_row_leaves_the_batch_at_the_next_step(batcher):

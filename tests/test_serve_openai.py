@@ -115,6 +115,34 @@ def test_echo_and_logprobs(client):
     assert plain.logprobs.text_offset == list(range(30)) and plain.logprobs.token_logprobs == lp.token_logprobs[4:]
 
 
+def test_what_clients_send_by_default_and_openais_extras(client):
+    # neutral values of options charrnn does not do pass, as some client libraries always send them
+    neutral = {"frequency_penalty": 0, "presence_penalty": 0.0, "best_of": 1, "logit_bias": {}, "suffix": None}
+    done = client.completions.create(model="pond", prompt="The ", max_tokens=10, seed=3, **neutral)
+    assert (
+        done.choices[0].text
+        == client.completions.create(model="pond", prompt="The ", max_tokens=10, seed=3).choices[0].text
+    )
+    chunks = list(
+        client.completions.create(
+            model="pond", prompt="A", max_tokens=30, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 30
+    skipped = client.completions.create(
+        model="pond", prompt="ThЖe ", max_tokens=10, seed=3, extra_body={"unknown": "skip"}
+    )
+    assert (
+        skipped.choices[0].text
+        == client.completions.create(model="pond", prompt="The ", max_tokens=10, seed=3).choices[0].text
+    )
+    # a stop string written on the last character allowed still ends the choice, and is left out
+    free = client.completions.create(model="pond", prompt="The ", max_tokens=60, seed=9).choices[0].text
+    last = client.completions.create(model="pond", prompt="The ", max_tokens=60, seed=9, stop=free[-2:])
+    assert last.choices[0].finish_reason == "stop" and free.startswith(last.choices[0].text)
+    assert len(last.choices[0].text) <= 58
+
+
 def test_a_bad_request_raises_the_sdks_typed_error_with_our_sentence(client):
     with pytest.raises(openai.BadRequestError, match=r"`max_tokens` must be >= 0 \(got -1\)") as caught:
         client.completions.create(model="pond", prompt="x", max_tokens=-1)
@@ -127,6 +155,10 @@ def test_a_bad_request_raises_the_sdks_typed_error_with_our_sentence(client):
         client.completions.create(model="pond", prompt="Жж")
     with pytest.raises(openai.BadRequestError, match=r"`stop` must be a string or a list of up to 4 strings"):
         client.completions.create(model="pond", prompt="x", stop=["a", "b", "c", "d", "e"])
+    with pytest.raises(openai.BadRequestError, match=r"`prompt\[1\]` has 1 character the model never saw"):
+        client.completions.create(model="pond", prompt=["The", "Жe"])
+    with pytest.raises(openai.BadRequestError, match="`x` is not a key of /v1/completions's `stream_options`"):
+        client.completions.create(model="pond", prompt="x", stream=True, stream_options={"include_usage": True, "x": 1})
     with pytest.raises(openai.NotFoundError, match='no model is served as "gpt-4"'):
         client.completions.create(model="gpt-4", prompt="x")
     with pytest.raises(openai.BadRequestError, match="complete text character by character and do not chat"):
@@ -241,6 +273,23 @@ def answered_soon(url: str, body: dict) -> int:
         if status != 503 or time.monotonic() > deadline:
             return status
         time.sleep(0.05)
+
+
+def test_a_body_over_the_limit_is_413_whether_it_says_its_length_or_not(server):
+    body = json.dumps({"prompt": "a" * 70_000}).encode()
+    assert call(server.url + "/v1/completions", raw=body)[0] == 413
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:  # chunked: no Content-Length
+        connection.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 8192):
+            piece = body[start : start + 8192]
+            connection.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        connection.sendall(b"0\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}}"):  # the headers, then the JSON error
+            answer += connection.recv(65536)
+        answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 413") and "over this server's limit of 65536 bytes" in answer
 
 
 def test_the_token_flag_guards_every_route_the_page_and_the_metrics(runs):

@@ -78,6 +78,7 @@ class Sample:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax(logits) of each row, in float64."""
     z = logits.astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
     z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -118,7 +119,7 @@ class Batcher:
         rows = self.rows
         self.settings = Settings(
             np.array([row.temperature for row in rows], float),
-            np.array([row.top_k for row in rows], int),
+            np.array([min(row.top_k, len(self.vocab)) for row in rows], int),  # any k >= V keeps all
             np.array([row.top_p for row in rows], float),
         )
         self.watched = [r for r, row in enumerate(rows) if row.stop or row.on_piece is not None]
@@ -136,6 +137,7 @@ class Batcher:
         self.wake.set()
 
     def close(self) -> None:
+        """Stop the thread after its current step (samples still in the batch are not finished)."""
         self.closed = True
         self.wake.set()
         if self.thread is not None:
@@ -163,40 +165,50 @@ class Batcher:
                 self._empty()
 
     def _admit(self) -> None:
-        """Read the prime of each group waiting to join, and add its samples as rows."""
+        """Read the prime of each group waiting to join, and add its samples as rows; a group that fails to join
+        ends with "error", the others go on."""
         while True:
             try:
                 group = self.joining.get_nowait()
             except Empty:
                 return
             group = [sample for sample in group if not self._cancelled(sample)]
-            if not group:
-                continue
-            first = group[0]
-            with self.lock:
-                logits, state = read_prime(self.network, self.vocab, first.prime, 1)
-            if first.prime and any(sample.prime_logprobs for sample in group):
-                chosen = self.vocab.encode(first.prime)[1:]
-                scores = log_softmax(logits[:-1])
+            try:
+                if group:
+                    self._join(group)
+            except Exception:
                 for sample in group:
-                    sample.prime_token_logprobs = scores[np.arange(len(chosen)), chosen].tolist()
-                    sample.prime_top_logprobs = [self._top(row, sample.logprobs) for row in scores]
-            for sample in group:
-                if sample.length == 0:
-                    self._finish(sample, "length")
-                    continue
-                sample.rng = None if sample.seed is None else np.random.default_rng(sample.seed)
-                self.rows.append(sample)
-                self.state = [
-                    [
-                        np.asfortranarray(np.concatenate([old, new]))  # feature-major: see `Scratch.buf_like`
-                        for old, new in zip(old_layer, new_layer, strict=True)
-                    ]
-                    for old_layer, new_layer in zip(self.state, state, strict=True)
-                ]
-                self.logits = np.concatenate([self.logits, logits[-1:]])
-                self.left = np.append(self.left, sample.length)
+                    if sample not in self.rows:
+                        self._finish(sample, "error")
             self._changed()
+
+    def _join(self, group: list[Sample]) -> None:
+        first = group[0]
+        with self.lock:  # the scratch arrays forward() returns are the network's: copied before another call
+            logits, state = read_prime(self.network, self.vocab, first.prime, 1)
+            logits, state = logits.copy(), [[array.copy() for array in layer] for layer in state]
+        if first.prime and any(sample.prime_logprobs for sample in group):
+            chosen = self.vocab.encode(first.prime)[1:]
+            scores = log_softmax(logits[:-1])
+            known = scores[np.arange(len(chosen)), chosen].tolist()
+            top = [self._top(row, max(sample.logprobs or 0 for sample in group)) for row in scores]
+            for sample in group:  # the same lists for all: they are read, never changed
+                sample.prime_token_logprobs, sample.prime_top_logprobs = known, top
+        for sample in group:
+            if sample.length == 0:
+                self._finish(sample, "length")
+                continue
+            sample.rng = None if sample.seed is None else np.random.default_rng(sample.seed)
+            self.rows.append(sample)
+            self.state = [
+                [
+                    np.asfortranarray(np.concatenate([old, new]))  # feature-major: see `Scratch.buf_like`
+                    for old, new in zip(old_layer, new_layer, strict=True)
+                ]
+                for old_layer, new_layer in zip(self.state, state, strict=True)
+            ]
+            self.logits = np.concatenate([self.logits, logits[-1:]])
+            self.left = np.append(self.left, sample.length)
 
     def _cancelled(self, sample: Sample) -> bool:
         if sample.cancelled:
@@ -217,11 +229,9 @@ class Batcher:
         ended = self.left == 0
         for r in self.watched:
             row = rows[r]
-            if ended[r]:
-                continue
-            if row.stop and self._wrote_stop(row):
+            if row.stop and self._wrote_stop(row):  # also on its last character
                 ended[r] = True
-            elif row.on_piece is not None:
+            elif row.on_piece is not None and not ended[r]:
                 self._send(row, finished=False)
         for r, row in enumerate(rows):
             if row.cancelled:
@@ -238,7 +248,7 @@ class Batcher:
 
     def _noise(self) -> np.ndarray:
         """The Gumbel noise of each row's draw: a seeded row's from its own generator, the others' at once."""
-        noise = np.empty(self.logits.shape)
+        noise = np.zeros(self.logits.shape)  # a greedy row's stays 0: it takes no noise
         V, shared = noise.shape[1], self.shared_noise
         if shared.any():
             noise[shared] = self.rng.gumbel(size=(int(shared.sum()), V))
@@ -292,7 +302,10 @@ class Batcher:
 
     def _finish(self, row: Sample, reason: str) -> None:
         row.finish_reason = reason
-        if row.on_piece is not None and reason in ("length", "stop"):
-            self._send(row, finished=True)
-        if row.on_done is not None:
-            row.on_done(row)
+        try:
+            if row.on_piece is not None and reason in ("length", "stop"):
+                self._send(row, finished=True)
+            if row.on_done is not None:
+                row.on_done(row)
+        except RuntimeError:  # its caller's event loop has closed (the server is stopping): no one to tell
+            pass

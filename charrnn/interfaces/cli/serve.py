@@ -39,7 +39,7 @@ def serve_command(
         int, typer.Option(min=1, help="Largest beam (and n_best) a request may ask.")
     ] = DEFAULTS.max_beam,
     workers: Annotated[
-        int, typer.Option(min=1, help="Requests computed at once (samples: rows of a model's batch).")
+        int, typer.Option(min=1, help="Requests computed at once (a sampling request is one, whatever its n).")
     ] = DEFAULTS.workers,
     queue: Annotated[
         int, typer.Option(min=0, help="Requests that may wait for a worker; beyond, 503.")

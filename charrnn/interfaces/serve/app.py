@@ -19,7 +19,7 @@ from charrnn.interfaces import api
 from charrnn.interfaces.serve import schemas
 from charrnn.interfaces.serve.completions import Completions
 from charrnn.interfaces.serve.events import disconnected, event_stream, merged, sse
-from charrnn.interfaces.serve.operations import BodyTooLarge, Front, Gate, Metrics, error_body
+from charrnn.interfaces.serve.operations import Front, Gate, Metrics, error_body
 from charrnn.tasks.batching import Batcher, Sample
 from charrnn.tasks.model import Model
 from charrnn.tasks.sampling import check_prime
@@ -61,9 +61,11 @@ class Server:
             if hasattr(model, "sample")
         }
         self.admitted = 0  # requests computing or waiting for a worker
+        self.running = 0  # requests computing
         self.slots: asyncio.Semaphore | None = None  # a worker each, made in the server's event loop
 
     def close(self) -> None:
+        """Stop the batchers' threads."""
         for batcher in self.batchers.values():
             batcher.close()
 
@@ -98,17 +100,18 @@ class Server:
         self.refuse_if_full()
         self.admitted += 1
         self.slots = self.slots or asyncio.Semaphore(self.limits.workers)
-        self.metrics.queued.inc()
+        self.metrics.queued.set(self.admitted - self.running)
         try:
             async with self.slots:
-                self.metrics.queued.dec()
+                self.running += 1
+                self.metrics.queued.set(self.admitted - self.running)
                 try:
                     yield
                 finally:
-                    self.metrics.queued.inc()
+                    self.running -= 1
         finally:
-            self.metrics.queued.dec()
             self.admitted -= 1
+            self.metrics.queued.set(self.admitted - self.running)
 
     async def compute(self, name: str, work: Callable[[], Any]) -> Any:
         """Run `work` in a worker thread, holding the model's lock, once a worker is free."""
@@ -138,7 +141,7 @@ class Server:
             raise RequestError(400, message, key)
         return length
 
-    async def draw(self, request: Any, name: str, groups: list[list[Sample]], streamed: bool = False) -> None:
+    async def draw_samples(self, request: Any, name: str, groups: list[list[Sample]], streamed: bool = False) -> None:
         """Submit the samples (grouped by prime) to the model's batcher and wait for all of them; a client that goes
         away cancels them, so their rows leave the batch at the next step."""
         loop = asyncio.get_running_loop()
@@ -187,22 +190,26 @@ class Server:
             self.refuse_if_full()  # now, before the stream's 200 (the stream counts itself in when it starts)
             return event_stream(self.native_events(request, name, sample))
         async with self.working():
-            await self.draw(request, name, [[sample]])
+            await self.draw_samples(request, name, [[sample]])
         return {"model": name, "text": sample.prime + sample.text}
 
     async def native_events(self, request: Any, name: str, sample: Sample) -> AsyncIterator[str]:
-        """Server-sent events of a sample: the prime, then a piece at a time as it is drawn, then "end"."""
-        async with self.working():
-            pieces, drawing = self.stream(request, name, [[sample]])
-            try:
-                if sample.prime:
-                    yield sse({"text": sample.prime})
-                async for piece in merged(pieces):
-                    yield sse({"text": piece[1]})
-                await drawing
-                yield "event: end\ndata: {}\n\n"
-            finally:
-                await self.stop([sample], drawing)
+        """Server-sent events of a sample: the prime, then a piece at a time as it is drawn, then "end"; a failure
+        after the stream's 200 is an "error" event with the sentence."""
+        try:
+            async with self.working():
+                pieces, drawing = self.stream(request, name, [[sample]])
+                try:
+                    if sample.prime:
+                        yield sse({"text": sample.prime})
+                    async for piece in merged(pieces):
+                        yield sse({"text": piece[1]})
+                    await drawing
+                    yield "event: end\ndata: {}\n\n"
+                finally:
+                    await self.cancel([sample], drawing)
+        except RequestError as e:
+            yield "event: error\n" + sse({"error": e.message})
 
     def stream(self, request: Any, name: str, groups: list[list[Sample]]) -> tuple[asyncio.Queue, asyncio.Future]:
         """Start drawing the samples; the queue receives (sample, text, start, end, finish_reason or None) for
@@ -217,12 +224,12 @@ class Server:
         for group in groups:
             for sample in group:
                 sample.on_piece = piece
-        drawing = asyncio.ensure_future(self.draw(request, name, groups, streamed=True))
+        drawing = asyncio.ensure_future(self.draw_samples(request, name, groups, streamed=True))
         drawing.add_done_callback(lambda _: pieces.put_nowait(None))  # after every piece: they were queued first
         return pieces, drawing
 
     @staticmethod
-    async def stop(samples: list[Sample], drawing: asyncio.Future) -> None:
+    async def cancel(samples: list[Sample], drawing: asyncio.Future) -> None:
         """End a stream's samples (its client may have gone): their rows leave the batch at the next step."""
         for sample in samples:
             sample.cancelled = True
@@ -307,7 +314,8 @@ class Server:
         @app.get("/v1/models/{name}")
         async def one_model(name: str) -> dict:
             if name not in self.models:
-                raise RequestError(404, f'no model is served as "{name}".', "model", "model_not_found")
+                message = f'no model is served as "{name}"; the models are {", ".join(self.models)}.'
+                raise RequestError(404, message, "model", "model_not_found")
             return describe(name, self.models[name])
 
         @app.post("/v1/sample")
@@ -358,10 +366,6 @@ class Server:
             first = min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key, first
             message, param = schemas.explain(first, path, schema)
             return answer(error_body(path, 400, message, param), 400)
-
-        @app.exception_handler(BodyTooLarge)
-        async def too_large(request: Request, error: BodyTooLarge) -> Any:
-            return answer(error_body(request.url.path, 413, str(error)), 413)
 
         @app.exception_handler(HTTPException)
         async def http_error(request: Request, error: HTTPException) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from charrnn.interfaces.serve.events import event_stream, merged, sse
+from charrnn.interfaces.serve.operations import error_body
 from charrnn.interfaces.serve.schemas import CompletionRequest
 from charrnn.tasks.batching import Sample
 
@@ -44,25 +45,32 @@ def logprobs_of(sample: Sample, start: int, end: int, echo: bool, prompt: bool =
 
 
 class Completions:
+    """The route's work: the request's samples, then the answer (whole, or as events) from what they drew."""
+
     def __init__(self, server: "Server") -> None:
         self.server = server
 
     def samples(self, body: CompletionRequest) -> tuple[str, list[str], list[list[Sample]]]:
         """The model's name, the prompts, and a group of `n` samples for each prompt."""
+        unsupported(body)
         name, model = self.server.model(body.model, "sample", "completing text")
         prompts = [body.prompt or ""] if isinstance(body.prompt, str | None) else body.prompt
-        n = body.n or 1
-        if len(prompts) * n > self.server.limits.max_inputs:
+        n, most = body.n or 1, self.server.limits.max_inputs
+        if len(prompts) * n > most:
             message = (
-                f"{len(prompts)} prompts with `n` {n} make {len(prompts) * n} choices, more than this server draws "
-                f"at once ({self.server.limits.max_inputs})."
+                f"{len(prompts)} prompts with `n` {n} make {len(prompts) * n} choices, more than this server draws"
             )
-            raise RequestError(400, message, "n")
+            raise RequestError(400, f"{message} at once ({most}).", "n")
+        scored = n * sum(map(len, prompts)) if body.echo and body.logprobs is not None else 0
+        if scored > self.server.limits.max_chars:
+            message = f"`echo` with `logprobs` scores every prompt character for each choice: {scored} here, more than"
+            raise RequestError(400, f"{message} {self.server.limits.max_chars}; ask for fewer `n` or shorter prompts.")
         length = self.server.length(16 if body.max_tokens is None else body.max_tokens, "max_tokens")
         stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
         groups = []
         for p, prompt in enumerate(prompts):
-            prompt = self.server.prime(model, prompt, key="prompt")
+            key = "prompt" if isinstance(body.prompt, str | None) else f"prompt[{p}]"
+            prompt = self.server.prime(model, prompt, body.unknown, key)
             group = []
             for index in range(p * n, (p + 1) * n):
                 sample = Sample(
@@ -86,23 +94,17 @@ class Completions:
         name, prompts, groups = self.samples(body)
         if body.stream:
             self.server.refuse_if_full()
-            return event_stream(self.events(request, name, groups, bool(body.echo), body.logprobs is not None))
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            return event_stream(self.events(request, name, prompts, groups, body, usage))
         async with self.server.working():
-            await self.server.draw(request, name, groups)
+            await self.server.draw_samples(request, name, groups)
         choices = []
         for sample in (sample for group in groups for sample in group):
             echo = bool(body.echo)
             logprobs = None if body.logprobs is None else logprobs_of(sample, 0, len(sample.chars), echo, echo)
             choice = {"text": (sample.prime if echo else "") + sample.text, "index": sample.index, "logprobs": logprobs}
             choices.append({**choice, "finish_reason": sample.finish_reason})
-        prompt_tokens = sum(len(prompt) for prompt in prompts)
-        completion_tokens = sum(sample.drawn for group in groups for sample in group)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        return {**self.head(name), "choices": choices, "usage": usage}
+        return {**self.head(name), "choices": choices, "usage": usage_of(prompts, groups)}
 
     @staticmethod
     def head(name: str) -> dict[str, Any]:
@@ -110,43 +112,77 @@ class Completions:
         return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": created, "model": name}
 
     async def events(
-        self, request: Any, name: str, groups: list[list[Sample]], echo: bool, with_logprobs: bool
+        self,
+        request: Any,
+        name: str,
+        prompts: list[str],
+        groups: list[list[Sample]],
+        body: CompletionRequest,
+        with_usage: bool,
     ) -> AsyncIterator[str]:
         """Server-sent events in OpenAI's form: a chunk for each piece of each choice (the echoed prompt first),
-        a last chunk per choice with its finish_reason, then `data: [DONE]`."""
-        head = self.head(name)
+        a last chunk per choice with its finish_reason, with stream_options.include_usage one with the usage, then
+        `data: [DONE]`. A failure after the stream's 200 is an event {"error": {...}}, which OpenAI's SDK raises."""
+        head, echo, with_logprobs = self.head(name), bool(body.echo), body.logprobs is not None
         samples = [sample for group in groups for sample in group]
 
         def chunk(sample: Sample, text: str, logprobs: Any = None, finish: str | None = None) -> str:
             choice = {"text": text, "index": sample.index, "logprobs": logprobs, "finish_reason": finish}
             return sse({**head, "choices": [choice]})
 
-        async with self.server.working():
-            pieces, drawing = self.server.stream(request, name, groups)
-            started: set[int] = set()
-            ended: set[int] = set()
+        started: set[int] = set()
+        ended: set[int] = set()
 
-            def begin(sample: Sample) -> list[str]:
-                """The echoed prompt, before a choice's first piece (its log-probabilities are known by then)."""
-                if id(sample) in started or not (echo and sample.prime):
-                    return []
-                started.add(id(sample))
-                return [chunk(sample, sample.prime, logprobs_of(sample, 0, 0, echo, True) if with_logprobs else None)]
+        def begin(sample: Sample) -> list[str]:
+            """The echoed prompt, before a choice's first piece (its log-probabilities are known by then)."""
+            if id(sample) in started or not (echo and sample.prime):
+                return []
+            started.add(id(sample))
+            return [chunk(sample, sample.prime, logprobs_of(sample, 0, 0, echo, True) if with_logprobs else None)]
 
-            try:
-                async for sample, text, start, end, finish in merged(pieces):
-                    for event in begin(sample):
-                        yield event
-                    yield chunk(sample, text, logprobs_of(sample, start, end, echo) if with_logprobs else None)
-                    if finish in ("stop", "length"):
-                        ended.add(id(sample))
-                        yield chunk(sample, "", None, finish)
-                await drawing
-                for sample in samples:
-                    for event in begin(sample):
-                        yield event
-                    if id(sample) not in ended:
-                        yield chunk(sample, "", None, sample.finish_reason)
-                yield "data: [DONE]\n\n"
-            finally:
-                await self.server.stop(samples, drawing)
+        try:
+            async with self.server.working():
+                pieces, drawing = self.server.stream(request, name, groups)
+                try:
+                    async for sample, text, start, end, finish in merged(pieces):
+                        for event in begin(sample):
+                            yield event
+                        yield chunk(sample, text, logprobs_of(sample, start, end, echo) if with_logprobs else None)
+                        if finish in ("stop", "length"):
+                            ended.add(id(sample))
+                            yield chunk(sample, "", None, finish)
+                    await drawing
+                    for sample in samples:
+                        for event in begin(sample):
+                            yield event
+                        if id(sample) not in ended:
+                            yield chunk(sample, "", None, sample.finish_reason)
+                    if with_usage:
+                        yield sse({**head, "choices": [], "usage": usage_of(prompts, groups)})
+                finally:
+                    await self.server.cancel(samples, drawing)
+        except RequestError as e:
+            yield sse(error_body(request.url.path, e.status, e.message, e.param, e.code))
+        yield "data: [DONE]\n\n"
+
+
+def usage_of(prompts: list[str], groups: list[list[Sample]]) -> dict[str, int]:
+    """OpenAI's usage: characters of the prompts, and characters drawn (a stop string left out of a text included)."""
+    prompt_tokens = sum(map(len, prompts))
+    completion_tokens = sum(sample.drawn for group in groups for sample in group)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def unsupported(body: CompletionRequest) -> None:
+    """Refuse OpenAI's options that would change the answer in a way charrnn does not do; their neutral values
+    (which some clients always send) pass."""
+    neutral = {"best_of": (None, 1), "frequency_penalty": (None, 0), "presence_penalty": (None, 0)}
+    neutral |= {"logit_bias": (None, {}), "suffix": (None, "")}
+    for key, values in neutral.items():
+        if getattr(body, key) not in values:
+            message = f"`{key}` is an OpenAI option charrnn does not support; leave it out (or send {values[1]!r})."
+            raise RequestError(400, message, key)

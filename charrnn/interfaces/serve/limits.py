@@ -12,7 +12,7 @@ class Limits:
     max_inputs: int = 256  # texts, inputs or completion choices in one request
     max_chars: int = 20_000  # characters of a prime, a text or an input
     max_beam: int = 16  # beam width (and n_best)
-    workers: int = 64  # requests computed at once (samples: rows of a model's batch)
+    workers: int = 64  # requests computed at once (a sampling request is one, whatever its number of choices)
     queue: int = 64  # requests waiting for a worker beyond those
 
 

@@ -78,8 +78,9 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-async def send_json(send: Any, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    data = json.dumps(body).encode()
+async def send_json(send: Any, status: int, body: dict, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """Answer with `body` as JSON, from middleware (before any route)."""
+    data = json.dumps(body, separators=(",", ":")).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": data})
@@ -123,10 +124,6 @@ class Front:
                 print(line, file=sys.stderr, flush=True)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class Gate:
     """ASGI middleware, inside CORS: the token (compared in constant time) on every route, the page and /metrics
     included; the body size limit, before reading a byte where Content-Length says it
@@ -157,21 +154,33 @@ class Gate:
             message = "this server needs the header Authorization: Bearer <token> (--token)."
             body = error_body(path, 401, message, code="invalid_api_key")
             challenge = b'Basic realm="charrnn serve"' if path == "/" else b"Bearer"
-            return await send_json(send, 401, body, [(b"www-authenticate", challenge)])
+            return await send_json(send, 401, body, ((b"www-authenticate", challenge),))
         declared = headers.get(b"content-length", b"")
         too_large = f"the request body is over this server's limit of {self.max_body} bytes."
         if declared.isdigit() and int(declared) > self.max_body:
             return await send_json(send, 413, error_body(path, 413, too_large))
-        if scope["method"] == "POST":
-            kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
-        received = [0]
-
-        async def counted() -> dict:
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        # The whole body is read here, up to the limit: a body sent in chunks with no Content-Length is refused with
+        # the same 413 before the routes see any of it.
+        body, more = b"", True
+        while more:
             message = await receive()
-            received[0] += len(message.get("body", b""))
-            if received[0] > self.max_body:
-                raise BodyTooLarge(too_large)
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                return await send_json(send, 413, error_body(path, 413, too_large))
+        kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+        delivered = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # what comes after the body: the disconnect
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

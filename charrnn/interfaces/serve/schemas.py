@@ -4,6 +4,7 @@ coercion (`strict`: "3" is not 3). FastAPI checks each body against its model an
 
 import difflib
 import json
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +59,12 @@ class TranslateRequest(Strict):
     unknown: Unknown = "error"
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include_usage: bool = Field(False, description="A last chunk with the usage, before [DONE].")
+
+
 class CompletionRequest(Strict):
     """OpenAI's legacy completions request; a token is a character. Null means the default, as OpenAI's does."""
 
@@ -74,7 +81,15 @@ class CompletionRequest(Strict):
     stream: bool | None = False
     echo: bool | None = Field(False, description="Repeat the prompt before each choice's text.")
     logprobs: int | None = Field(None, ge=0, le=20, description="Log-probabilities and this many alternatives.")
+    stream_options: StreamOptions | None = None
+    unknown: Unknown = Field("error", description='An extension: "skip" leaves out characters never seen.')
     user: str | None = Field(None, description="Accepted and ignored.")
+    # OpenAI's options charrnn does not do: accepted only with their neutral values, which some clients always send
+    best_of: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    suffix: str | None = None
 
 
 # Keys of one dialect sent to the other, or to OpenAI's routes that charrnn has no use for: said by name.
@@ -82,7 +97,6 @@ SYNONYMS = {
     "/v1/sample": {"prompt": "prime", "max_tokens": "length", "n": None, "echo": None, "logprobs": None},
     "/v1/completions": {"prime": "prompt", "length": "max_tokens", "num_samples": "n"},
 }
-UNSUPPORTED = ("best_of", "frequency_penalty", "presence_penalty", "logit_bias", "suffix", "stream_options")
 SHAPES = {
     "texts": "a string or a non-empty list of strings",
     "inputs": "a string or a non-empty list of strings",
@@ -101,8 +115,6 @@ KINDS = {
 
 def unknown_key(key: str, route: str, schema: type[BaseModel]) -> str:
     """The sentence for a key the route does not take: its closest known key, or the route that takes it."""
-    if route == "/v1/completions" and key in UNSUPPORTED:
-        return f"`{key}` is an OpenAI option charrnn does not support; leave it out."
     known = list(schema.model_fields)
     synonyms = SYNONYMS.get(route, {})
     closest = synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.6)), None)
@@ -110,6 +122,16 @@ def unknown_key(key: str, route: str, schema: type[BaseModel]) -> str:
     if route == "/v1/sample" and key in CompletionRequest.model_fields:
         hint += " (or use /v1/completions)" if closest else " Or use /v1/completions, which does."
     return f"`{key}` is not a key of {route}{hint}"
+
+
+def nested(schema: type[BaseModel], key: str) -> type[BaseModel]:
+    """The model of an object-valued key (`stream_options`: StreamOptions)."""
+    annotation = schema.model_fields[key].annotation
+    return next(
+        arg
+        for arg in (*typing.get_args(annotation), annotation)
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    )
 
 
 def explain(error: dict[str, Any], route: str, schema: type[BaseModel]) -> tuple[str, str | None]:
@@ -122,6 +144,8 @@ def explain(error: dict[str, Any], route: str, schema: type[BaseModel]) -> tuple
     key = loc[0]
     got = json.dumps(error.get("input"), default=str)
     got = got if len(got) <= 60 else got[:57] + "..."
+    if kind == "extra_forbidden" and len(loc) > 1:  # inside an object, such as stream_options
+        return unknown_key(str(loc[-1]), f"{route}'s `{key}`", nested(schema, key)), key
     if kind == "extra_forbidden":
         return unknown_key(key, route, schema), key
     if kind == "missing":
