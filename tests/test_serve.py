@@ -201,6 +201,48 @@ def test_32_concurrent_clients_are_all_answered(runs):
         assert running.stop() == 0
 
 
+def test_classify_requests_that_wait_together_are_computed_together(server, runs):
+    words = ["abcdeab", "abc", "ddd", "eeeeee", "ab", "cadeb"] * 4
+    alone = json.loads(charrnn("classify", *words, "--run-dir", "runs/labels", "--json", cwd=runs, check=True).stdout)
+    answers: dict[int, tuple] = {}
+
+    def ask(k: int) -> None:
+        inputs = [words[k], "xyz"] if k == 4 else [words[k]]  # one request has a character the model never saw
+        inputs = words[k : k + 2] if k % 2 else inputs  # some have two inputs
+        answers[k] = call(server.url + "/v1/classify", {"model": "labels", "inputs": inputs})
+
+    def batches() -> tuple[float, float]:
+        text = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+        return tuple(  # inputs, calls
+            sum(
+                float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"charrnn_batch_inputs_{part}")
+            )
+            for part in ("sum", "count")
+        )
+
+    before = batches()
+    busy = threading.Thread(
+        target=call, args=(server.url + "/v1/classify", {"model": "labels", "inputs": ["abcde" * 400] * 64})
+    )
+    busy.start()  # the model is busy: the requests below wait for it, together
+    time.sleep(0.05)
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(words))]
+    for thread in threads:
+        thread.start()
+    for thread in [*threads, busy]:
+        thread.join()
+    after = batches()
+    assert answers[4][0] == 400 and "never saw" in answers[4][1]["error"]  # only the request at fault
+    for k, (status, records) in answers.items():
+        if k != 4:
+            asked = words[k : k + 2] if k % 2 else [words[k]]
+            assert status == 200 and [r["input"] for r in records] == asked, (k, records)
+            for record, expected in zip(records, alone[k : k + len(asked)], strict=True):
+                assert [x["label"] for x in record["labels"]] == [x["label"] for x in expected["labels"]]
+                assert record["labels"][0]["p"] == pytest.approx(expected["labels"][0]["p"], abs=1e-6)
+    assert after[1] - before[1] < len(words) / 2  # fewer calls than requests: they were computed together
+
+
 def test_a_long_sample_does_not_stall_the_other_models(server):
     result = {}
 

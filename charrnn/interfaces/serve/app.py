@@ -62,6 +62,8 @@ class Server:
         }
         self.admitted = 0  # requests computing or waiting for a worker
         self.running = 0  # requests computing
+        self.waiting: dict[str, list] = {}  # per model: classify, tag and translate requests not yet computed
+        self.merging: dict[str, asyncio.Future] = {}  # per model: the task computing its waiting requests
         self.slots: asyncio.Semaphore | None = None  # a worker each, made in the server's event loop
 
     def close(self) -> None:
@@ -255,13 +257,12 @@ class Server:
 
     async def classify(self, body: schemas.ClassifyRequest) -> Any:
         name, model = self.model(body.model, "classify", "classifying")
-        inputs = self.inputs(body.inputs, "inputs")
-        return await self.compute(name, lambda: api.classify_records(model, inputs, body.top_k, body.unknown))
+        options = (body.top_k, body.unknown)
+        return await self.merged(name, model, api.classify_records, self.inputs(body.inputs, "inputs"), options)
 
     async def tag(self, body: schemas.TagRequest) -> Any:
         name, model = self.model(body.model, "tag", "tagging")
-        inputs = self.inputs(body.inputs, "inputs")
-        return await self.compute(name, lambda: api.tag_records(model, inputs, body.unknown))
+        return await self.merged(name, model, api.tag_records, self.inputs(body.inputs, "inputs"), (body.unknown,))
 
     async def translate(self, body: schemas.TranslateRequest) -> Any:
         name, model = self.model(body.model, "translate", "translating")
@@ -269,7 +270,66 @@ class Server:
         if max(body.beam, body.n_best) > self.limits.max_beam:
             raise RequestError(400, f"`beam` and `n_best` may be at most {self.limits.max_beam} on this server.")
         options = (body.beam, body.n_best, body.length_penalty, body.unknown)
-        return await self.compute(name, lambda: api.translate_records(model, inputs, *options))
+        return await self.merged(name, model, api.translate_records, inputs, options)
+
+    # -- requests for one model that wait together are computed together ------------------------------------------
+
+    async def merged(self, name: str, model: Model, records: Callable, inputs: list[str], options: tuple) -> list:
+        """records(model, inputs, *options), one record per input, computed with the inputs of the requests for the
+        same model, route and options that arrive while the model is busy: one call for all of them (32 one-word
+        classify requests to an LSTM 2x256: 6.5 ms as one call, 31 ms one by one, Zen 4). Alone, a request is
+        computed as before; merged, its figures may differ from that in their last bits (a larger matrix product)."""
+        async with self.working():
+            future = asyncio.get_running_loop().create_future()
+            self.waiting.setdefault(name, []).append(((records, options), inputs, future))
+            if name not in self.merging:
+                self.merging[name] = asyncio.ensure_future(self._merge(name, model))
+            return await future
+
+    async def _merge(self, name: str, model: Model) -> None:
+        """Compute the model's waiting requests, those alike together, until none waits."""
+        try:
+            while self.waiting.get(name):
+                waiting, self.waiting[name] = self.waiting[name], []
+                alike: dict[tuple, list] = {}
+                for entry in waiting:
+                    alike.setdefault(entry[0], []).append(entry)
+                for (records, options), entries in alike.items():
+                    while entries:  # at most --max-inputs inputs a call
+                        count, size = 1, len(entries[0][1])
+                        while count < len(entries) and size + len(entries[count][1]) <= self.limits.max_inputs:
+                            size, count = size + len(entries[count][1]), count + 1
+                        await self._compute_together(name, model, records, options, entries[:count])
+                        entries = entries[count:]
+        finally:
+            del self.merging[name]
+
+    async def _compute_together(
+        self, name: str, model: Model, records: Callable, options: tuple, entries: list
+    ) -> None:
+        inputs = [text for _, texts, _ in entries for text in texts]
+        try:
+            results = await asyncio.to_thread(self._locked, name, lambda: records(model, inputs, *options))
+        except RequestError as e:
+            if len(entries) == 1:
+                if not entries[0][2].done():
+                    entries[0][2].set_exception(e)
+                return
+            middle = len(entries) // 2  # halves, until the request at fault is alone: only it is refused
+            await self._compute_together(name, model, records, options, entries[:middle])
+            await self._compute_together(name, model, records, options, entries[middle:])
+            return
+        except Exception as e:
+            for _, _, future in entries:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        self.metrics.inputs.labels(name).observe(len(inputs))
+        start = 0
+        for _, texts, future in entries:
+            if not future.done():  # (cancelled: the server is stopping)
+                future.set_result(results[start : start + len(texts)])
+            start += len(texts)
 
     # -- the application ------------------------------------------------------------------------------------------
 

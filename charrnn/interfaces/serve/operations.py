@@ -58,6 +58,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=registry,
         )
+        self.inputs = Histogram(
+            "charrnn_batch_inputs",
+            "Inputs computed by each call of classify, tag or translate (requests that wait together), by model.",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=registry,
+        )
         self.characters = Counter(
             "charrnn_characters_generated", "Characters drawn by sampling, by model.", ["model"], registry=registry
         )
