@@ -141,3 +141,10 @@ def test_a_bad_corpus_writes_nothing(tmp_path):
     with pytest.raises(CharRNNError):
         load_corpus([path], cache_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("chars", [[], ["b", "a"], ["a", "a", "b"]])
+def test_a_vocabulary_is_distinct_characters_in_sorted_order(chars):
+    """The same text always gives the same ids: a vocabulary out of order (a damaged checkpoint's) is refused."""
+    with pytest.raises(CharRNNError, match="distinct characters in sorted order"):
+        Vocab(chars)

@@ -147,6 +147,9 @@ def test_best_keep_and_patience(small_corpus, tmp_path):
     best = load_model(tmp_path / "best.npz")[3]
     assert best["val_loss"] == best["best_val_loss"] == trainer.best_val
     assert best["step"] == end.step - 2 * 2
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["val_loss"] for r in records if r["val_loss"] is not None}
+    assert len(set(losses.values())) > 2 and best["val_loss"] == pytest.approx(min(losses.values()))  # the lowest
 
 
 def test_max_time_counts_the_whole_run(small_corpus, tmp_path):
