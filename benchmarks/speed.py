@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from charrnn.apps.bench import MEASURES, ratios, torch_arguments, torch_bench
+from charrnn.apps.bench import ratios, torch_arguments, torch_bench
 from charrnn.data.datasets import resolve
 from charrnn.tasks import registry
 from charrnn.training.config import build_config
@@ -127,7 +127,8 @@ def alone(names: list[str], threads: list[int]) -> None:
             keys, steps = PRESETS[name]
             result = charrnn_bench(keys, steps, count)
             split = "/".join(f"{100 * result[k]:.0f}" for k in ("forward_frac", "backward_frac", "update_frac"))
-            figures = ", ".join(f"{measure} {result[key]:,.0f}" for measure, key, _, _ in MEASURES[keys["task"]])
+            measures = registry.get(keys["task"]).torch_measures
+            figures = ", ".join(f"{measure} {result[key]:,.0f}" for measure, key, _, _ in measures)
             print(f"{name}, {count} threads: {figures}; {result['ms_per_step']:.1f} ms/step, fwd/bwd/upd % {split}")
 
 

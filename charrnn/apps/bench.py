@@ -16,6 +16,7 @@ import numpy as np
 from charrnn.errors import CharRNNError
 from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.nn.seq2seq import Seq2SeqNetwork
+from charrnn.tasks import registry
 from charrnn.training.config import Config
 from charrnn.training.trainer import Trainer
 
@@ -145,25 +146,6 @@ def _time_parts(net: Seq2SeqNetwork) -> dict[str, float]:
 # -- side by side with PyTorch -------------------------------------------------------------------------------------
 
 TORCH_REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "torch_reference.py"
-# what charrnn bench reports of each task, and the line and field of the PyTorch reference's output that match it
-MEASURES = {
-    "lm": [
-        ("training chars/s", "train_chars_per_sec", "RESULT", "chars/s"),
-        ("sampling chars/s", "sample_chars_per_sec", "SAMPLE", "chars/s"),
-    ],
-    "classify": [
-        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
-        ("reading examples/s", "read_examples_per_sec", "INFER", "examples/s"),
-    ],
-    "tag": [
-        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
-        ("reading examples/s", "read_examples_per_sec", "INFER", "examples/s"),
-    ],
-    "seq2seq": [
-        ("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
-        ("greedy decoding examples/s", "decode_beam1_examples_per_sec", "INFER", "examples/s"),
-    ],
-}
 
 
 def set_blas_threads(count: int) -> int:
@@ -207,15 +189,7 @@ def torch_arguments(config: Config, corpus: Path | None, vocab_size: int, warmup
     args += ["--steps", str(steps + warmup)]
     if corpus is not None:
         args += ["--corpus", str(corpus)]
-    if c.task == "lm":
-        return [*args, "--seq", str(c.seq_len), "--sample-bench", "2000"]
-    args += ["--vocab-size", str(vocab_size)] + (["--bidirectional"] if c.bidirectional else [])
-    if c.task == "classify":
-        args += ["--pool", c.pool]
-    if c.task == "seq2seq":
-        args += ["--attention", c.attention, "--target-units", c.target_units]
-        args += ["--input-feeding"] if c.input_feeding else []
-    return args
+    return args + registry.get(c.task).torch_flags(c, vocab_size)
 
 
 def torch_bench(python: str, arguments: list[str], threads: int) -> dict[str, float]:
@@ -243,7 +217,7 @@ def torch_bench(python: str, arguments: list[str], threads: int) -> dict[str, fl
 def ratios(task: str, ours: list[dict], theirs: list[dict]) -> list[dict[str, Any]]:
     """For each measure of the task, the medians of both sides over the pairs and the median of the pairs' ratios."""
     rows = []
-    for name, key, kind, field in MEASURES[task]:
+    for name, key, kind, field in registry.get(task).torch_measures:
         a, b = [r[key] for r in ours], [r[kind][field] for r in theirs]
         pairs = [x / y for x, y in zip(a, b, strict=True)]
         rows.append({"measure": name, "charrnn": median(a), "torch": median(b), "ratio": median(pairs), "pairs": pairs})

@@ -13,7 +13,7 @@ from charrnn.nn.metrics import classification_metrics
 from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleModel, ExampleTask
 from charrnn.tasks.model import texts_of, whole
-from charrnn.tasks.registry import Metric
+from charrnn.tasks.registry import Metric, TaskConfig
 
 
 class Classifier(ExampleModel):
@@ -43,7 +43,7 @@ class Classifier(ExampleModel):
 
 
 @registry.register
-class ClassifyTask(ExampleTask):
+class ClassifyTask(ExampleTask[ExampleNetwork]):
     """A label per example, read from the pooled outputs of the encoder."""
 
     name = "classify"
@@ -59,8 +59,12 @@ class ClassifyTask(ExampleTask):
     head = EXAMPLE
 
     @classmethod
-    def describe_model(cls, config: Any) -> str:
+    def describe_model(cls, config: TaskConfig) -> str:
         return f"classify (pool {config.pool})"
+
+    @classmethod
+    def torch_flags(cls, config: TaskConfig, vocab_size: int) -> list[str]:
+        return [*super().torch_flags(config, vocab_size), "--pool", config.pool]
 
     @classmethod
     def random_targets(cls, rng: np.random.Generator, inputs: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:

@@ -25,22 +25,28 @@ from charrnn.nn.example_network import ExampleNetwork, log_probabilities
 from charrnn.nn.functional import blank, pad
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike
+from charrnn.tasks.registry import Compared, NetworkT, TaskConfig
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_examples
 
 
-class ExampleTask(registry.Task):
+class ExampleTask(registry.Task[ExampleData, NetworkT]):
     """A task trained on whole examples: subclasses name their targets (`targets`, a kind of data.examples), the
-    head of their network, how a batch's targets are laid out, and how validation scores the model."""
+    head of their network (or build a network of another kind), how a batch's targets are laid out, and how
+    validation scores the model."""
 
     keys: ClassVar[tuple[str, ...]] = ("val_file", "max_len", "bidirectional", "label_smoothing")
     refusals: ClassVar[dict[str, str]] = {
         "size": "--size auto sizes language models; choose the model of --task {task} yourself.",
     }
     counts = "examples"
+    torch_measures = (
+        Compared("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
+        Compared("reading examples/s", "read_examples_per_sec", "INFER", "examples/s"),
+    )
     targets: ClassVar[str]  # LABEL, OUTPUT or TARGET (charrnn.data.examples)
     head: ClassVar[str]  # what its network predicts: EXAMPLE or POSITION (charrnn.nn.example_network)
 
-    def __init__(self, config: Any, data: ExampleData) -> None:
+    def __init__(self, config: TaskConfig, data: ExampleData) -> None:
         self.config, self.data = config, data
         self.batches = ExampleBatches([len(s) for s in data.train.inputs], config.batch_size, config.seed)
         self.steps_per_epoch = self.batches.steps_per_epoch
@@ -48,13 +54,17 @@ class ExampleTask(registry.Task):
         self.batch_chars = self.batch_examples = 0
 
     @classmethod
-    def check(cls, config: Any) -> None:
+    def check(cls, config: TaskConfig) -> None:
         if len(config.corpus) > 1:
             raise CharRNNError(f"--task {config.task} trains on one file of examples (got {len(config.corpus)} files).")
 
     @classmethod
     def load_data(
-        cls, config: Any, cache_dir: Path | None = None, vocab: Vocab | None = None, outputs: list[str] | None = None
+        cls,
+        config: TaskConfig,
+        cache_dir: Path | None = None,
+        vocab: Vocab | None = None,
+        outputs: list[str] | None = None,
     ) -> ExampleData:
         c = config
         return load_examples(
@@ -71,12 +81,13 @@ class ExampleTask(registry.Task):
         )
 
     @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
+    def build_network(cls, config: TaskConfig, vocab_size: int, num_outputs: int = 0) -> ExampleNetwork:
+        """An encoder with the task's `head` (a task whose network is of another kind builds its own)."""
         spec = registry.recurrent_spec(config)
         return ExampleNetwork(cls.head, vocab_size, num_outputs, spec, config.pool, config.seed)
 
     @classmethod
-    def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> ExampleData:
+    def synthetic_data(cls, config: TaskConfig, vocab_size: int, steps: int) -> ExampleData:
         """Random words of 3 to 20 characters (of `vocab_size`) with random targets (`random_targets`): 4,000 of
         them, or more if `steps` batches need more."""
         rng = np.random.default_rng(0)
@@ -88,7 +99,13 @@ class ExampleTask(registry.Task):
         return ExampleData(vocab, outputs, train, Encoded([], [], None), "random", 0)
 
     @classmethod
-    def random_targets(cls, rng: np.random.Generator, inputs: list[np.ndarray]) -> tuple[Any, list[str]]:
+    def torch_flags(cls, config: TaskConfig, vocab_size: int) -> list[str]:
+        return ["--vocab-size", str(vocab_size), *(["--bidirectional"] if config.bidirectional else [])]
+
+    @classmethod
+    def random_targets(
+        cls, rng: np.random.Generator, inputs: list[np.ndarray]
+    ) -> tuple[np.ndarray | list[np.ndarray], list[str]]:
         """Targets for random inputs, and their output vocabulary."""
         raise NotImplementedError
 
@@ -101,7 +118,7 @@ class ExampleTask(registry.Task):
             f"{len(data.vocab)} input characters, {len(data.outputs)} {self.outputs_name}"
         )
 
-    def batch_targets(self, index: np.ndarray) -> Any:
+    def batch_targets(self, index: np.ndarray) -> np.ndarray | list[np.ndarray]:
         """The targets of the training examples `index`, as the network's loss takes them."""
         raise NotImplementedError
 
@@ -125,7 +142,7 @@ class ExampleTask(registry.Task):
         return len(self.data.val)
 
     @classmethod
-    def metrics(cls, nets: Sequence[Any], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
+    def metrics(cls, nets: Sequence[NetworkT], encoded: Encoded, outputs: list[str]) -> dict[str, Any]:
         """The loss and the task's figures on labelled examples, of one network or several voting together."""
         raise NotImplementedError
 
@@ -147,7 +164,7 @@ class ExampleTask(registry.Task):
         return {"read_examples_per_sec": len(sample) / (time.perf_counter() - start)}
 
 
-class ExampleModel(Model):
+class ExampleModel(Model[ExampleData]):
     """A trained model that reads each input whole and whose networks can vote (a classifier, a tagger)."""
 
     votes = True

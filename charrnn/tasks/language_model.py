@@ -16,12 +16,13 @@ from charrnn.nn.functional import blank
 from charrnn.nn.language_model import LanguageModelNetwork, evaluate
 from charrnn.tasks import registry
 from charrnn.tasks.model import Model, PathLike, seed_of, texts_of, whole
+from charrnn.tasks.registry import Compared, TaskConfig
 from charrnn.tasks.sampling import check_prime, check_sampling, generate, sample_ids, sample_texts
 from charrnn.tasks.scoring import Score, next_char_probs, score_lines, score_text
 from charrnn.tasks.trace import Trace, check_length, rank_cells, trace_language_model
 
 
-class LanguageModel(Model):
+class LanguageModel(Model[Corpus]):
     """A trained language model: it samples text, scores texts and predicts the next character.
 
     >>> model = charrnn.load("runs/shakespeare")
@@ -184,7 +185,7 @@ class LanguageModel(Model):
 
 
 @registry.register
-class LanguageModelTask(registry.Task):
+class LanguageModelTask(registry.Task[Corpus, LanguageModelNetwork]):
     """Next-character prediction over B streams of the corpus, each carrying its hidden state between chunks."""
 
     name = "lm"
@@ -201,9 +202,13 @@ class LanguageModelTask(registry.Task):
     }
     counts = "characters"
     bench_batch = 32
+    torch_measures = (
+        Compared("training chars/s", "train_chars_per_sec", "RESULT", "chars/s"),
+        Compared("sampling chars/s", "sample_chars_per_sec", "SAMPLE", "chars/s"),
+    )
     model = LanguageModel
 
-    def __init__(self, config: Any, corpus: Corpus) -> None:
+    def __init__(self, config: TaskConfig, corpus: Corpus) -> None:
         self.config, self.corpus = config, corpus
         self.batches = Batches(corpus.train, config.batch_size, config.seq_len)
         self.steps_per_epoch = self.batches.chunks_per_epoch
@@ -213,24 +218,32 @@ class LanguageModelTask(registry.Task):
 
     @classmethod
     def load_data(
-        cls, config: Any, cache_dir: Path | None = None, vocab: Vocab | None = None, outputs: Any = None
+        cls,
+        config: TaskConfig,
+        cache_dir: Path | None = None,
+        vocab: Vocab | None = None,
+        outputs: list[str] | None = None,
     ) -> Corpus:
         c = config
         return load_corpus(c.corpus, c.encoding, c.val_frac, cache_dir, vocab, c.newline, c.max_vocab)
 
     @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> LanguageModelNetwork:
+    def build_network(cls, config: TaskConfig, vocab_size: int, num_outputs: int = 0) -> LanguageModelNetwork:
         return LanguageModelNetwork(vocab_size, registry.recurrent_spec(config), config.seed)
 
     @classmethod
-    def synthetic_data(cls, config: Any, vocab_size: int, steps: int) -> Corpus:
+    def synthetic_data(cls, config: TaskConfig, vocab_size: int, steps: int) -> Corpus:
         size = (steps + 1) * config.batch_size * config.seq_len + 1
         ids = np.random.default_rng(0).integers(0, vocab_size, size).astype(id_dtype(vocab_size))
         vocab = Vocab([chr(32 + i) for i in range(vocab_size)])
         return Corpus(vocab, ids, ids[:0], "random")
 
     @classmethod
-    def batch(cls, config: Any) -> str:
+    def torch_flags(cls, config: TaskConfig, vocab_size: int) -> list[str]:
+        return ["--seq", str(config.seq_len), "--sample-bench", "2000"]
+
+    @classmethod
+    def batch(cls, config: TaskConfig) -> str:
         return f"{config.batch_size}×{config.seq_len}"
 
     @classmethod

@@ -7,23 +7,20 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 import numpy as np
 
 from charrnn.data.examples import unseen_characters
-from charrnn.data.text import read_text
+from charrnn.data.text import Vocab, read_text
 from charrnn.errors import CharRNNError
 from charrnn.nn.network import Network
 from charrnn.tasks import registry
-
-if TYPE_CHECKING:  # a type only: configs are made above the tasks
-    from charrnn.data.text import Vocab
-    from charrnn.training.config import Config
+from charrnn.tasks.registry import DataT, TaskConfig
 
 PathLike = str | os.PathLike
 # A checkpoint as read: its file, network, vocabulary, config and metadata.
-Loaded = tuple[Path, Network, "Vocab", "Config", dict[str, Any]]
+Loaded = tuple[Path, Network, Vocab, TaskConfig, dict[str, Any]]
 
 
 def texts_of(texts: str | Sequence[str], what: str = "texts") -> list[str]:
@@ -62,7 +59,7 @@ def finite(value: object, flag: str) -> float:
     return float(value)
 
 
-class Model:
+class Model(Generic[DataT]):
     """A trained model read from a checkpoint. Get one with `charrnn.load`, which returns the class of its task:
     `LanguageModel` (sample, score, predict), `Classifier` (classify), `Tagger` (tag) or `Translator` (translate);
     every one evaluates a labelled file and describes itself (`info`).
@@ -121,7 +118,7 @@ class Model:
         more = f" and {len(self.paths) - 1} more" if len(self.paths) > 1 else ""
         return f"<charrnn.{type(self).__name__} {c.task} {c.cell} {c.layers}×{c.hidden} from {self.path}{more}>"
 
-    def able(self, verb: str, action: str) -> "Model":
+    def able(self, verb: str, action: str) -> "Model[DataT]":
         """This model, if its class has the method `verb`; else the CharRNNError that says which kind of model
         does and what this one is for (the command line calls this before a verb)."""
         if hasattr(self, verb):
@@ -206,7 +203,7 @@ class Model:
             raise CharRNNError(f"the run's validation text could not be read ({e}); give TEXT or --file.") from None
         return self.validation_text(data, max_len)
 
-    def validation_text(self, data: Any, length: int) -> str:
+    def validation_text(self, data: DataT, length: int) -> str:
         """The start of the run's validation data (its task's `load_data`), as text to trace."""
         raise NotImplementedError
 

@@ -2,26 +2,64 @@
 
 A task is a `Task` subclass registered here under its name (the other modules of `charrnn/tasks/` are one task
 each). It declares the config keys only it takes, its figures (`Metric`: name, format, which way is better), what
-its outputs are called and what its speed counts; it reads and batches its data, builds its network, makes the
-training step and validates; its `model` class holds its inference verbs. The config, trainer, checkpoints, API,
-CLI, sweeps, bench and viz look a task up here and ask it; none of them compares task names. Adding a task is one
-new module that defines a `Task` and registers it.
+its outputs are called, what its speed counts and how the PyTorch reference runs it; it reads and batches its data,
+builds its network, makes the training step and validates; its `model` class holds its inference verbs. The config,
+trainer, checkpoints, API, CLI, sweeps, bench and viz look a task up here and ask it; none of them compares task
+names. Adding a task is one new module that defines a `Task` and registers it.
 
 The tasks sit below `charrnn.training`, whose config asks them which keys are theirs; they know a config only as
-a type.
+what they read of it (`TaskConfig`).
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
+from charrnn.data.text import Vocab
 from charrnn.errors import CharRNNError
+from charrnn.nn.network import Network
 from charrnn.nn.stack import RecurrentSpec
 
-if TYPE_CHECKING:  # a type only: the config is made above the tasks
-    from charrnn.training.config import Config
+
+class TaskConfig(Protocol):
+    """What the tasks read of a run's config (`charrnn.training.config.Config` is one, made above the tasks)."""
+
+    task: str
+    corpus: list[str]  # the data
+    encoding: str
+    newline: str
+    max_vocab: int
+    val_frac: float
+    val_file: str
+    max_len: int
+    target_units: str
+    cell: str  # the network
+    layers: int
+    hidden: int
+    dtype: str
+    forget_bias: float
+    embed: int
+    bidirectional: bool
+    output_dropout: bool
+    pool: str
+    attention: str
+    input_feeding: bool
+    seed: int  # the training
+    batch_size: int
+    seq_len: int
+    reset_every: int
+    dropout: float
+    input_dropout: float
+    label_smoothing: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key and its value."""
+
+
+DataT = TypeVar("DataT")  # what a task trains on, as its `load_data` reads it: a Corpus, an ExampleData, ...
+NetworkT = TypeVar("NetworkT", bound=Network)  # the network it trains
 
 
 @dataclass(frozen=True)
@@ -39,7 +77,17 @@ class Metric:
         return f"{100 * value:.2f} %" if self.percent else f"{value:.4f}"
 
 
-class Task:
+class Compared(NamedTuple):
+    """A speed that `charrnn bench --torch` compares: its name, its key in bench's results, and the line and field
+    of the PyTorch reference's output (benchmarks/torch_reference.py) that match it."""
+
+    measure: str
+    key: str
+    line: str
+    field: str
+
+
+class Task(Generic[DataT, NetworkT]):
     """The training side of a task: an instance holds the network, the data and the batches of one run, and makes
     each step's loss and gradients for the `Trainer`. The class attributes and class methods describe the task
     before there is a run (to check a config, read data, build a network, load a checkpoint, print a result)."""
@@ -55,14 +103,15 @@ class Task:
     loss_unit: ClassVar[str] = "char"  # what the loss is the mean over
     counts: ClassVar[str] = "characters"  # what training speed is counted in: "characters" or "examples"
     bench_batch: ClassVar[int] = 128  # `charrnn bench`'s batch size unless given
+    torch_measures: ClassVar[tuple[Compared, ...]] = ()  # what `charrnn bench --torch` compares, in that order
     model: ClassVar[type]  # the class of a trained model in the Python API (charrnn.load returns one)
 
-    network: Any  # the network being trained (what `build_network` made)
+    network: NetworkT  # the network being trained (what `build_network` made)
     steps_per_epoch: int
     batch_chars: int  # input characters the last step read (0: the same every step, batch_size x seq_len)
     batch_examples: int  # examples the last step read (0: not counted in examples)
 
-    def __init__(self, config: "Config", data: Any) -> None:
+    def __init__(self, config: TaskConfig, data: DataT) -> None:
         raise NotImplementedError
 
     @classmethod
@@ -81,31 +130,43 @@ class Task:
         return [f"{m.name} {m.format(figures[m.name])}" for m in cls.figures if m.name in figures]
 
     @classmethod
-    def check(cls, config: "Config") -> None:
+    def check(cls, config: TaskConfig) -> None:
         """Refuse values this task cannot use together (each key's own values are checked by the config)."""
 
     @classmethod
-    def load_data(cls, config: "Config", cache_dir: Path | None = None, vocab: Any = None, outputs: Any = None) -> Any:
+    def load_data(
+        cls,
+        config: TaskConfig,
+        cache_dir: Path | None = None,
+        vocab: Vocab | None = None,
+        outputs: list[str] | None = None,
+    ) -> DataT:
         """The training and validation data of `config`; with `vocab` (and `outputs`), in those vocabularies."""
         raise NotImplementedError
 
     @classmethod
-    def build_network(cls, config: "Config", vocab_size: int, num_outputs: int = 0) -> Any:
+    def build_network(cls, config: TaskConfig, vocab_size: int, num_outputs: int = 0) -> NetworkT:
         """The network of `config`, initialised from its seed."""
         raise NotImplementedError
 
     @classmethod
-    def synthetic_data(cls, config: "Config", vocab_size: int, steps: int) -> Any:
+    def synthetic_data(cls, config: TaskConfig, vocab_size: int, steps: int) -> DataT:
         """Random data of this task's form, enough for `steps` steps (`charrnn bench` without a file)."""
         raise NotImplementedError
 
     @classmethod
-    def describe_model(cls, config: "Config") -> str:
+    def torch_flags(cls, config: TaskConfig, vocab_size: int) -> list[str]:
+        """The PyTorch reference's flags for what this task's model and data have of their own (`charrnn bench
+        --torch` gives the rest: the cell, sizes, batch, steps and corpus)."""
+        return []
+
+    @classmethod
+    def describe_model(cls, config: TaskConfig) -> str:
         """What a model of this task does, as `charrnn info` says it."""
         return f"{cls.name}: {cls.summary}"
 
     @classmethod
-    def batch(cls, config: "Config") -> str:
+    def batch(cls, config: TaskConfig) -> str:
         """What one step reads, in words."""
         return f"{config.batch_size} examples"
 
@@ -157,7 +218,7 @@ class Task:
         return {}
 
 
-def recurrent_spec(config: "Config") -> RecurrentSpec:
+def recurrent_spec(config: TaskConfig) -> RecurrentSpec:
     """What defines the recurrent part of `config`'s network."""
     c = config
     return RecurrentSpec(c.cell, c.hidden, c.layers, c.dtype, c.forget_bias, c.embed, c.bidirectional, c.output_dropout)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.data.examples import EOS, TARGET, Encoded, check_known, encode, read_examples
+from charrnn.data.examples import EOS, TARGET, Encoded, ExampleData, check_known, encode, read_examples
 from charrnn.errors import CharRNNError
 from charrnn.nn.functional import length_batches, pad, softmax_cross_entropy
 from charrnn.nn.metrics import sequence_metrics
@@ -17,7 +17,7 @@ from charrnn.nn.seq2seq import Seq2SeqNetwork, decode, forced_log_prob, teacher_
 from charrnn.tasks import registry
 from charrnn.tasks.examples import ExampleTask
 from charrnn.tasks.model import Model, PathLike, finite, texts_of, whole
-from charrnn.tasks.registry import Metric
+from charrnn.tasks.registry import Compared, Metric, TaskConfig
 
 
 def decoding(beam: object, length_penalty: object) -> tuple[int, float]:
@@ -37,7 +37,7 @@ def detokenize(ids: Sequence[int], outputs: list[str], units: str) -> str:
     return (" " if units == "words" else "").join(outputs[i] for i in ids)
 
 
-class Translator(Model):
+class Translator(Model[ExampleData]):
     """A trained encoder-decoder: the output sequence of each input, greedy or by beam search.
 
     >>> charrnn.load("runs/g2p").translate(["phoneme"], beam=5)
@@ -139,7 +139,7 @@ def seq2seq_metrics(
 
 
 @registry.register
-class Seq2SeqTask(ExampleTask):
+class Seq2SeqTask(ExampleTask[Seq2SeqNetwork]):
     """An encoder-decoder trained with teacher forcing on batches of whole examples."""
 
     name = "seq2seq"
@@ -151,10 +151,14 @@ class Seq2SeqTask(ExampleTask):
     loss_unit = "token"
     targets = TARGET
     outputs_name = "output tokens"
+    torch_measures = (
+        Compared("training examples/s", "train_examples_per_sec", "RESULT", "examples/s"),
+        Compared("greedy decoding examples/s", "decode_beam1_examples_per_sec", "INFER", "examples/s"),
+    )
     model = Translator
 
     @classmethod
-    def check(cls, config: Any) -> None:
+    def check(cls, config: TaskConfig) -> None:
         super().check(config)
         if config.attention == "dot" and config.bidirectional:
             raise CharRNNError(
@@ -165,12 +169,18 @@ class Seq2SeqTask(ExampleTask):
             raise CharRNNError("--input-feeding feeds the attention into the decoder; it needs an --attention.")
 
     @classmethod
-    def build_network(cls, config: Any, vocab_size: int, num_outputs: int = 0) -> Seq2SeqNetwork:
+    def build_network(cls, config: TaskConfig, vocab_size: int, num_outputs: int = 0) -> Seq2SeqNetwork:
         spec = registry.recurrent_spec(config)
         return Seq2SeqNetwork(vocab_size, num_outputs, spec, config.attention, config.input_feeding, config.seed)
 
     @classmethod
-    def describe_model(cls, config: Any) -> str:
+    def torch_flags(cls, config: TaskConfig, vocab_size: int) -> list[str]:
+        flags = [*super().torch_flags(config, vocab_size), "--attention", config.attention]
+        flags += ["--target-units", config.target_units]
+        return flags + (["--input-feeding"] if config.input_feeding else [])
+
+    @classmethod
+    def describe_model(cls, config: TaskConfig) -> str:
         feeding = ", input feeding" if config.input_feeding else ""
         return f"seq2seq: {config.attention} attention{feeding}, targets of {config.target_units}"
 

@@ -46,7 +46,7 @@ class Tagger(ExampleModel):
 
 
 @registry.register
-class TagTask(ExampleTask):
+class TagTask(ExampleTask[ExampleNetwork]):
     """An output character at every input position."""
 
     name = "tag"

@@ -1,4 +1,4 @@
-"""The training loop, the same for every task (the task, found in `charrnn.training.registry`, makes the batches and
+"""The training loop, the same for every task (the task, found in `charrnn.tasks.registry`, makes the batches and
 the loss): clipping, the optimizer step, weight averaging, evaluation and checkpoints, and what makes a long run safe
 to leave alone: exact resume, best/last checkpoints, early stopping, time limits, a clean stop on a signal and a
 guard against divergence. What the run's folder holds, and how runs start and resume in one, is `run.py`.
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,8 +40,23 @@ DONE = {
 EVAL_MARGIN = 0.6
 SAVE_SECONDS, SAVE_BYTES_SECONDS = 0.05, 1e-8  # a save, before one is timed: 50 ms and 10 ms per MB written
 
-if TYPE_CHECKING:  # run.py makes trainers in folders; a trainer only writes into the one it is given
-    from charrnn.training.run import RunFolder
+
+class Folder(Protocol):
+    """What a trainer writes into: a run's folder. run.py makes trainers in folders (its `RunFolder` is one); a
+    trainer only writes into the one it is given."""
+
+    path: Path
+
+    def save(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], step: int, last: bool, best: bool, keep: int
+    ) -> Path:
+        """Write last.npz (with a numbered copy, the newest `keep` of them kept) and/or best.npz."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        """One line of metrics.jsonl."""
+
+    def drop_metrics_after(self, step: int) -> None:
+        """On resume, drop the lines a stopped run wrote after the checkpoint it resumes from."""
 
 
 @dataclass
@@ -80,14 +95,14 @@ class TrainEvent:
 
 
 class Trainer:
-    """Trains the network of a task (`charrnn.training.registry`): optimizer, schedule, clipping, the divergence guard,
+    """Trains the network of a task (`charrnn.tasks.registry`): optimizer, schedule, clipping, the divergence guard,
     evaluation, checkpoints, exact resume and metrics are the same for every task."""
 
     def __init__(
         self,
         config: Config,
         data: Corpus | ExampleData,
-        folder: "RunFolder | None" = None,
+        folder: Folder | None = None,
         init_params: np.ndarray | None = None,
     ) -> None:
         """`folder` is where `run` and `save` write (`charrnn.training.run` starts and resumes runs in one); without
@@ -132,7 +147,7 @@ class Trainer:
     def run_dir(self) -> Path:
         return self.writes_to().path
 
-    def writes_to(self) -> "RunFolder":
+    def writes_to(self) -> Folder:
         if self.folder is None:
             raise CharRNNError("this trainer was made without a run folder, so it cannot save; give it one.")
         return self.folder
