@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from charrnn.data.text import load_corpus
+from charrnn.errors import CharRNNError
 from charrnn.nn.optim import learning_rate
 from charrnn.training.checkpoint import load_model
 from charrnn.training.config import Config
@@ -185,7 +186,7 @@ def test_divergence_guard_skips_rolls_back_and_gives_up(small_corpus, tmp_path, 
     assert trainer.train_step() is not None
     monkeypatch.setattr(trainer.network, "loss_and_grads", poisoned)
     trainer.train_step()
-    with pytest.raises(Exception, match="training diverged"):
+    with pytest.raises(CharRNNError, match="training diverged"):
         trainer.train_step()
     assert np.all(np.isfinite(load_model(tmp_path / "last.npz")[0].flat_params))
 
