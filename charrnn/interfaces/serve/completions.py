@@ -7,20 +7,37 @@ model's own (temperature 1, nothing cut by top-k or top-p): each character's and
 alternatives, exactly, as a character model has them all.
 """
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from charrnn.interfaces.serve.events import event_stream, merged, sse
 from charrnn.interfaces.serve.operations import error_body
 from charrnn.interfaces.serve.schemas import CompletionRequest
 from charrnn.tasks.batching import Sample
+from charrnn.tasks.model import Model
 
-from .limits import RequestError
+from .limits import Limits, RequestError
 
-if TYPE_CHECKING:
-    from charrnn.interfaces.serve.app import Server
+
+class Sampling(Protocol):
+    """What the route asks of the server (`app.Server`): its models and limits, a worker place, and the batcher."""
+
+    limits: Limits
+
+    def model(self, name: str | None, verb: str, action: str) -> tuple[str, Model]: ...
+    def prime(self, model: Model, prime: str, unknown: str = "error", key: str = "prime") -> str: ...
+    def length(self, length: int, key: str) -> int: ...
+    def refuse_if_full(self) -> None: ...
+    def working(self) -> AbstractAsyncContextManager[None]: ...
+    async def draw_samples(
+        self, request: Any, name: str, groups: list[list[Sample]], streamed: bool = False
+    ) -> None: ...
+    def stream(self, request: Any, name: str, groups: list[list[Sample]]) -> tuple[asyncio.Queue, asyncio.Future]: ...
+    async def cancel(self, samples: list[Sample], drawing: asyncio.Future) -> None: ...
 
 
 def logprobs_of(sample: Sample, start: int, end: int, echo: bool, prompt: bool = False) -> dict[str, Any]:
@@ -47,7 +64,7 @@ def logprobs_of(sample: Sample, start: int, end: int, echo: bool, prompt: bool =
 class Completions:
     """The route's work: the request's samples, then the answer (whole, or as events) from what they drew."""
 
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: Sampling) -> None:
         self.server = server
 
     def samples(self, body: CompletionRequest) -> tuple[str, list[str], list[list[Sample]]]:
