@@ -256,6 +256,7 @@ def test_viz_reads_a_file_and_refuses_or_skips_unknown_characters(run_cli, small
     code, _, err = run_cli("viz", "--file", odd, "--out", "odd.html", "--unknown", "skip")
     assert code == 0, err
     assert page_text(tmp_path / "odd.html") == text
+    assert "'€' (1); left out (--unknown skip)" in err  # "skip them (and say which)"
 
 
 def test_train_stops_when_the_stop_event_is_set(small_corpus, tmp_path):

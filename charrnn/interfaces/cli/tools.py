@@ -24,6 +24,7 @@ from charrnn.interfaces.cli.common import (
     file_to_write,
     load_model,
     most_recent_checkpoint,
+    note_skipped,
     print_json,
     print_table,
     renamed,
@@ -65,7 +66,10 @@ def viz(
     model = load_model(checkpoint, run_dir)
     if not terminal and out.exists() and "charrnn viz" not in out.read_text(encoding="utf-8", errors="replace")[:2000]:
         raise CharRNNError(f"{out} exists and is not a charrnn viz page; choose another --out or remove it.")
-    trace, ranking = model.trace(text, file, max_len, unknown, encoding)
+    source = model.text_to_trace(text, file, max_len, encoding)
+    if unknown == "skip":
+        note_skipped(model.unseen([source], unknown, "the text"), "the text")
+    trace, ranking = model.trace(source, None, max_len, unknown, encoding)
     if not ranking:
         err.print("charrnn: no detector changes over this text (no quotes, brackets, line breaks...)", style="yellow")
     if terminal:
