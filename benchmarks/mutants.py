@@ -130,6 +130,13 @@ MUTANTS = [
         ("tests/test_checkpoint.py", "tests/test_promises.py", "tests/test_faults.py"),
     ),
     Mutant(
+        "trainer-passes-no-clip",
+        "charrnn/training/trainer.py",
+        "clip_gradients(self.network.flat_grads, cfg.clip, cfg.clip_value)",
+        "clip_gradients(self.network.flat_grads, 0.0, 0.0)",
+        ("tests/test_promises.py", "tests/test_train.py"),
+    ),
+    Mutant(
         "patience-never-stops",
         "charrnn/training/trainer.py",
         "                    if cfg.patience and self.evals_since_best >= cfg.patience:",

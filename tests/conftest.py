@@ -76,6 +76,89 @@ def charrnn(*args: object, cwd: Path, check: bool = False, **env: str) -> subpro
     return done
 
 
+def write_tsv(path: Path, pairs) -> Path:
+    """A TSV file of (input, output) pairs, one a line: the examples of the supervised tasks."""
+    path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    return path
+
+
+def make_trainer(corpus: Path, run_dir: Path, **overrides):
+    """A Trainer of a tiny LSTM language model on `corpus`, saving into `run_dir`; `overrides` are Config keys."""
+    from charrnn.data.text import load_corpus
+    from charrnn.training.config import Config
+    from charrnn.training.run import RunFolder
+    from charrnn.training.trainer import Trainer
+
+    settings = dict(corpus=[str(corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(run_dir))
+    cfg = Config(**{**settings, **overrides})
+    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
+
+
+def numeric_gradient(net, loss, eps: float = 1e-5):
+    """Central differences of `loss()` (a float) with respect to each of the network's parameters."""
+    import numpy as np
+
+    numeric = np.empty(net.num_params)
+    for k in range(net.num_params):
+        old = net.flat_params[k]
+        net.flat_params[k] = old + eps
+        plus = loss()
+        net.flat_params[k] = old - eps
+        minus = loss()
+        net.flat_params[k] = old
+        numeric[k] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def assert_gradients_match(net, loss, analytic=None, floor: float = 1e-5) -> None:
+    """The network's gradients match central differences of `loss()` to a relative error of 1e-5, the worst
+    parameter named if not. Without `analytic`, the gradients compared are those `loss()` fills in."""
+    import numpy as np
+
+    if analytic is None:
+        loss()
+        analytic = net.flat_grads.copy()
+    numeric = numeric_gradient(net, loss)
+    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
+    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e} in {parameter_at(net, int(rel.argmax()))}"
+
+
+def parameter_at(net, index: int) -> str:
+    """The name of the parameter that flat index `index` falls in (for a gradient check's message)."""
+    start = 0
+    for name, p in net.params.items():
+        if index < start + p.size:
+            return name
+        start += p.size
+    return "?"
+
+
+def interrupt(proc: subprocess.Popen, ready, timeout: float = 120) -> tuple[str, str]:
+    """Ctrl-C the command running in `proc` once `ready()` is true (or, given a path, once it exists: e.g. a run's
+    metrics.jsonl, its first step done); its (stdout, stderr) once it has ended."""
+    check = ready if callable(ready) else Path(ready).exists
+    deadline = time.monotonic() + 60
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=timeout)
+
+
+def kill_while_saving(command: list[str], rounds: int, seconds: tuple[float, float], check) -> None:
+    """Run `command` (a script that prints "ready", then saves checkpoints in a loop) `rounds` times, each killed
+    with SIGKILL at a random moment within `seconds` of being ready, then `check()` what it left."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(*seconds))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:

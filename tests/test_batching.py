@@ -40,11 +40,15 @@ def alone(network, length: int, seed: int, prime: str = "ab", **options: object)
     )
 
 
-def wait(samples: list[Sample], seconds: float = 30) -> None:
+def until(condition, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
-    while any(sample.finish_reason is None for sample in samples):
-        assert time.monotonic() < deadline, "the batcher did not finish the samples"
+    while not condition():
+        assert time.monotonic() < deadline, "the batcher did not get there in time"
         time.sleep(0.002)
+
+
+def wait(samples: list[Sample], seconds: float = 30) -> None:
+    until(lambda: all(sample.finish_reason is not None for sample in samples), seconds)
 
 
 def test_a_seeded_sample_alone_is_what_charrnn_sample_draws(network, batcher):
@@ -107,11 +111,9 @@ def test_stop_strings_end_a_row_kept_or_left_out_and_pieces_make_the_text(networ
 def test_a_cancelled_row_leaves_the_batch_at_the_next_step(batcher):
     stays, goes = Sample("ab", 3000, seed=1), Sample("ab", 3000, seed=2)
     batcher.submit([stays, goes])
-    while len(goes.chars) < 20:
-        time.sleep(0.001)
+    until(lambda: len(goes.chars) >= 20)
     goes.cancelled = True
-    while batcher.size != 1:
-        time.sleep(0.001)
+    until(lambda: batcher.size == 1)
     drawn = len(goes.chars)
     time.sleep(0.05)
     assert goes.finish_reason == "cancelled" and len(goes.chars) == drawn  # nothing more is drawn for it

@@ -3,15 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from charrnn import __version__
 from charrnn.training.config import FIELDS, Config, choices, flag, metavar, written
-
-REPO = Path(__file__).resolve().parent.parent
 
 TINY = ["--cell", "lstm", "--layers", "1", "--hidden", "24", "--batch-size", "4", "--seq-len", "16"]
 

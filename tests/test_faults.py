@@ -4,18 +4,16 @@ then --resume ends bit-identical to an unbroken run."""
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, interrupt, kill_while_saving
 
 from charrnn.training import checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
 TASKS = ["classify", "tag", "seq2seq"]
 SHAPES = {  # the options that change each task's network most
     "classify": ["--bidirectional", "--pool", "max", "--embed", "8"],
@@ -48,11 +46,7 @@ def test_ctrl_c_then_resume_is_bit_identical_to_an_unbroken_run(tmp_path, task):
     straight = charrnn("train", data, *flags(task), "--max-steps", "40", "--run-dir", "straight", cwd=tmp_path)
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
     broken = charrnn("train", data, *flags(task), "--max-steps", "40", "--run-dir", "broken", cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "broken" / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    broken.send_signal(signal.SIGINT)
-    _, err = broken.communicate(timeout=120)
+    _, err = interrupt(broken, tmp_path / "broken" / "metrics.jsonl")
     assert broken.returncode == 130 and "Resume with: charrnn train --resume broken" in err, err
     stopped = checkpoint.load_model(tmp_path / "broken" / "last.npz")[3]["step"]
     assert 0 < stopped < 40
@@ -92,14 +86,10 @@ while True:
 @pytest.mark.parametrize("task", TASKS)
 def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path, task):
     data = examples(tmp_path / "data.tsv", task)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        command = [sys.executable, "-c", SAVE_LOOP, str(data), str(tmp_path / "run"), task]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 0.3))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+
+    def loadable() -> None:
         model, _, config, meta, _ = checkpoint.load_model(tmp_path / "run" / "last.npz")
         assert config.task == task and meta["step"] >= 0 and np.all(np.isfinite(model.flat_params))
+
+    command = [sys.executable, "-c", SAVE_LOOP, str(data), str(tmp_path / "run"), task]
+    kill_while_saving(command, 4, (0.05, 0.3), loadable)

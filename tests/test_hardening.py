@@ -5,16 +5,14 @@ import io
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO, kill_while_saving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +23,6 @@ from charrnn.training.config import build_config
 from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "4", "--seq-len", "16"]
 
 
@@ -231,18 +228,12 @@ while True:
 
 
 def test_sigkill_while_saving_leaves_a_loadable_checkpoint(small_corpus, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rng = np.random.default_rng(0)
-    for _ in range(6):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SAVE_LOOP, str(small_corpus), str(tmp_path / "run")], stdout=subprocess.PIPE, env=env
-        )
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 0.4))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    def loadable() -> None:
         model, _, _, meta, _ = checkpoint.load_model(tmp_path / "run" / "last.npz")
         assert meta["step"] >= 0 and np.all(np.isfinite(model.flat_params))
+
+    command = [sys.executable, "-c", SAVE_LOOP, str(small_corpus), str(tmp_path / "run")]
+    kill_while_saving(command, 6, (0.05, 0.4), loadable)
 
 
 def test_a_read_only_run_directory_is_a_clear_error_and_keeps_the_checkpoint(

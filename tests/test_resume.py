@@ -3,14 +3,13 @@ divergence guard, metrics and plots, and a clean stop on Ctrl-C."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, interrupt, make_trainer
 
 from charrnn.data.text import load_corpus
 from charrnn.errors import CharRNNError
@@ -20,7 +19,6 @@ from charrnn.training.config import Config
 from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--layers", "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "16", "--eval-every", "5"]
 
 
@@ -130,12 +128,6 @@ def test_learning_rate_schedules():
     assert warm == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
 
 
-def make_trainer(small_corpus, tmp_path, **overrides):
-    settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
-    cfg = Config(**{**settings, **overrides})
-    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
-
-
 def test_best_keep_and_patience(small_corpus, tmp_path):
     trainer = make_trainer(
         small_corpus, tmp_path, lr=0.5, optimizer="sgd", max_steps=200, eval_every=2, save_every=2, keep=2, patience=2
@@ -223,11 +215,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(small_corpus, tmp_path):
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "run" / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = interrupt(proc, tmp_path / "run" / "metrics.jsonl")
     assert proc.returncode == 130, err
     assert "Resume with: charrnn train --resume run" in err and "Traceback" not in err
     meta = load_model(tmp_path / "run" / "last.npz")[3]

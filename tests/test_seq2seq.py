@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_gradients_match
 
 import charrnn
 from charrnn.nn.functional import pad
@@ -45,31 +46,7 @@ def test_gradients_match_central_differences(attention, feeding, bidirectional, 
     def loss():
         return net.loss_and_grads(x, lengths, targets, dropout=0.2, rng=np.random.default_rng(3))
 
-    loss()
-    analytic = net.flat_grads.copy()
-    numeric = np.empty_like(analytic)
-    eps = 1e-5
-    for k in range(net.num_params):
-        old = net.flat_params[k]
-        net.flat_params[k] = old + eps
-        plus = loss()
-        net.flat_params[k] = old - eps
-        minus = loss()
-        net.flat_params[k] = old
-        numeric[k] = (plus - minus) / (2 * eps)
-    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
-    worst = int(rel.argmax())
-    name = next(n for n, start in _starts(net) if start <= worst)
-    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e} in {name}"
-
-
-def _starts(net):
-    """(parameter name, index of its first element in the flat array), last first."""
-    starts, at = [], 0
-    for name, p in net.params.items():
-        starts.append((name, at))
-        at += p.size
-    return reversed(starts)
+    assert_gradients_match(net, loss)
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import POND, Server, call, charrnn
+from conftest import POND, Server, call, charrnn, write_tsv
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "8", "--max-steps", "12", "--eval-every", "12"]
-
-
-def tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
-    path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +27,9 @@ def runs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("serve")
     rng = np.random.default_rng(0)
     words = ["".join(rng.choice(list("abcde"), rng.integers(3, 9))) for _ in range(300)]
-    tsv(folder / "labels.tsv", [(w, "long" if len(w) > 5 else "short") for w in words])
-    tsv(folder / "upper.tsv", [(w, w.upper()[0] + w[1:]) for w in words])
-    tsv(folder / "reverse.tsv", [(w, w[::-1]) for w in words])
+    write_tsv(folder / "labels.tsv", [(w, "long" if len(w) > 5 else "short") for w in words])
+    write_tsv(folder / "upper.tsv", [(w, w.upper()[0] + w[1:]) for w in words])
+    write_tsv(folder / "reverse.tsv", [(w, w[::-1]) for w in words])
     (folder / "pond.txt").write_text(POND.read_text(encoding="utf-8")[:20000], encoding="utf-8")
     charrnn("train", "pond.txt", *SMALL, "--run-dir", "runs/pond", cwd=folder, check=True)
     charrnn("train", "labels.tsv", "--task", "classify", *SMALL, "--run-dir", "runs/labels", cwd=folder, check=True)

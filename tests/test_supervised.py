@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import assert_gradients_match
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,28 +26,6 @@ def problem(task: str, cell: str, layers: int, bidirectional: bool, pool: str = 
     x, lengths = pad(seqs, np.int64)
     y = rng.integers(0, OUT, len(LENGTHS)) if task == "classify" else rng.integers(0, OUT, x.shape)
     return net, seqs, x, lengths, y
-
-
-def numeric_gradient(net, loss, eps=1e-5):
-    numeric = np.empty(net.num_params)
-    for k in range(net.num_params):
-        old = net.flat_params[k]
-        net.flat_params[k] = old + eps
-        plus = loss()
-        net.flat_params[k] = old - eps
-        minus = loss()
-        net.flat_params[k] = old
-        numeric[k] = (plus - minus) / (2 * eps)
-    return numeric
-
-
-def assert_gradients_match(net, loss):
-    """The gradients `loss()` fills in match central differences (differences: noise ~1e-11)."""
-    loss()
-    analytic = net.flat_grads.copy()
-    numeric = numeric_gradient(net, loss)
-    rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-5)
-    assert rel.max() < 1e-5, f"max relative error {rel.max():.2e}"
 
 
 CASES = [("classify", pool) for pool in ("last", "mean", "max")] + [("tag", "last")]

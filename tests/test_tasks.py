@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_tsv
 
 import charrnn
 from charrnn.data.examples import read_examples, split
@@ -13,11 +14,6 @@ from charrnn.training.checkpoint import load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL = ["--layers", "1", "--hidden", "16", "--batch-size", "16", "--eval-every", "20"]
-
-
-def write(path: Path, pairs) -> Path:
-    path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -32,7 +28,7 @@ def first_letter(tmp_path) -> tuple[Path, Path]:
             pairs.append((label + "".join(rng.choice(list("abcd"), 14)), {"x": "ex", "y": "why"}[label]))
         return pairs
 
-    return write(tmp_path / "train.tsv", make(320)), write(tmp_path / "val.tsv", make(80))
+    return write_tsv(tmp_path / "train.tsv", make(320)), write_tsv(tmp_path / "val.tsv", make(80))
 
 
 @pytest.fixture
@@ -44,7 +40,7 @@ def shifted(tmp_path) -> tuple[Path, Path]:
         texts = ["".join(rng.choice(list("abcde"), rng.integers(3, 12))) for _ in range(n)]
         return [(t, t[1:] + ".") for t in texts]
 
-    return write(tmp_path / "train.tsv", make(400)), write(tmp_path / "val.tsv", make(100))
+    return write_tsv(tmp_path / "train.tsv", make(400)), write_tsv(tmp_path / "val.tsv", make(100))
 
 
 def test_a_classifier_learns_a_label_that_depends_on_the_first_of_many_characters(run_cli, first_letter):
@@ -152,7 +148,7 @@ def test_validation_metrics_are_logged_and_shown(run_cli, first_letter, tmp_path
 
 def test_held_out_examples_are_stratified_by_label(tmp_path):
     pairs = [(f"w{i}", "a") for i in range(90)] + [(f"v{i}", "b") for i in range(10)]
-    examples = read_examples(write(tmp_path / "x.tsv", pairs), "label")
+    examples = read_examples(write_tsv(tmp_path / "x.tsv", pairs), "label")
     train, val = split(examples, 0.2, seed=5, stratify=True)
     assert sorted(val.targets) == ["a"] * 18 + ["b"] * 2 and len(train) == 80
     assert split(examples, 0.2, seed=5, stratify=True)[1].inputs == val.inputs  # seeded
@@ -179,15 +175,15 @@ def test_example_files_split_into_lines_at_line_feeds_only(tmp_path):
 def test_unseen_characters_in_training_get_advice_that_works(run_cli, tmp_path):
     """train has no --unknown; what it advises instead is tried here and works."""
     words = [f"{a}{b}{c}" for a in "abcd" for b in "abcd" for c in "abcd"]
-    train = write(tmp_path / "train.tsv", [(w, w[0]) for w in words])
-    val = write(tmp_path / "val.tsv", [("abz", "a"), ("bcd", "b")])
+    train = write_tsv(tmp_path / "train.tsv", [(w, w[0]) for w in words])
+    val = write_tsv(tmp_path / "val.tsv", [("abz", "a"), ("bcd", "b")])
     code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")
     assert code == 2 and f"remove those lines from {val}, or add training examples that have them to {train}" in err
     assert "--unknown" not in err
-    write(val, [("bcd", "b"), ("cab", "c")])  # the advice followed
+    write_tsv(val, [("bcd", "b"), ("cab", "c")])  # the advice followed
     code, _, err = run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")
     assert code == 0, err
-    held_out = write(tmp_path / "one.tsv", [(w, w[0]) for w in words] + [("dz", "d")])
+    held_out = write_tsv(tmp_path / "one.tsv", [(w, w[0]) for w in words] + [("dz", "d")])
     examples = read_examples(held_out, "classify")
     seed = next(s for s in range(100) if "dz" in split(examples, 0.5, s, stratify=True)[1].inputs)
     flags = ["--task", "classify", *SMALL, "--max-steps", "2", "--val-frac", "0.5", "--seed", str(seed)]
@@ -249,10 +245,10 @@ def test_bad_examples_get_one_sentence_and_leave_nothing(run_cli, tmp_path, line
 def test_eval_names_what_the_model_never_saw(run_cli, first_letter, tmp_path):
     train, val = first_letter
     assert run_cli("train", train, "--task", "classify", "--val-file", val, *SMALL, "--max-steps", "2")[0] == 0
-    odd = write(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xabc", "zed"), ("xaq", "zed")])
+    odd = write_tsv(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xabc", "zed"), ("xaq", "zed")])
     code, _, err = run_cli("eval", odd)
     assert code == 2 and "has 1 label the model never saw in training, 2 times in all: 'zed' (2)" in err
-    odd = write(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xzzq", "ex")])
+    odd = write_tsv(tmp_path / "odd.tsv", [("xabc", "ex"), ("yabz", "why"), ("xzzq", "ex")])
     code, _, err = run_cli("eval", odd)
     assert code == 2 and "2 input characters the model never saw" in err and "'z' (3)" in err
     code, out, err = run_cli("eval", odd, "--unknown", "skip", "--json")
@@ -342,7 +338,7 @@ def test_only_models_of_one_file_and_kind_vote_together(run_cli, first_letter, s
         == 0
     )
     examples = read_examples(train, "classify")
-    other = write(
+    other = write_tsv(
         tmp_path / "other.tsv", [(x, y.upper()) for x, y in zip(examples.inputs, examples.targets, strict=True)]
     )
     assert run_cli("train", other, "--task", "classify", *SMALL, "--max-steps", "2", "--run-dir", "runs/b")[0] == 0
@@ -351,7 +347,7 @@ def test_only_models_of_one_file_and_kind_vote_together(run_cli, first_letter, s
     assert run_cli("train", small_corpus, *SMALL, "--seq-len", "16", "--max-steps", "2", "--run-dir", "runs/lm")[0] == 0
     code, _, err = run_cli("eval", small_corpus, "--run-dir", "runs/lm", "--run-dir", "runs/lm")
     assert code == 2 and "only classifiers and taggers vote together" in err and "Traceback" not in err, err
-    upper = write(tmp_path / "upper.tsv", [(x, x.upper()) for x in ("abc", "bad", "cab", "dab") * 10])
+    upper = write_tsv(tmp_path / "upper.tsv", [(x, x.upper()) for x in ("abc", "bad", "cab", "dab") * 10])
     assert run_cli("train", upper, "--task", "tag", *SMALL, "--max-steps", "2", "--run-dir", "runs/t")[0] == 0
     code, out, err = run_cli("tag", "abc", "--run-dir", "runs/t", "--run-dir", "runs/t")
     assert code == 0 and out == run_cli("tag", "abc", "--run-dir", "runs/t")[1], err

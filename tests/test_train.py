@@ -4,18 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_trainer
 
-from charrnn.data.text import load_corpus
 from charrnn.nn.language_model import eval_layout, evaluate
-from charrnn.training.config import Config
-from charrnn.training.run import RunFolder
-from charrnn.training.trainer import Trainer
-
-
-def make_trainer(small_corpus, tmp_path, **overrides):
-    settings = dict(corpus=[str(small_corpus)], layers=1, hidden=8, batch_size=4, seq_len=8, run_dir=str(tmp_path))
-    cfg = Config(**{**settings, **overrides})
-    return Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
 
 
 def test_streams_restart_from_zero_staggered(small_corpus, tmp_path):
