@@ -315,3 +315,23 @@ def test_config_to_yaml_round_trips_and_is_a_config_file(run_cli, small_corpus, 
     trained = checkpoint.load_model(tmp_path / "from-yaml" / "last.npz")[2]
     assert trained == cfg
     assert Config.from_yaml(tmp_path / "from-yaml" / "config.yaml") == cfg
+
+
+def test_serve_without_its_extra_says_what_to_install(run_cli, small_corpus, monkeypatch):
+    """errors.md: `charrnn serve needs FastAPI, uvicorn and prometheus-client; install them with: ...`."""
+    assert run_cli("train", small_corpus, *TINY, "--max-steps", "2", "--run-dir", "r")[0] == 0
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # the import fails, as without the extra
+    code, _, err = run_cli("serve", "--run-dir", "r")
+    assert code == 2 and "install them with: pip install 'charrnn[serve]'" in err and "Traceback" not in err
+
+
+def test_load_with_no_path_takes_the_most_recent_run_and_says_which(run_cli, small_corpus):
+    """python.md: `charrnn.load()` with no path loads the most recent run; `model.path` says which. A language
+    model has no `classify`."""
+    for name in ("older", "newer"):
+        assert run_cli("train", small_corpus, *TINY, "--max-steps", "2", "--run-dir", f"runs/{name}")[0] == 0
+        time.sleep(0.05)  # distinct modification times
+    model = charrnn.load()
+    assert model.path.parent.name == "newer"
+    with pytest.raises(AttributeError):
+        model.classify("abc")

@@ -282,6 +282,7 @@ def test_sigterm_lets_a_request_in_flight_finish_then_stops(runs):
     worker.join(timeout=30)
     status, body = result["answer"]
     assert status == 200 and len(body["text"]) == 5000
+    assert running.log().rstrip().endswith("charrnn: stopped")
 
 
 def test_nothing_to_serve_and_a_taken_port_are_one_sentence(runs):
