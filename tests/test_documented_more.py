@@ -6,11 +6,13 @@ quotes the page (or --help) whose promise it holds."""
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import POND, write_tsv
+from conftest import POND, REPO, write_tsv
 
 import charrnn
 from charrnn.data.examples import read_examples
@@ -368,3 +370,10 @@ def test_a_save_that_fails_for_lack_of_space_says_how_to_continue(run_cli, small
     code, _, err = run_cli(*advice, "--max-steps", "4")  # the advice, followed, goes on
     assert code == 0, err
     assert checkpoint.load(tmp_path / "run" / "last.npz")[0]["step"] == 4
+
+
+def test_make_pond_rewrites_the_shipped_corpus_byte_for_byte(tmp_path):
+    """internals.md (Data): `python data/make_pond.py` regenerates data/pond.txt byte for byte."""
+    made = tmp_path / "pond.txt"
+    subprocess.run([sys.executable, str(REPO / "data" / "make_pond.py"), "--out", str(made)], check=True, timeout=120)
+    assert made.read_bytes() == POND.read_bytes()

@@ -159,6 +159,8 @@ def test_a_bad_request_raises_the_sdks_typed_error_with_our_sentence(client):
         client.completions.create(model="pond", prompt=["The", "Жe"])
     with pytest.raises(openai.BadRequestError, match="`x` is not a key of /v1/completions's `stream_options`"):
         client.completions.create(model="pond", prompt="x", stream=True, stream_options={"include_usage": True, "x": 1})
+    with pytest.raises(openai.BadRequestError, match="`echo` with `logprobs` scores every prompt character for each"):
+        client.completions.create(model="pond", prompt="a" * 7000, n=3, max_tokens=0, echo=True, logprobs=1)
     with pytest.raises(openai.NotFoundError, match='no model is served as "gpt-4"'):
         client.completions.create(model="gpt-4", prompt="x")
     with pytest.raises(openai.BadRequestError, match="complete text character by character and do not chat"):
