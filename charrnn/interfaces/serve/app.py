@@ -2,9 +2,10 @@
 
 Sampling (native and OpenAI's completions) goes through each language model's `Batcher`: every sample in flight
 is a row of one batch, advanced a character at a time together. Scoring, classifying, tagging and translating
-run in worker threads, one at a time per model (a network's buffers are its own; the batcher takes the same lock
-between its steps). A request holds one of `workers` places while it computes, `queue` more may wait, and one
-beyond that is answered 503 with Retry-After at once.
+run in worker threads, one call at a time per model (a network's buffers are its own; the batcher takes the same
+lock between its steps); classify, tag and translate requests that wait together with the same options are one
+call. A request holds one of `workers` places while it computes, `queue` more may wait, and one beyond that is
+answered 503 with Retry-After at once.
 """
 
 import asyncio
