@@ -91,7 +91,7 @@ def test_a_sample_is_what_charrnn_sample_prints(server, runs):
 
 
 def test_a_streamed_sample_arrives_in_pieces_that_make_the_same_text(server):
-    body = {"model": "pond", "prime": "PIP:", "length": 200, "seed": 3, "stream": True}
+    body = {"model": "pond", "prime": "PIP:", "length": 20_000, "seed": 3, "stream": True}  # long: drawn over time
     request = urllib.request.Request(server.url + "/v1/sample", data=json.dumps(body).encode())
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
