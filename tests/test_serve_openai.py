@@ -326,7 +326,7 @@ def call_raw(url: str, headers: dict | None = None) -> tuple[int, Message]:
 def test_metrics_count_requests_batches_and_characters(runs):
     with Server(runs, "--run-dir", "runs/pond", "--quiet") as server:  # its own: no other request's rows in its batch
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
-        arguments = {"model": "pond", "prompt": "", "max_tokens": 300}
+        arguments = {"model": "pond", "prompt": "", "max_tokens": 3000}  # long enough for all eight to overlap
         threads = [threading.Thread(target=client.completions.create, kwargs=arguments) for _ in range(8)]
         for thread in threads:
             thread.start()
@@ -337,7 +337,7 @@ def test_metrics_count_requests_batches_and_characters(runs):
         assert 'charrnn_request_seconds_bucket{le="0.005",route="/v1/completions"}' in text
         assert "charrnn_requests_in_flight 1.0" in text and "charrnn_requests_queued 0.0" in text  # /metrics itself
         rows, steps = (metric(server.url, f'charrnn_batch_rows_{part}{{model="pond"}}') for part in ("sum", "count"))
-        assert rows == 8 * 300 and rows / steps > 2  # concurrent completions were drawn as one batch
+        assert rows == 8 * 3000 and rows / steps > 2  # concurrent completions were drawn as one batch
         assert metric(server.url, 'charrnn_characters_generated_total{model="pond"}') == rows
 
 
