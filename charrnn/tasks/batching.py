@@ -237,11 +237,11 @@ class Batcher:
             if row.cancelled:
                 row.finish_reason = "cancelled"
                 ended[r] = True
+        if self.on_step is not None:  # before any row's answer goes out: what a client sees, the metrics count
+            self.on_step(len(rows))
         if ended.any():
             self._leave(ended)
             ids = ids[~ended]
-        if self.on_step is not None:
-            self.on_step(len(rows))
         if self.rows:
             with self.lock:
                 self.logits = self.network.step(ids.astype(self.vocab.dtype), self.state).copy()
