@@ -8,15 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import stand_in
+from conftest import make_trainer, stand_in
 
 from charrnn.data import datasets
-from charrnn.data.text import load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.nn.seq2seq import max_output_length
 from charrnn.training import checkpoint
-from charrnn.training.config import Config
-from charrnn.training.run import RunFolder
 from charrnn.training.trainer import Trainer
 
 # -- --clip and --clip-value ----------------------------------------------------------------------------------------
@@ -24,11 +21,10 @@ from charrnn.training.trainer import Trainer
 
 def sgd_step(small_corpus, tmp_path, clip: float, clip_value: float) -> tuple[Trainer, np.ndarray]:
     """One plain-SGD update (no momentum, constant rate) of a tiny model; returns the trainer and the update."""
-    cfg = Config(
-        corpus=[str(small_corpus)],
-        layers=1,
+    trainer = make_trainer(
+        small_corpus,
+        tmp_path / f"run-{clip}-{clip_value}",
         hidden=16,
-        batch_size=4,
         seq_len=16,
         dtype="float64",
         optimizer="sgd",
@@ -37,9 +33,7 @@ def sgd_step(small_corpus, tmp_path, clip: float, clip_value: float) -> tuple[Tr
         lr_schedule="constant",
         clip=clip,
         clip_value=clip_value,
-        run_dir=str(tmp_path / f"run-{clip}-{clip_value}"),
     )
-    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
     before = trainer.network.flat_params.copy()
     assert trainer.train_step() is not None
     return trainer, before - trainer.network.flat_params  # = lr * the gradient applied
@@ -74,19 +68,8 @@ def test_clip_value_bounds_each_element_of_the_gradient_each_update_applies(smal
 def test_a_save_that_fails_half_way_through_keeps_the_old_checkpoint(small_corpus, tmp_path, monkeypatch):
     """Saves are atomic: a write that fails after some bytes reached the disk leaves the previous checkpoint whole
     (it loads, with its weights), says so in one sentence, and leaves no temporary file."""
-    cfg = Config(
-        corpus=[str(small_corpus)],
-        layers=1,
-        hidden=16,
-        batch_size=4,
-        seq_len=16,
-        max_steps=3,
-        lr_schedule="constant",
-        eval_every=0,
-        save_every=0,
-        run_dir=str(tmp_path / "run"),
-    )
-    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
+    settings = dict(hidden=16, seq_len=16, max_steps=3, lr_schedule="constant", eval_every=0, save_every=0)
+    trainer = make_trainer(small_corpus, tmp_path / "run", **settings)
     trainer.run()
     path = tmp_path / "run" / checkpoint.LAST
     old_bytes, old_params = path.read_bytes(), trainer.network.flat_params.copy()

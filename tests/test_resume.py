@@ -252,18 +252,7 @@ def test_max_time_flag_takes_a_duration(run_cli, small_corpus):
 def test_ema_averages_the_trained_weights_and_is_what_a_checkpoint_holds(small_corpus, tmp_path):
     """--ema beta: after update t, ema += (1 - b_t)(theta_t - ema) with b_t = min(beta, (1 + t) / (10 + t));
     validation and param/ use the average, trained/ holds the weights training continues from."""
-    cfg = Config(
-        corpus=[str(small_corpus)],
-        layers=1,
-        hidden=16,
-        batch_size=4,
-        seq_len=16,
-        max_steps=30,
-        eval_every=0,
-        ema=0.8,
-        run_dir=str(tmp_path / "ema"),
-    )
-    trainer = Trainer(cfg, load_corpus(cfg.corpus, val_frac=cfg.val_frac), RunFolder.of(cfg))
+    trainer = make_trainer(small_corpus, tmp_path / "ema", hidden=16, seq_len=16, max_steps=30, eval_every=0, ema=0.8)
     expected = trainer.network.flat_params.copy()
     for t in range(1, 31):
         trainer.train_step()
