@@ -86,6 +86,7 @@ class Layer(Scratch):
         self.dtype = np.dtype(dtype)
         self.p: dict[str, np.ndarray] = {}
         self.g: dict[str, np.ndarray] = {}
+        self.feature_major_weights: dict[str, np.ndarray] = {}  # see feature_major()
         # sigmoid(x) = 0.5 tanh(x/2) + 0.5: the leading `sigmoid_gates` gate blocks get their pre-activations
         # halved (`scale`, folded into the weights once per chunk), so a step takes one tanh of the whole
         # block and then `* scale + shift` turns the sigmoid columns' tanh into the sigmoid.
@@ -170,7 +171,7 @@ class Layer(Scratch):
         """The prepared weight `name` ("w_in", "w_rec") to multiply x by: its feature-major copy for a
         feature-major x, if `feature_major()` made one."""
         if x.ndim == 2 and not x.flags.c_contiguous:
-            return self.__dict__.get("feature_major_weights", {}).get(name, getattr(self, name))
+            return self.feature_major_weights.get(name, getattr(self, name))
         return getattr(self, name)
 
     def scaled(self, W: np.ndarray, name: str) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from charrnn.data.text import Vocab
 from charrnn.nn.language_model import LanguageModelNetwork
-from charrnn.tasks.sampling import Settings, draw, read_prime
+from charrnn.tasks.sampling import GumbelNoise, Settings, draw, read_prime
 
 PIECE = 8  # a streamed sample is sent in pieces of this many characters (or up to a line break)
 
@@ -54,9 +54,7 @@ class Sample:
     stopped_by: str = ""  # the stop string it wrote
     cancelled: bool = False  # set by the caller: the row leaves at the next step
     sent: int = 0  # characters handed to on_piece so far
-    noise: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    noise_row: int = 0
-    rng: np.random.Generator | None = None
+    noise: GumbelNoise | None = None  # a seeded stream's own; the others' comes from the batcher's generator
 
     @property
     def text(self) -> str:
@@ -66,15 +64,6 @@ class Sample:
     def drawn(self) -> int:
         """Characters drawn, a stop string left out of the text included."""
         return len(self.chars) + (0 if self.keep_stop else len(self.stopped_by))
-
-    def next_noise(self, vocab_size: int, block: int) -> np.ndarray:
-        """The Gumbel noise of this stream's next draw, from its own generator a block of steps at a time (the
-        same numbers, in the same order, as `sampling.Sampler` gives one stream)."""
-        if self.noise_row == len(self.noise):
-            self.noise = self.rng.gumbel(size=(block, vocab_size))
-            self.noise_row = 0
-        self.noise_row += 1
-        return self.noise[self.noise_row - 1]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -124,8 +113,8 @@ class Batcher:
         )
         self.watched = [r for r, row in enumerate(rows) if row.stop or row.on_piece is not None]
         self.scored = [r for r, row in enumerate(rows) if row.logprobs is not None]
-        self.own_noise = [r for r, row in enumerate(rows) if row.rng is not None and row.temperature > 0]
-        self.shared_noise = np.array([row.rng is None for row in rows], bool)  # drawn at once, from self.rng
+        self.own_noise = [r for r, row in enumerate(rows) if row.noise is not None and row.temperature > 0]
+        self.shared_noise = np.array([row.noise is None for row in rows], bool)  # drawn at once, from self.rng
 
     def submit(self, samples: list[Sample]) -> None:
         """Add samples that share a prime (the choices of one request): they join the batch at its next step."""
@@ -198,7 +187,8 @@ class Batcher:
             if sample.length == 0:
                 self._finish(sample, "length")
                 continue
-            sample.rng = None if sample.seed is None else np.random.default_rng(sample.seed)
+            if sample.seed is not None:
+                sample.noise = GumbelNoise(np.random.default_rng(sample.seed), self.block)
             self.rows.append(sample)
             self.state = [
                 [
@@ -253,7 +243,7 @@ class Batcher:
         if shared.any():
             noise[shared] = self.rng.gumbel(size=(int(shared.sum()), V))
         for r in self.own_noise:
-            noise[r] = self.rows[r].next_noise(V, self.block)
+            noise[r] = self.rows[r].noise.next(V)
         return noise
 
     def _leave(self, ended: np.ndarray) -> None:

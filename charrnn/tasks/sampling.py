@@ -82,9 +82,26 @@ def check_sampling(temperature: object, top_k: object, top_p: object) -> None:
         raise CharRNNError(f"--top-p must be in (0, 1] (got {top_p}).")
 
 
+class GumbelNoise:
+    """Standard Gumbel noise from one generator, drawn a block of steps at a time (a few calls instead of one a
+    step). The numbers come in the generator's order whatever the block, so a seeded stream draws the same noise
+    alone in `Sampler` as a row of the server's batch (`batching.Sample`)."""
+
+    def __init__(self, rng: np.random.Generator, block: int) -> None:
+        self.rng, self.block = rng, block
+        self.noise, self.row = np.empty((0, 0)), 0
+
+    def next(self, *shape: int) -> np.ndarray:
+        """The noise of one step, of `shape`; a new shape starts a new block."""
+        if self.row == len(self.noise) or self.noise.shape[1:] != shape:
+            self.noise, self.row = self.rng.gumbel(size=(self.block, *shape)), 0
+        self.row += 1
+        return self.noise[self.row - 1]
+
+
 class Sampler:
     """Draws one id per row of logits (B, V) with `draw`, every row with the same temperature, top-k and top-p,
-    the noise of all rows from one `rng`, a block of steps at a time."""
+    the noise of all rows from one `rng`."""
 
     def __init__(
         self,
@@ -97,21 +114,16 @@ class Sampler:
     ) -> None:
         check_sampling(temperature, top_k, top_p)
         self.vocab_size, self.temperature, self.top_k, self.top_p = vocab_size, temperature, top_k, top_p
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self.block = block
-        self.noise = np.empty((0, 0, vocab_size))
-        self.row = 0
+        self.noise = GumbelNoise(rng if rng is not None else np.random.default_rng(), block)
+        self.settings = Settings.same(0, temperature, top_k, top_p)
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         B = len(logits)
         if self.temperature == 0:
             return np.argmax(logits, axis=1)
-        if self.row == len(self.noise) or self.noise.shape[1] != B:
-            self.noise = self.rng.gumbel(size=(self.block, B, self.vocab_size))
+        if len(self.settings.temperature) != B:
             self.settings = Settings.same(B, self.temperature, self.top_k, self.top_p)
-            self.row = 0
-        self.row += 1
-        return draw(logits, self.settings, self.noise[self.row - 1])
+        return draw(logits, self.settings, self.noise.next(B, self.vocab_size))
 
 
 def check_prime(vocab: Vocab, prime: str, unknown: str = "error", what: str = "the prime") -> str:
