@@ -175,7 +175,6 @@ class Server:
             raise RequestError(500, "the server failed while sampling; it is still up.")
 
     def native_sample(self, model: Model, body: schemas.SampleRequest) -> Sample:
-        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
         return Sample(
             prime=self.prime(model, body.prime, body.unknown),
             length=self.length(body.length, "length"),
@@ -183,7 +182,7 @@ class Server:
             top_k=body.top_k,
             top_p=body.top_p,
             seed=body.seed,
-            stop=tuple(s for s in stop if s),
+            stop=schemas.stop_strings(body.stop),
         )
 
     async def sample(self, request: Any, body: schemas.SampleRequest) -> Any:
@@ -374,10 +373,7 @@ class Server:
 
         @app.get("/v1/models/{name}")
         async def one_model(name: str) -> dict:
-            if name not in self.models:
-                message = f'no model is served as "{name}"; the models are {", ".join(self.models)}.'
-                raise RequestError(404, message, "model", "model_not_found")
-            return describe(name, self.models[name])
+            return describe(*self.model(name, "info", "describing"))  # an unknown name: the same 404 as elsewhere
 
         @app.post("/v1/sample")
         async def sample(body: schemas.SampleRequest, request: Request) -> Any:

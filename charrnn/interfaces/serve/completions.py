@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from charrnn.interfaces.serve.events import event_stream, merged, sse
 from charrnn.interfaces.serve.operations import error_body
-from charrnn.interfaces.serve.schemas import CompletionRequest
+from charrnn.interfaces.serve.schemas import CompletionRequest, stop_strings
 from charrnn.tasks.batching import Sample
 from charrnn.tasks.model import Model
 
@@ -83,7 +83,7 @@ class Completions:
             message = f"`echo` with `logprobs` scores every prompt character for each choice: {scored} here, more than"
             raise RequestError(400, f"{message} {self.server.limits.max_chars}; ask for fewer `n` or shorter prompts.")
         length = self.server.length(16 if body.max_tokens is None else body.max_tokens, "max_tokens")
-        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+        stop = stop_strings(body.stop)
         groups = []
         for p, prompt in enumerate(prompts):
             key = "prompt" if isinstance(body.prompt, str | None) else f"prompt[{p}]"
@@ -97,7 +97,7 @@ class Completions:
                     top_k=max(body.top_k or 0, 0),
                     top_p=1.0 if body.top_p is None else body.top_p,
                     seed=None if body.seed is None else body.seed + index,
-                    stop=tuple(s for s in stop if s),
+                    stop=stop,
                     keep_stop=False,
                     logprobs=body.logprobs,
                     prime_logprobs=body.logprobs is not None and bool(body.echo),

@@ -92,6 +92,11 @@ class CompletionRequest(Strict):
     suffix: str | None = None
 
 
+def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
+    """The stop strings of a request, as one string or a list of them (empty ones mean none)."""
+    return tuple(s for s in ([stop] if isinstance(stop, str) else stop or ()) if s)
+
+
 # Keys of one dialect sent to the other, or to OpenAI's routes that charrnn has no use for: said by name.
 SYNONYMS = {
     "/v1/sample": {"prompt": "prime", "max_tokens": "length", "n": None, "echo": None, "logprobs": None},
