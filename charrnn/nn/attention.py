@@ -18,10 +18,15 @@ Params = dict[str, np.ndarray]
 
 
 class Attention:
-    """A score function: its parameters (named att.*), the keys it computes once per source, the scores, and the
-    gradient of the scores into the queries (returned), the memory (`d_outputs`), the keys and its parameters."""
+    """A score function: its parameters (named att.*), the keys it computes once per source, the scores of the
+    projected queries, and the gradient of the scores into the projected queries (returned), the memory
+    (`d_outputs`), the keys and its parameters.
+
+    A query is projected by `query_weight` (if the score has one) before it is scored; `Seq2SeqNetwork.attend`
+    does that product, in one GEMM with the query's share of the attentional layer."""
 
     projects_keys = False  # whether `keys` computes something once per source (else it is the memory itself)
+    query_weight: str | None = None  # the (H, Q) parameter that projects a query, if any (else Q = H, unprojected)
 
     def __init__(self, hidden: int, memory: int) -> None:
         self.hidden, self.memory = hidden, memory
@@ -36,7 +41,8 @@ class Attention:
         """What the scores read of the memory, computed once per batch of sources (None: the memory itself)."""
         return None
 
-    def scores(self, queries: np.ndarray, memory: np.ndarray, keys: np.ndarray | None, p: Params, cache: dict):
+    def scores(self, q: np.ndarray, memory: np.ndarray, keys: np.ndarray | None, p: Params, cache: dict):
+        """Scores (B, Tq, Ts) of the projected queries q (B, Tq, Q)."""
         raise NotImplementedError
 
     def backward(
@@ -49,40 +55,34 @@ class Attention:
         d_outputs: np.ndarray,
         d_keys: np.ndarray | None,
     ) -> np.ndarray:
+        """dL/dq from dL/dscores; adds into d_outputs, d_keys and the gradients of its other parameters."""
         raise NotImplementedError
 
 
 class Dot(Attention):
-    def scores(self, queries, memory, keys, p, cache):
-        return queries @ memory.transpose(0, 2, 1)
+    def scores(self, q, memory, keys, p, cache):
+        return q @ memory.transpose(0, 2, 1)
 
     def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
-        d_queries = d_scores @ memory
-        d_outputs += batched_outer(d_scores.transpose(0, 2, 1), cache["queries"])
-        return d_queries
+        d_outputs += batched_outer(d_scores.transpose(0, 2, 1), cache["q"])
+        return d_scores @ memory
 
 
-class General(Attention):
+class General(Dot):
+    """The dot product of the projected query q = s_t W_a with the memory."""
+
+    query_weight = "att.W_a"
+
     def shapes(self):
         return {"att.W_a": (self.hidden, self.memory)}
 
     def init(self, rng, p):
         linear_init(rng, p["att.W_a"])
 
-    def scores(self, queries, memory, keys, p, cache):
-        cache["q"] = queries @ p["att.W_a"]
-        return cache["q"] @ memory.transpose(0, 2, 1)
-
-    def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
-        queries = cache["queries"]
-        d_q = d_scores @ memory
-        d_outputs += batched_outer(d_scores.transpose(0, 2, 1), cache["q"])
-        g["att.W_a"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, self.memory)
-        return d_q @ p["att.W_a"].T
-
 
 class Additive(Attention):
     projects_keys = True
+    query_weight = "att.W_q"
 
     def shapes(self):
         H = self.hidden
@@ -96,19 +96,17 @@ class Additive(Attention):
     def keys(self, outputs, p):
         return outputs @ p["att.W_k"] + p["att.b"]
 
-    def scores(self, queries, memory, keys, p, cache):
-        energy = np.tanh((queries @ p["att.W_q"])[:, :, None, :] + keys[:, None, :, :])  # (B, Tq, Ts, A)
+    def scores(self, q, memory, keys, p, cache):
+        energy = np.tanh(q[:, :, None, :] + keys[:, None, :, :])  # (B, Tq, Ts, A)
         cache["energy"] = energy
         return energy @ p["att.v"]
 
     def backward(self, d_scores, cache, memory, p, g, d_outputs, d_keys):
-        queries, energy = cache["queries"], cache["energy"]
+        energy = cache["energy"]
         g["att.v"] += np.einsum("bqs,bqsa->a", d_scores, energy)
         d_energy = d_scores[..., None] * p["att.v"] * (1.0 - energy**2)
-        d_q = d_energy.sum(axis=2)
         d_keys += d_energy.sum(axis=1)
-        g["att.W_q"] += queries.reshape(-1, queries.shape[-1]).T @ d_q.reshape(-1, d_q.shape[-1])
-        return d_q @ p["att.W_q"].T
+        return d_energy.sum(axis=2)
 
 
 SCORES = {"dot": Dot, "general": General, "additive": Additive}  # and "none": no attention at all
