@@ -40,6 +40,27 @@ def test_gradients_match_central_differences(cell, layers, dropout, embed):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_batch_computes_what_its_rows_compute_alone_whichever_way_its_products_run(cell):
+    """8 rows of 256 units take the feature-major recurrent product (Layer.recurrent_product), one row the
+    batch-major one: the loss and every gradient of the batch are the mean of its rows' own."""
+    V, H, T, B = 5, 256, 3, 8
+    rng = np.random.default_rng(1)
+    model = LanguageModelNetwork(V, RecurrentSpec(cell, H, 2, "float64"), 0)
+    model.flat_params[:] = rng.normal(0.0, 0.1, model.num_params)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    state = [[rng.normal(0.0, 0.5, s.shape) for s in layer] for layer in model.initial_state(B)]
+    batch_loss, _ = model.loss_and_grads(x, y, state)
+    batch_grads = model.flat_grads.copy()
+    losses, grads = [], np.zeros_like(batch_grads)
+    for b in range(B):
+        rows = [[s[b : b + 1] for s in layer] for layer in state]
+        losses.append(model.loss_and_grads(x[:, b : b + 1], y[:, b : b + 1], rows)[0])
+        grads += model.flat_grads / B
+    assert batch_loss == pytest.approx(np.mean(losses), rel=1e-12)
+    np.testing.assert_allclose(batch_grads, grads, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_one_pass_equals_two_halves_with_state_carried(cell):
     model, x, y, state = random_problem(cell, 2, seed=3)
     whole, end_whole = model.loss(x, y, state)
