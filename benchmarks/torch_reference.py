@@ -155,14 +155,15 @@ EOS = "</s>"
 
 
 def epoch_batches(lengths: np.ndarray, batch: int, seed: int, epoch: int, pool: int = 50) -> list[np.ndarray]:
-    """charrnn's batches of an epoch: shuffle, sort each pool of `pool` batches' worth by length, cut, shuffle."""
+    """charrnn's batches of an epoch: shuffle, sort each pool of `pool` batches' worth by length, cut (each batch
+    longest first), shuffle."""
     rng = np.random.default_rng([seed, 2, epoch])
     shuffled = rng.permutation(len(lengths))
     batches = []
     for start in range(0, len(shuffled), batch * pool):
         members = shuffled[start : start + batch * pool]
         members = members[np.argsort(lengths[members], kind="stable")]
-        batches += [members[i : i + batch] for i in range(0, len(members), batch)]
+        batches += [members[i : i + batch][::-1] for i in range(0, len(members), batch)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -283,7 +283,8 @@ class ExampleBatches:
     """Batches of examples of similar length, in an order fixed by the seed and the epoch.
 
     Each epoch shuffles the examples, sorts each pool of `pool` batches' worth by length (so a batch pads little),
-    cuts the pools into batches and shuffles the batches. Which examples step k reads is a function of (seed, k)
+    cuts the pools into batches, each longest first (its layers then compute only the rows still reading), and
+    shuffles the batches. Which examples step k reads is a function of (seed, k)
     alone, so a resumed run reads exactly what an unbroken one would.
     """
 
@@ -308,5 +309,5 @@ class ExampleBatches:
         for start in range(0, len(shuffled), size):
             members = shuffled[start : start + size]
             members = members[np.argsort(self.lengths[members], kind="stable")]
-            batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+            batches += [members[i : i + self.batch_size][::-1] for i in range(0, len(members), self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]

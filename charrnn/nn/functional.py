@@ -22,10 +22,11 @@ def pad(seqs: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.nda
 
 
 def length_batches(seqs: Sequence[Sequence], batch_size: int) -> Iterator[np.ndarray]:
-    """The indices of `seqs` in batches of similar length (sorted, stable), so that a padded batch wastes little."""
+    """The indices of `seqs` in batches of similar length (sorted, stable), so that a padded batch wastes little;
+    each batch longest first, so that an encoder computes only the rows still reading (`Layer.forward`)."""
     order = np.argsort([len(s) for s in seqs], kind="stable")
     for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+        yield order[start : start + batch_size][::-1]
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

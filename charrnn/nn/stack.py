@@ -92,6 +92,14 @@ def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
 
 
+def reading_rows(lengths: np.ndarray, steps: int) -> np.ndarray | None:
+    """How many rows still read at each step, if the batch is sorted longest first (as `length_batches` and
+    `ExampleBatches` give it): those rows are a prefix, and a layer computes only them. None otherwise."""
+    if np.any(lengths[1:] > lengths[:-1]):
+        return None
+    return (lengths[None, :] > np.arange(steps)[:, None]).sum(axis=1)
+
+
 def take_steps(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     """x[index[t, b], b] for (T, B) or (T, B, D) arrays: a reordering of each example's time steps."""
     return x[index, np.arange(x.shape[1])[None, :]]
@@ -113,14 +121,15 @@ class Encoder(Stack):
         self._lengths = lengths
         self._reverse = reverse_index(lengths, T) if self.directions == 2 else None
         self._masks: list[np.ndarray | None] = []
+        active = reading_rows(lengths, T)
         out = x
         for i, pair in enumerate(self.layers):
             zero = pair[0].zero_state(B)
-            forward, _ = pair[0].forward(out, zero)
+            forward, _ = pair[0].forward(out, zero, active)
             if self.directions == 1:
                 out = forward
             else:
-                backward, _ = pair[1].forward(take_steps(out, self._reverse), zero)
+                backward, _ = pair[1].forward(take_steps(out, self._reverse), zero, active)
                 out = np.concatenate([forward, take_steps(backward, self._reverse)], axis=-1)
             mask = None
             if dropout > 0 and i < len(self.layers) - 1:
