@@ -114,6 +114,22 @@ def test_beam_one_is_greedy_and_a_wider_beam_never_scores_worse(feeding):
                 assert sum(w[0].score > g[0].score + 1e-6 for w, g in zip(wide, greedy, strict=True)) > 10
 
 
+@pytest.mark.parametrize("feeding", [False, True])
+def test_a_batch_decodes_as_its_sources_alone_while_its_sources_finish_at_different_steps(feeding):
+    """Sources that are done leave the batch (their outputs end at different steps here): every source's n best are
+    those it gets decoded alone."""
+    net, _, _, _, _ = problem("general", feeding, True, layers=2, seed=7, scale=1.5)
+    rng = np.random.default_rng(2)
+    sources = [rng.integers(0, V_SRC, n) for n in rng.integers(1, 7, 30)]
+    for beam in (1, 3):
+        batch = decode(net, sources, beam=beam, n_best=beam)
+        assert len({len(found[0].tokens) for found in batch}) > 3
+        for source, found in zip(sources, batch, strict=True):
+            [alone] = decode(net, [source], beam=beam, n_best=beam)
+            assert [h.tokens for h in found] == [h.tokens for h in alone]
+            assert [h.log_prob for h in found] == pytest.approx([h.log_prob for h in alone], rel=1e-9)
+
+
 def test_n_best_scores_are_sorted_log_probabilities():
     net, sources, _, _, _ = problem("additive", True, False, layers=1, seed=9, scale=1.5)
     for source, found in zip(sources, decode(net, sources, beam=4, n_best=4, length_penalty=0.0), strict=True):
