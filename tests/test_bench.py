@@ -72,7 +72,9 @@ def test_bench_runs_at_the_thread_count_it_is_given(run_cli):
             "--json",
         )
         assert code == 0, err
-        assert json.loads(out)["train_examples_per_sec"] > 0
+        result = json.loads(out)
+        assert result["train_examples_per_sec"] > 0
+        assert result["blas"].startswith("OpenBLAS ") and result["blas"].endswith(", 2 threads")
         assert bench.set_blas_threads(before) == 2
     finally:
         bench.set_blas_threads(before)

@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -80,7 +81,7 @@ def run_bench(config: Config, data: Any, warmup: int = 5, steps: int = 50) -> di
     if isinstance(net, LanguageModelNetwork):
         flops = train_flops_per_char(config.cell, config.layers, config.hidden, len(data.vocab))
         result["gflops"] = flops * result["train_chars_per_sec"] / 1e9
-    return result | task.time_inference() | {"peak_rss_mb": peak_rss_mb()}
+    return result | task.time_inference() | {"peak_rss_mb": peak_rss_mb(), "blas": blas_in_use()}
 
 
 def _clocked(obj: Any, name: str) -> list[float]:
@@ -151,6 +152,38 @@ TORCH_REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "torch_re
 def set_blas_threads(count: int) -> int:
     """Run BLAS on `count` threads from now on (OpenBLAS, as NumPy's wheels bundle it, or the system's); returns
     the count it had."""
+    openblas = _openblas()
+    if openblas is None:
+        raise CharRNNError(
+            f"--threads needs NumPy on OpenBLAS, and this NumPy's BLAS was not found; set OPENBLAS_NUM_THREADS={count} "
+            "(or OMP_NUM_THREADS) before the command instead."
+        )
+    lib, name = openblas
+    getter, setter = getattr(lib, name("get_num_threads")), getattr(lib, name("set_num_threads"))
+    setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+    before = getter()
+    setter(count)
+    return before
+
+
+def blas_in_use() -> str:
+    """The BLAS NumPy multiplies with, as `charrnn bench` reports it: OpenBLAS's version, the kernels it picked for
+    this CPU (SkylakeX on a Zen 4, Haswell on others: the same code runs at other speeds) and its threads."""
+    openblas = _openblas()
+    if openblas is None:
+        return "not OpenBLAS (NumPy's own build)"
+    lib, name = openblas
+    config, corename, threads = (getattr(lib, name(f)) for f in ("get_config", "get_corename", "get_num_threads"))
+    config.restype = corename.restype = ctypes.c_char_p
+    threads.restype = ctypes.c_int
+    name_and_version = config().decode().split()[:2]  # "OpenBLAS", "0.3.31" (NumPy's build adds ".188.0")
+    version = ".".join(name_and_version[1].split(".")[:3]) if len(name_and_version) == 2 else ""
+    count = threads()
+    return f"OpenBLAS {version} {corename().decode()}, {count} thread{'s' if count > 1 else ''}"
+
+
+def _openblas() -> tuple[ctypes.CDLL, Callable[[str], str]] | None:
+    """The OpenBLAS NumPy loaded, and how its functions are named (`scipy_openblas_..64_` in NumPy's wheels)."""
     for path in _openblas_paths():
         try:
             lib = ctypes.CDLL(path)
@@ -158,17 +191,9 @@ def set_blas_threads(count: int) -> int:
             continue
         for prefix in ("scipy_openblas", "openblas"):
             for suffix in ("64_", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
-                    before = getter()
-                    setter(count)
-                    return before
-    raise CharRNNError(
-        f"--threads needs NumPy on OpenBLAS, and this NumPy's BLAS was not found; set OPENBLAS_NUM_THREADS={count} "
-        "(or OMP_NUM_THREADS) before the command instead."
-    )
+                if hasattr(lib, f"{prefix}_set_num_threads{suffix}"):
+                    return lib, lambda function, prefix=prefix, suffix=suffix: f"{prefix}_{function}{suffix}"
+    return None
 
 
 def _openblas_paths() -> list[str]:

@@ -264,6 +264,7 @@ def bench(
     if "read_examples_per_sec" in result:
         table.add_row("reading examples/s (inference)", f"{result['read_examples_per_sec']:,.0f}")
     table.add_row("peak resident memory", f"{result['peak_rss_mb']:,.0f} MB")
+    table.add_row("BLAS", result["blas"])
     table.add_row("parameters", f"{result['params']:,}")
     print_table(table)
     if torch:
