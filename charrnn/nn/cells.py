@@ -226,6 +226,16 @@ class Layer(Scratch):
             pass
         return self.outputs[0], [s[-1].copy() for s in self.outputs]
 
+    @staticmethod
+    def reading(t: int, active: np.ndarray | None, rows: int, *buffers: np.ndarray) -> int:
+        """How many of `rows` step t computes (`active`, see `forward`); the other rows of each (T, B, ...) buffer are
+        zeroed at step t, so that nothing after an example's end depends on what the buffer held before."""
+        k = rows if active is None else int(active[t])
+        if k < rows:
+            for buffer in buffers:
+                buffer[t, k:] = 0.0
+        return k
+
     def backward(
         self, dH: np.ndarray, d_cell: np.ndarray | None = None, initial_grad: bool = False
     ) -> np.ndarray | None:
@@ -299,9 +309,7 @@ class RNN(Layer):
         h = h0
         for t in range(T):
             yield t
-            k = B if active is None else active[t]
-            if k < B:
-                H[t, k:] = 0.0
+            k = self.reading(t, active, B, H)
             h = self.step(H[t, :k], h[:k], H[t, :k])
 
     def step(self, a: np.ndarray, h: np.ndarray, h_out: np.ndarray) -> np.ndarray:
@@ -378,10 +386,7 @@ class LSTM(Layer):
         h, c = h0, c0
         for t in range(T):
             yield t
-            k = B if active is None else active[t]
-            if k < B:
-                for ended in (A, C, tanh_C, H):
-                    ended[t, k:] = 0.0
+            k = self.reading(t, active, B, A, C, tanh_C, H)
             h, c = self.step(A[t, :k], h[:k], c[:k], H[t, :k], C[t, :k], tanh_C[t, :k])
 
     def step(
@@ -482,10 +487,7 @@ class GRU(Layer):
         h = h0
         for t in range(T):
             yield t
-            k = B if active is None else active[t]
-            if k < B:
-                for ended in (A, Gh, H):
-                    ended[t, k:] = 0.0
+            k = self.reading(t, active, B, A, Gh, H)
             h = self.step(A[t, :k], h[:k], H[t, :k], Gh[t, :k])
 
     def step(self, a: np.ndarray, h: np.ndarray, h_out: np.ndarray, gh: np.ndarray) -> np.ndarray:
