@@ -185,17 +185,14 @@ class Seq2SeqNetwork(Network):
         d_outputs += batched_outer(alpha.transpose(0, 2, 1), d_context)
         d_scores = alpha * (d_alpha - (d_alpha * alpha).sum(axis=-1, keepdims=True))
         d_q = self.scorer.backward(d_scores, cache, memory, p, g, d_outputs, d_keys)
-        weight = self.scorer.query_weight
+        weight, Q = self.scorer.query_weight, self._query_weights.shape[1] - self.hidden_size
         d_projected = np.concatenate([d_q, d_pre], axis=-1) if weight else d_pre
         g_projected = queries.reshape(-1, queries.shape[-1]).T @ d_projected.reshape(-1, d_projected.shape[-1])
         if weight:
-            Q = d_q.shape[-1]
             g[weight] += g_projected[:, :Q]
-            g["att.W_c"][D:] += g_projected[:, Q:]
-        else:
-            g["att.W_c"][D:] += g_projected
+        g["att.W_c"][D:] += g_projected[:, Q:]
         d_queries = d_projected @ self._query_weights.T
-        return d_queries if weight else d_queries + d_q
+        return d_queries if weight else d_queries + d_q  # without a query weight, q is the query itself
 
     # -- training ----------------------------------------------------------------------------------------------
 
