@@ -32,6 +32,9 @@ def error_body(path: str, status: int, message: str, param: str | None = None, c
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # the buckets of the batch histograms: rows, or inputs, a call
+
+
 class Metrics:
     """The server's Prometheus metrics, in a registry of its own (GET /metrics)."""
 
@@ -55,14 +58,14 @@ class Metrics:
             "charrnn_batch_rows",
             "Streams advanced together by each batched sampling step, by model.",
             ["model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            buckets=BATCH_SIZES,
             registry=registry,
         )
         self.inputs = Histogram(
             "charrnn_batch_inputs",
             "Inputs computed by each call of classify, tag or translate (requests that wait together), by model.",
             ["model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            buckets=BATCH_SIZES,
             registry=registry,
         )
         self.characters = Counter(
