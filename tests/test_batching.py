@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from charrnn.data.text import Vocab
+from charrnn.nn.functional import log_softmax
 from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.nn.stack import RecurrentSpec
-from charrnn.tasks.batching import Batcher, Sample, log_softmax
+from charrnn.tasks.batching import Batcher, Sample
 from charrnn.tasks.sampling import read_prime, sample_ids
 
 VOCAB = Vocab(sorted(set("abcdefghijklmnopqrstuvwxyz .,;:!?\n'-ABCD")))
@@ -129,7 +130,8 @@ def test_log_probabilities_are_the_models_own_and_rank_the_alternatives(network,
     wait([sample])
     network.prepare()
     logits, _ = read_prime(network, VOCAB, "abc" + sample.text[:-1], 1)
-    expected = log_softmax(logits)  # the next character after each prefix, at temperature 1, nothing cut
+    # the next character after each prefix, at temperature 1, nothing cut
+    expected = log_softmax(logits.astype(np.float64))
     ids = VOCAB.encode("abc" + sample.text)
     np.testing.assert_allclose(sample.prime_token_logprobs, expected[np.arange(2), ids[1:3]], atol=1e-6)
     np.testing.assert_allclose(sample.token_logprobs, expected[np.arange(2, 22), ids[3:]], atol=1e-6)

@@ -20,6 +20,7 @@ from queue import Empty, SimpleQueue
 import numpy as np
 
 from charrnn.data.text import Vocab
+from charrnn.nn.functional import log_softmax
 from charrnn.nn.language_model import LanguageModelNetwork
 from charrnn.tasks.sampling import GumbelNoise, Settings, draw, read_prime
 
@@ -64,14 +65,6 @@ class Sample:
     def drawn(self) -> int:
         """Characters drawn, a stop string left out of the text included."""
         return len(self.chars) + (0 if self.keep_stop else len(self.stopped_by))
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log softmax(logits) of each row, in float64."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return z
 
 
 class Batcher:
@@ -178,7 +171,7 @@ class Batcher:
             logits, state = logits.copy(), [[array.copy() for array in layer] for layer in state]
         if first.prime and any(sample.prime_logprobs for sample in group):
             chosen = self.vocab.encode(first.prime)[1:]
-            scores = log_softmax(logits[:-1])
+            scores = log_softmax(logits[:-1].astype(np.float64))
             known = scores[np.arange(len(chosen)), chosen].tolist()
             top = [self._top(row, max(sample.logprobs or 0 for sample in group)) for row in scores]
             for sample in group:  # the same lists for all: they are read, never changed
@@ -257,7 +250,7 @@ class Batcher:
         self._changed()
 
     def _record_logprobs(self, scored: list[int], ids: np.ndarray) -> None:
-        scores = log_softmax(self.logits[scored])
+        scores = log_softmax(self.logits[scored].astype(np.float64))
         for k, r in enumerate(scored):
             row = self.rows[r]
             row.token_logprobs.append(float(scores[k, ids[r]]))
